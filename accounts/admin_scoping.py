@@ -1,0 +1,77 @@
+"""The ModelAdmin base every org-owned model uses.
+
+An org admin sees, opens, saves and picks (in foreign-key choices) only objects of the
+organizations they administer; superusers see everything.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.db import models
+from django.http import HttpRequest
+
+from accounts.models import Organization
+from accounts.scoping import administered_organizations, is_organization_owned, scope_to
+
+
+class OrganizationScopedAdmin(admin.ModelAdmin):
+    def _organizations(self, request: HttpRequest):
+        cache_name = "_administered_organizations"
+        if not hasattr(request, cache_name):
+            setattr(request, cache_name, list(administered_organizations(request.user)))
+        return getattr(request, cache_name)
+
+    def get_queryset(self, request: HttpRequest):
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return scope_to(queryset, self._organizations(request))
+
+    def _in_scope(self, request: HttpRequest, obj: models.Model | None) -> bool:
+        if obj is None or request.user.is_superuser:
+            return True
+        return scope_to(type(obj)._default_manager.filter(pk=obj.pk), self._organizations(request)).exists()
+
+    def has_view_permission(self, request, obj=None):
+        return super().has_view_permission(request, obj) and self._in_scope(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and self._in_scope(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and self._in_scope(request, obj)
+
+    def _limit(self, request: HttpRequest, related_model: type[models.Model], queryset):
+        if request.user.is_superuser or not is_organization_owned(related_model):
+            return queryset
+        base = queryset if queryset is not None else related_model._default_manager.all()
+        return scope_to(base, self._organizations(request))
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        related = db_field.remote_field.model
+        if related is Organization or is_organization_owned(related):
+            kwargs["queryset"] = self._limit(request, related, kwargs.get("queryset"))
+        elif related is get_user_model() and not request.user.is_superuser:
+            # People are shared between organizations: offer only those in yours.
+            kwargs["queryset"] = related.objects.filter(
+                memberships__organization__in=self._organizations(request)
+            ).distinct()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        related = db_field.remote_field.model
+        if is_organization_owned(related):
+            kwargs["queryset"] = self._limit(request, related, kwargs.get("queryset"))
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+class OrganizationScopedInline(admin.TabularInline):
+    extra = 0
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        related = db_field.remote_field.model
+        if not request.user.is_superuser and is_organization_owned(related):
+            base = kwargs.get("queryset") or related._default_manager.all()
+            kwargs["queryset"] = scope_to(base, administered_organizations(request.user))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)

@@ -1,0 +1,3 @@
+"""WebSocket routes of every app, mounted together (like config/urls.py for HTTP)."""
+
+websocket_urlpatterns: list = []

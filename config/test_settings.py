@@ -1,0 +1,27 @@
+"""Settings for the unit tests: the only place with an in-memory channel layer and eager Celery.
+
+Tests that need the real topology (Daphne, Celery workers, Redis) use the live-stack fixture in
+tests/conftest.py, which starts those processes with config.settings and a file database.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("GPT_STORE_DATA_DIR", str(Path(tempfile.gettempdir()) / f"gptstore-test-{os.getpid()}"))
+# Materialized models are expensive to build: cache them outside the clone, shared by every run.
+os.environ.setdefault("GPT_STORE_MODEL_CACHE", str(Path.home() / ".cache" / "gpt-store" / "models"))
+
+from config.settings import *  # noqa: F403
+from config.settings import DATA_DIR
+
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    # A file, not :memory:, so the live stack's processes share the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}  # noqa: F405
+MEDIA_ROOT = DATA_DIR / "media"
+ARTIFACTS_DIR = DATA_DIR / "artifacts"
+LOGGING["root"]["level"] = "WARNING"  # type: ignore[index]  # noqa: F405

@@ -1,0 +1,96 @@
+"""`manage.py runstack`: the whole site on one machine, one command.
+
+Prepares the database and catalog, starts an embedded redis-server unless REDIS_URL is set,
+then runs every Procfile process (Daphne, the training and inference workers, beat) under
+honcho. Ctrl-C stops them all, then Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import honcho.manager
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from honcho.environ import parse_procfile
+
+from core.demo import ensure_demo_organization
+from core.embedded_redis import EmbeddedRedis
+
+# The training worker checkpoints on SIGTERM before it exits; give it time before SIGKILL.
+honcho.manager.KILL_WAIT = 30
+
+
+class Command(BaseCommand):
+    help = "Run the whole GPT Store stack (web, workers, beat, embedded Redis) in the foreground."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+        parser.add_argument("--bind", default=os.environ.get("BIND", "127.0.0.1"))
+        parser.add_argument("--procfile", default=str(Path(settings.BASE_DIR) / "Procfile"))
+        parser.add_argument("--skip-prepare", action="store_true", help="do not migrate or sync the catalog")
+
+    def handle(self, *args, port: int, bind: str, procfile: str, skip_prepare: bool, **options) -> None:
+        if not skip_prepare:
+            self.stdout.write("Preparing the database and the model catalog…")
+            call_command("migrate", interactive=False, verbosity=0)
+            call_command("sync_catalog", verbosity=0, stdout=self.stdout)
+        demo = ensure_demo_organization()
+
+        # The Procfile names `daphne` and `celery`: find them next to this interpreter even when
+        # the virtualenv is not activated (`make run` calls .venv/bin/python directly).
+        bin_dir = str(Path(sys.executable).parent)
+        path = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
+        env = dict(os.environ, PATH=path, PORT=str(port), BIND=bind, GPT_STORE_DATA_DIR=str(settings.DATA_DIR),
+                   PYTHONUNBUFFERED="1", HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"),
+                   TRANSFORMERS_OFFLINE=os.environ.get("TRANSFORMERS_OFFLINE", "1"))
+        redis = None
+        if not os.environ.get("REDIS_URL"):
+            redis = EmbeddedRedis(settings.EMBEDDED_REDIS_SOCKET, log_path=Path(settings.DATA_DIR) / "redis.log")
+            env["REDIS_URL"] = redis.start()
+            self.stdout.write(f"Embedded redis-server on {redis.socket_path}")
+
+        manager = honcho.manager.Manager()
+        processes = parse_procfile(Path(procfile).read_text()).processes
+        for name, command in processes.items():
+            manager.add_process(name, command, env=env, cwd=str(settings.BASE_DIR))
+
+        site = f"http://{'127.0.0.1' if bind in ('0.0.0.0', '::') else bind}:{port}"  # noqa: S104
+        threading.Thread(target=self._announce_when_up, args=(site, demo), daemon=True).start()
+        try:
+            manager.loop()
+        finally:
+            if redis is not None:
+                redis.stop()
+                self.stdout.write("Embedded redis-server stopped.")
+        sys.exit(manager.returncode or 0)
+
+    def _announce_when_up(self, site: str, demo) -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{site}/healthz", timeout=2) as response:  # noqa: S310 - our own URL
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        banner = [
+            "",
+            "=" * 72,
+            f"  GPT Store is running at {site}/",
+            f"  Demo organization: {demo.organization.name}",
+            f"    admin  {demo.admin_email}  password: {demo.admin_password}",
+            f"    agent  {demo.agent_email}  password: {demo.agent_password}",
+            f"  Django admin: {site}/admin/   API: {site}/v1/",
+            "  Press Ctrl-C to stop everything.",
+            "=" * 72,
+            "",
+        ]
+        self.stdout.write("\n".join(banner))
+        self.stdout.flush()

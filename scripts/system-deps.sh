@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# What the test suite needs beyond Python: Debian's chromium (browser tests, driven by Playwright
+# with executablePath — no browser download), a PostgreSQL server, and the npm packages of the
+# JavaScript SDK tests. Installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "Missing system packages: ${missing[*]}. Run: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "Installing ${missing[*]} from Debian…"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ -f tests/js/package-lock.json ]; then
+  stamp=tests/js/node_modules/.lock-$(sha256sum tests/js/package-lock.json | cut -c1-16)
+  if [ ! -f "$stamp" ]; then
+    npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+    touch "$stamp"
+  fi
+fi

@@ -1,0 +1,163 @@
+"""Load catalog models in a worker: device choice, GGUF materialization, tokenizers, models.
+
+Worker-only (imports torch/transformers inside functions). Training and serving both load
+base models through here, so a model loads the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+
+from store.catalog import CatalogError, download_from_hub, resolve_source
+from store.models import FoundationModel
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pick_device(preference: str = "auto") -> str:
+    import torch
+
+    if preference and preference != "auto":
+        return preference
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def dtype_for(device: str) -> torch.dtype:
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def configure_torch_threads(threads: int | None = None) -> None:
+    import torch
+
+    threads = settings.TORCH_THREADS if threads is None else threads
+    if threads and threads > 0:
+        torch.set_num_threads(threads)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _materialized_marker(folder: Path) -> Path:
+    return folder / "gpt-store-materialized.json"
+
+
+def materialize_gguf(source_folder: Path, gguf_file: str, cache_dir: Path | None = None) -> Path:
+    """De-quantize a GGUF file once into a float safetensors folder, keyed by the file's sha256.
+
+    Loading the GGUF takes ~25-35 s on two cores; the safetensors copy loads in under a second.
+    A lock file makes concurrent workers wait for one conversion instead of racing.
+    """
+    cache_dir = Path(cache_dir or settings.MODEL_CACHE_DIR)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    sha = file_sha256(source_folder / gguf_file)
+    target = cache_dir / f"{Path(gguf_file).stem}-{sha[:16]}"
+    if _materialized_marker(target).exists():
+        return target
+    with open(cache_dir / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _materialized_marker(target).exists():
+            return target
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        started = time.monotonic()
+        logger.warning("Materializing %s into %s (once; ~30 s on a laptop CPU)", gguf_file, target)
+        tokenizer = AutoTokenizer.from_pretrained(source_folder, gguf_file=gguf_file)
+        model = AutoModelForCausalLM.from_pretrained(source_folder, gguf_file=gguf_file, dtype=torch.float32)
+        # A model loaded from a quantized GGUF is flagged as quantized, and save_pretrained refuses
+        # (Trainer would refuse full tuning too). The weights are already de-quantized floats.
+        model.hf_quantizer = None  # type: ignore[assignment]
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        staging = cache_dir / f".{target.name}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        _materialized_marker(staging).write_text(json.dumps({"gguf": gguf_file, "sha256": sha,
+                                                              "seconds": round(time.monotonic() - started, 1)}))
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        logger.warning("Materialized %s in %.1f s", gguf_file, time.monotonic() - started)
+    return target
+
+
+def model_folder(foundation: FoundationModel) -> Path:
+    """A local transformers folder (config + safetensors + tokenizer) for a catalog entry."""
+    resolved = resolve_source(foundation)
+    if resolved.gguf_file:
+        assert resolved.folder is not None
+        return materialize_gguf(resolved.folder, resolved.gguf_file)
+    if resolved.hub_id:
+        return download_from_hub(resolved.hub_id)
+    assert resolved.folder is not None
+    return resolved.folder
+
+
+def load_tokenizer(foundation: FoundationModel | Path):
+    from transformers import AutoTokenizer
+
+    folder = foundation if isinstance(foundation, Path) else model_folder(foundation)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer
+
+
+def load_causal_lm(foundation: FoundationModel | Path, device: str = "cpu", dtype: Any = None):
+    from transformers import AutoModelForCausalLM
+
+    folder = foundation if isinstance(foundation, Path) else model_folder(foundation)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype or dtype_for(device))
+    except (OSError, ValueError) as error:
+        raise CatalogError(f"cannot load a causal LM from {folder}: {error}") from None
+    return model.to(device)  # type: ignore[arg-type]
+
+
+def load_sequence_classifier(
+    foundation: FoundationModel | Path,
+    labels: list[str],
+    device: str = "cpu",
+    dtype: Any = None,
+    pad_token_id: int | None = None,
+):
+    """A base with a fresh classification head for `labels` (the head is what tuning trains)."""
+    from transformers import AutoModelForSequenceClassification
+
+    folder = foundation if isinstance(foundation, Path) else model_folder(foundation)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        folder,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        dtype=dtype or dtype_for(device),
+    )
+    if model.config.pad_token_id is None and pad_token_id is not None:
+        model.config.pad_token_id = pad_token_id
+    return model.to(device)  # type: ignore[arg-type]

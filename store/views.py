@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+
+from store.catalog import is_available
+from store.models import FoundationModel, Task
+
+
+def _search_catalog(query: str, task: str):
+    models = FoundationModel.objects.all()
+    if query:
+        models = models.filter(
+            Q(display_name__icontains=query) | Q(slug__icontains=query) | Q(family__icontains=query)
+            | Q(summary__icontains=query) | Q(architecture__icontains=query)
+        )
+    if task == Task.DIALOGUE:
+        models = models.filter(supports_dialogue=True)
+    elif task == Task.SENTIMENT:
+        models = models.filter(supports_sentiment=True)
+    return models
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()[:100]
+    task = request.GET.get("task", "")
+    context = {
+        "models": _search_catalog(query, task),
+        "query": query,
+        "task": task,
+        "task_choices": Task.choices,
+    }
+    template = "store/partials/model_list.html" if request.htmx else "store/home.html"  # type: ignore[attr-defined]
+    return render(request, template, context)
+
+
+def model_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    model = get_object_or_404(FoundationModel, slug=slug)
+    return render(request, "store/model_detail.html", {"model": model, "available": is_available(model)})

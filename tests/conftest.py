@@ -1,0 +1,244 @@
+"""Fixtures every test shares.
+
+- alice: admin (owner) of Alice Shoes; bob: her teammate (agent) in Alice Shoes;
+  charlie: admin of Charlie Boots, an outsider to Alice's organization. Every feature gets its
+  isolation test from these three.
+- an embedded redis-server for the whole session (rate limits and the live stack use it);
+- `live_stack`: the real topology — `manage.py runstack` (Daphne, Celery training and inference
+  workers, beat, embedded Redis) against the test database file, started once per session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from accounts import people
+from accounts.models import Membership, Organization, Role
+from core.embedded_redis import EmbeddedRedis
+
+REPO = Path(__file__).resolve().parent.parent
+PASSWORD = "correct horse battery staple"
+
+
+def pytest_collection_modifyitems(config, items):
+    # Live tests run last: the stack they start shares the SQLite file with later tests, and a
+    # long-held test transaction would make the workers wait on the database lock.
+    items.sort(key=lambda item: (item.get_closest_marker("browser") is not None,
+                                 item.get_closest_marker("live") is not None))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_server():
+    server = EmbeddedRedis(settings.EMBEDDED_REDIS_SOCKET)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_data_dir():
+    yield
+    shutil.rmtree(settings.DATA_DIR, ignore_errors=True)
+
+
+@dataclass
+class Person:
+    user: object
+    organization: Organization
+    membership: Membership
+    client: Client
+
+
+def _person(email: str, org_name: str | None = None, join: Organization | None = None, role: str = Role.ADMIN):
+    user = people.create_user(email, PASSWORD, email.split("@")[0].title())
+    if join is None:
+        organization = people.create_organization(org_name or "Org", user)
+    else:
+        organization = join
+        Membership.objects.create(user=user, organization=organization, role=role)
+    client = Client()
+    client.force_login(user)
+    membership = Membership.objects.get(user=user, organization=organization)
+    return Person(user, organization, membership, client)
+
+
+@pytest.fixture
+def alice(db) -> Person:
+    return _person("alice@alice-shoes.example", "Alice Shoes")
+
+
+@pytest.fixture
+def bob(alice) -> Person:
+    return _person("bob@alice-shoes.example", join=alice.organization, role=Role.AGENT)
+
+
+@pytest.fixture
+def charlie(db) -> Person:
+    return _person("charlie@charlie-boots.example", "Charlie Boots")
+
+
+# --- the live stack -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LiveStack:
+    url: str
+    port: int
+    redis_url: str
+    process: subprocess.Popen
+    log_path: Path
+    env: dict
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def stack_environment(data_dir: Path, database_path: str) -> dict:
+    env = dict(os.environ)
+    env.pop("REDIS_URL", None)
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "GPT_STORE_DATA_DIR": str(data_dir),
+        "DATABASE_URL": f"sqlite:///{database_path}",
+        "GPT_STORE_MODEL_CACHE": str(settings.MODEL_CACHE_DIR),
+        "GPT_STORE_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "GPT_STORE_ARTIFACTS_DIR": str(settings.ARTIFACTS_DIR),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TORCH_THREADS": "1",
+        "INFERENCE_CONCURRENCY": "16",
+        "SERVING_ACCEPT_TIMEOUT": "10",
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def start_stack(data_dir: Path, database_path: str, extra_args: list[str] | None = None,
+                extra_env: dict | None = None) -> LiveStack:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = stack_environment(data_dir, database_path) | (extra_env or {})
+    log_path = data_dir / "stack.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "runstack", "--port", str(port), *(extra_args or [])],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    from core.embedded_redis import socket_path_for, url_for_socket
+
+    stack = LiveStack(f"http://127.0.0.1:{port}", port, url_for_socket(socket_path_for(data_dir)), process,
+                      log_path, env)
+    try:
+        wait_until_up(stack)
+    except Exception:
+        stop_stack(stack)
+        raise
+    return stack
+
+
+def wait_until_up(stack: LiveStack, timeout: float = 180) -> None:
+    """Up = Daphne answers /healthz and both worker queues answer a ping through the broker."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if stack.process.poll() is not None:
+            raise RuntimeError(f"runstack exited early:\n{stack.log()[-4000:]}")
+        try:
+            with urllib.request.urlopen(stack.url + "/healthz", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Daphne did not come up:\n{stack.log()[-4000:]}")
+        time.sleep(0.3)
+    client = celery_client(stack.redis_url)
+    for queue in ("training", "inference"):
+        remaining = max(5.0, deadline - time.monotonic())
+        client.send_task("core.ping", args=[queue], queue=queue).get(timeout=remaining)
+
+
+def stop_stack(stack: LiveStack, timeout: float = 60) -> int:
+    if stack.process.poll() is None:
+        os.killpg(stack.process.pid, signal.SIGINT)
+        try:
+            stack.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(stack.process.pid, signal.SIGKILL)
+            stack.process.wait()
+    return stack.process.returncode
+
+
+@pytest.fixture(scope="session")
+def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
+    database_path = settings.DATABASES["default"]["NAME"]
+    stack = start_stack(tmp_path_factory.mktemp("live-stack"), database_path, ["--skip-prepare"])
+    yield stack
+    stop_stack(stack)
+
+
+@pytest.fixture
+def live(live_stack, transactional_db):
+    """A test that talks to the live stack: data it writes is committed, so workers see it."""
+    return live_stack
+
+
+def celery_client(redis_url: str):
+    """A Celery producer bound to the live stack's broker (the unit-test app is eager)."""
+    from celery import Celery
+
+    from core.embedded_redis import celery_broker_url
+
+    app = Celery("gptstore-test-client", broker=celery_broker_url(redis_url), backend=celery_broker_url(redis_url))
+    app.conf.update(task_serializer="json", result_serializer="json", accept_content=["json"])
+    return app
+
+
+# --- tiny models ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_folder(tmp_path_factory) -> Path:
+    from tests.tiny_models import build_tiny_chat_model
+
+    return build_tiny_chat_model(tmp_path_factory.mktemp("tiny-chat"))
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_folder(tmp_path_factory) -> Path:
+    from tests.tiny_models import build_tiny_encoder
+
+    return build_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
+
+
+@pytest.fixture
+def tiny_chat_base(db, tiny_chat_folder):
+    """The tiny chat model registered in the catalog, as import_model would."""
+    from store.catalog import import_model
+
+    return import_model(str(tiny_chat_folder), slug="tiny-chat", display_name="Tiny Chat")
+
+
+@pytest.fixture
+def tiny_encoder_base(db, tiny_encoder_folder):
+    from store.catalog import import_model
+
+    return import_model(str(tiny_encoder_folder), slug="tiny-encoder", display_name="Tiny Encoder")
