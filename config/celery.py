@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutting_down
+from celery.signals import worker_init, worker_ready, worker_shutting_down
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -17,6 +17,9 @@ TRAINING_QUEUE = "training"
 INFERENCE_QUEUE = "inference"
 
 app.conf.task_routes = {
+    # The reaper must run while the single training slot is busy (or dead): the thread-pool worker runs it.
+    "finetune.tasks.reap_stale_jobs": {"queue": INFERENCE_QUEUE},
+    "finetune.tasks.compute_token_stats": {"queue": INFERENCE_QUEUE},
     "finetune.tasks.*": {"queue": TRAINING_QUEUE},
     "store.serving.tasks.*": {"queue": INFERENCE_QUEUE},
 }
@@ -26,6 +29,14 @@ def consumed_queues(sender: object) -> set[str]:
     consumer = getattr(sender, "task_consumer", None)
     queues = getattr(consumer, "queues", None) or []
     return {queue.name for queue in queues}
+
+
+@worker_init.connect
+def _use_one_event_loop(**_: object) -> None:
+    # Workers broadcast to the channel layer from one long-lived loop thread (core/broadcast.py).
+    from core.broadcast import use_background_loop
+
+    use_background_loop()
 
 
 @worker_ready.connect

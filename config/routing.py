@@ -1,3 +1,5 @@
 """WebSocket routes of every app, mounted together (like config/urls.py for HTTP)."""
 
-websocket_urlpatterns: list = []
+from finetune.routing import websocket_urlpatterns as finetune_routes
+
+websocket_urlpatterns = [*finetune_routes]

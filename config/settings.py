@@ -157,7 +157,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 STALE_JOB_SECONDS = envint("STALE_JOB_SECONDS", 120)
-REAPER_INTERVAL_SECONDS = envint("REAPER_INTERVAL_SECONDS", 30)
+CELERY_BEAT_SCHEDULE = {
+    # A training worker killed mid-job stops heartbeating; the reaper queues its job again.
+    "reap-stale-finetune-jobs": {
+        "task": "finetune.tasks.reap_stale_jobs",
+        "schedule": envint("REAPER_INTERVAL_SECONDS", 30),
+    },
+}
 
 # --- Models and artifacts ---------------------------------------------------------------------
 # Where materialized base models (GGUF -> safetensors) are cached, keyed by the source file's hash.
@@ -171,6 +177,7 @@ TRAINING_DEVICE = envstr("TRAINING_DEVICE", "auto")
 
 # --- Limits -------------------------------------------------------------------------------------
 DATASET_MAX_BYTES = envbytes("DATASET_MAX_BYTES", 50 * 1000**2)
+DATASET_MAX_LINE_CHARS = envint("DATASET_MAX_LINE_CHARS", 100_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 SERVING_MEMORY_BUDGET_BYTES = envbytes("SERVING_MEMORY_BUDGET_BYTES", 6 * 1024**3)

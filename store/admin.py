@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from store.models import FoundationModel
+from accounts.admin_scoping import OrganizationScopedAdmin
+from store.models import FoundationModel, TunedModel
 
 
 @admin.register(FoundationModel)
@@ -20,3 +21,16 @@ class FoundationModelAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
+
+
+@admin.register(TunedModel)
+class TunedModelAdmin(OrganizationScopedAdmin):
+    list_display = ["slug", "organization", "base", "task", "method", "version", "published", "size_bytes",
+                    "created_at"]
+    list_filter = ["task", "method", "published", "organization"]
+    search_fields = ["slug", "name", "suffix", "short_id"]
+    readonly_fields = ["short_id", "artifact_path", "labels", "hyperparameters", "data_stats", "metrics", "size_bytes",
+                       "merged_status", "merged_error", "created_at"]
+
+    def has_add_permission(self, request):
+        return False  # tuned models come out of fine-tuning jobs

@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from store.catalog import is_available
-from store.models import FoundationModel, Task
+from store.models import FoundationModel, Task, TunedModel
 
 
 def _search_catalog(query: str, task: str):
@@ -22,11 +22,22 @@ def _search_catalog(query: str, task: str):
     return models
 
 
+def _search_published(query: str, task: str):
+    tuned = TunedModel.objects.filter(published=True).select_related("base", "organization")
+    if query:
+        tuned = tuned.filter(Q(name__icontains=query) | Q(slug__icontains=query)
+                             | Q(base__display_name__icontains=query) | Q(organization__name__icontains=query))
+    if task in Task.values:
+        tuned = tuned.filter(task=task)
+    return tuned[:24]
+
+
 def home(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:100]
     task = request.GET.get("task", "")
     context = {
         "models": _search_catalog(query, task),
+        "published": _search_published(query, task),
         "query": query,
         "task": task,
         "task_choices": Task.choices,
@@ -37,4 +48,8 @@ def home(request: HttpRequest) -> HttpResponse:
 
 def model_detail(request: HttpRequest, slug: str) -> HttpResponse:
     model = get_object_or_404(FoundationModel, slug=slug)
-    return render(request, "store/model_detail.html", {"model": model, "available": is_available(model)})
+    organization = getattr(request, "organization", None)
+    visible = Q(published=True) | (Q(organization=organization) if organization is not None else Q(pk__in=[]))
+    tuned = model.tuned_models.filter(visible).select_related("organization")[:30]
+    return render(request, "store/model_detail.html", {"model": model, "available": is_available(model),
+                                                       "tuned_versions": tuned})

@@ -1,0 +1,84 @@
+"""Announce changes over the channel layer ("the doorbell"; the database is the source of truth).
+
+Web code runs inside Daphne's event loop (or a sync view that async_to_sync can hop back from),
+so it sends directly. Celery workers and CLI commands have no loop of their own: calling
+async_to_sync there per message makes channels_redis reuse connections of closed loops ("Event
+loop is closed"), so they use one long-lived event loop thread for every send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+
+class LoopThread:
+    """One daemon thread running one event loop for the life of the process."""
+
+    _instance: LoopThread | None = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name="channel-layer-loop", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    @classmethod
+    def get(cls) -> LoopThread:
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = LoopThread()
+            return cls._instance
+
+    def submit(self, coroutine: Coroutine[Any, Any, Any]) -> Future:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+
+_use_loop_thread = False
+
+
+def use_background_loop() -> None:
+    """Call once in processes without an event loop (Celery workers, CLI commands)."""
+    global _use_loop_thread
+    _use_loop_thread = True
+
+
+def uses_background_loop() -> bool:
+    return _use_loop_thread
+
+
+async def _group_send(group: str, message: dict) -> None:
+    layer = get_channel_layer()
+    if layer is not None:
+        await layer.group_send(group, message)
+
+
+def notify(group: str, message: dict) -> None:
+    """Best effort: a lost doorbell is recovered by the next one or by the client's refresh."""
+    try:
+        if _use_loop_thread:
+            future = LoopThread.get().submit(_group_send(group, message))
+            future.add_done_callback(_log_failure)
+        else:
+            async_to_sync(_group_send)(group, message)
+    except Exception:  # the channel layer must never break a database write or a training step
+        logger.exception("could not notify group %s", group)
+
+
+def _log_failure(future: Future) -> None:
+    error = future.exception()
+    if error is not None:
+        logger.warning("channel layer send failed: %s", error)

@@ -1,0 +1,241 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.db.models import ProtectedError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_POST
+
+from accounts.access import organization_admin_required
+from accounts.scoping import get_for_organization
+from core.charts import Series, line_chart
+from finetune import jobs
+from finetune.datasets import create_dataset, request_token_stats, resplit
+from finetune.forms import HYPERPARAMETER_FIELDS, DatasetUploadForm, JobForm, ResplitForm
+from finetune.jobs import JobRequestError
+from finetune.models import Dataset, FineTuneJob, JobEvent
+from finetune.validation import DatasetTooLarge, check_size
+from store.models import FoundationModel, TunedModel
+
+
+def _org(request: HttpRequest):
+    return request.organization  # type: ignore[attr-defined]
+
+
+@organization_admin_required
+def index(request: HttpRequest) -> HttpResponse:
+    organization = _org(request)
+    return render(request, "finetune/index.html", {
+        "jobs": FineTuneJob.objects.filter(organization=organization).select_related("base_model", "tuned_model")[:50],
+        "datasets": Dataset.objects.filter(organization=organization)[:50],
+        "tuned_models": TunedModel.objects.filter(organization=organization).select_related("base")[:50],
+    })
+
+
+@organization_admin_required
+def job_list_partial(request: HttpRequest) -> HttpResponse:
+    jobs_ = FineTuneJob.objects.filter(organization=_org(request)).select_related("base_model", "tuned_model")[:50]
+    return render(request, "finetune/partials/job_list.html", {"jobs": jobs_})
+
+
+# --- datasets ---------------------------------------------------------------------------------
+
+
+@csrf_exempt  # the size check must run before Django parses (and buffers) the body; CSRF is checked right after
+def dataset_upload(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        try:
+            check_size(int(request.META.get("CONTENT_LENGTH") or 0), settings.DATASET_MAX_BYTES + 64 * 1024)
+        except DatasetTooLarge as error:
+            return render(request, "finetune/dataset_upload.html",
+                          {"form": DatasetUploadForm(), "problems": [str(error)]}, status=413)
+    return csrf_protect(_dataset_upload)(request)
+
+
+@organization_admin_required
+def _dataset_upload(request: HttpRequest) -> HttpResponse:
+    form = DatasetUploadForm(request.POST or None, request.FILES or None)
+    context: dict = {"form": form, "problems": [], "max_mb": settings.DATASET_MAX_BYTES / 1e6}
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            check_size(upload.size)
+        except DatasetTooLarge as error:
+            context["problems"] = [str(error)]
+            return render(request, "finetune/dataset_upload.html", context, status=413)
+        result = create_dataset(
+            _org(request), upload.read(), upload.name, name=form.cleaned_data["name"],
+            task=form.cleaned_data["task"] or None, user=request.user, ratios=form.ratios,
+            seed=form.cleaned_data["seed"], token_stats_base=form.cleaned_data["token_stats_base"],
+        )
+        if result.dataset is not None:
+            messages.success(request, f"{result.dataset.name}: {result.dataset.row_count} valid rows.")
+            return redirect("finetune:dataset_detail", result.dataset.public_id)
+        context["problems"] = [str(p) for p in result.report.problems]
+        context["more_problems"] = result.report.truncated_problem_count
+        return render(request, "finetune/dataset_upload.html", context, status=400)
+    return render(request, "finetune/dataset_upload.html", context)
+
+
+def _dataset(request: HttpRequest, public_id: str) -> Dataset:
+    return get_for_organization(Dataset, _org(request), public_id=public_id)
+
+
+def _dataset_context(dataset: Dataset) -> dict:
+    return {"dataset": dataset, "bases": FoundationModel.objects.all(),
+            "jobs": dataset.jobs.select_related("base_model")[:20]}
+
+
+@organization_admin_required
+def dataset_detail(request: HttpRequest, public_id: str) -> HttpResponse:
+    dataset = _dataset(request, public_id)
+    return render(request, "finetune/dataset_detail.html", _dataset_context(dataset))
+
+
+@organization_admin_required
+def dataset_stats_partial(request: HttpRequest, public_id: str) -> HttpResponse:
+    return render(request, "finetune/partials/dataset_stats.html", _dataset_context(_dataset(request, public_id)))
+
+
+@require_POST
+@organization_admin_required
+def dataset_token_stats(request: HttpRequest, public_id: str) -> HttpResponse:
+    dataset = _dataset(request, public_id)
+    base = FoundationModel.objects.filter(slug=request.POST.get("base")).first()
+    if base is None:
+        messages.error(request, "Pick a base model to count tokens with.")
+    else:
+        request_token_stats(dataset, base)
+    return redirect("finetune:dataset_detail", public_id)
+
+
+@require_POST
+@organization_admin_required
+def dataset_resplit(request: HttpRequest, public_id: str) -> HttpResponse:
+    dataset = _dataset(request, public_id)
+    form = ResplitForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        errors = resplit(dataset, [data["train_percent"] / 100, data["validation_percent"] / 100,
+                                   data["test_percent"] / 100], data["seed"])
+        for error in errors:
+            messages.error(request, error)
+        if not errors:
+            messages.success(request, "Split updated.")
+    else:
+        messages.error(request, "Give whole percentages for train, validation and test, and a seed.")
+    return redirect("finetune:dataset_detail", public_id)
+
+
+@require_POST
+@organization_admin_required
+def dataset_delete(request: HttpRequest, public_id: str) -> HttpResponse:
+    from finetune.datasets import delete_dataset
+
+    dataset = _dataset(request, public_id)
+    try:
+        delete_dataset(dataset)
+    except ProtectedError:
+        messages.error(request, f"{dataset.name} is used by fine-tuning jobs; delete those jobs first.")
+        return redirect("finetune:dataset_detail", public_id)
+    messages.success(request, f"Deleted {dataset.name} and its file.")
+    return redirect("finetune:index")
+
+
+# --- jobs -------------------------------------------------------------------------------------
+
+
+def _defaults_context(request: HttpRequest, form: JobForm) -> dict:
+    base = FoundationModel.objects.filter(slug=form.data.get("base") or request.GET.get("base")).first()
+    dataset = Dataset.objects.filter(organization=_org(request),
+                                     pk=form.data.get("dataset") or request.GET.get("dataset") or 0).first()
+    defaults = None
+    method = form.data.get("method") or request.GET.get("method") or ""
+    if base is not None and dataset is not None and base.supports(dataset.task):
+        method = method or jobs.default_method(base, dataset.task)
+        defaults = jobs.hyperparameters_for(base, dataset.task, method, dataset.row_count).to_dict()
+    return {"defaults": defaults, "hyper_fields": [form[name] for name in HYPERPARAMETER_FIELDS],
+            "chosen_method": method, "chosen_base": base, "chosen_dataset": dataset}
+
+
+@organization_admin_required
+def job_new(request: HttpRequest) -> HttpResponse:
+    organization = _org(request)
+    initial = {"base": request.GET.get("base"), "dataset": request.GET.get("dataset")}
+    form = JobForm(request.POST or None, organization=organization, initial=initial)
+    errors: list[str] = []
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            job = jobs.create_job(organization, data["base"], data["dataset"], method=data["method"] or None,
+                                  overrides=form.overrides(), suffix=data["suffix"], user=request.user)
+        except JobRequestError as error:
+            errors = error.errors
+        else:
+            return redirect("finetune:job_detail", job.public_id)
+    context = {"form": form, "errors": errors, **_defaults_context(request, form)}
+    return render(request, "finetune/job_new.html", context, status=400 if errors else 200)
+
+
+@organization_admin_required
+def job_defaults_partial(request: HttpRequest) -> HttpResponse:
+    form = JobForm(request.GET, organization=_org(request))
+    return render(request, "finetune/partials/job_hyperparameters.html", _defaults_context(request, form))
+
+
+def _job(request: HttpRequest, public_id: str) -> FineTuneJob:
+    queryset = FineTuneJob.objects.select_related("base_model", "dataset", "tuned_model")
+    return get_for_organization(queryset, _org(request), public_id=public_id)
+
+
+def loss_chart(job: FineTuneJob) -> str:
+    train, validation = [], []
+    for data in job.events.filter(type=JobEvent.Type.METRICS).values_list("data", flat=True):
+        step = data.get("step")
+        if step is None:
+            continue
+        if data.get("train_loss") is not None:
+            train.append((step, data["train_loss"]))
+        if data.get("validation_loss") is not None:
+            validation.append((step, data["validation_loss"]))
+    return line_chart([Series("training loss", train, "#4f46e5"),
+                       Series("validation loss", validation, "#e1590c", markers=True)],
+                      x_label="optimizer step", y_label="loss", title="Loss curve")
+
+
+def _job_context(job: FineTuneJob) -> dict:
+    return {"job": job, "chart": loss_chart(job), "events": list(job.events.order_by("-created_at", "-pk")[:40]),
+            "checkpoints": job.checkpoints.all()[:5]}
+
+
+@organization_admin_required
+def job_detail(request: HttpRequest, public_id: str) -> HttpResponse:
+    return render(request, "finetune/job_detail.html", _job_context(_job(request, public_id)))
+
+
+@organization_admin_required
+def job_live_partial(request: HttpRequest, public_id: str) -> HttpResponse:
+    return render(request, "finetune/partials/job_live.html", _job_context(_job(request, public_id)))
+
+
+@require_POST
+@organization_admin_required
+def job_cancel(request: HttpRequest, public_id: str) -> HttpResponse:
+    job = jobs.request_cancel(_job(request, public_id))
+    messages.info(request, "Job cancelled." if job.status == "cancelled" else "Stopping the job…")
+    return redirect("finetune:job_detail", public_id)
+
+
+@require_POST
+@organization_admin_required
+def job_delete(request: HttpRequest, public_id: str) -> HttpResponse:
+    job = _job(request, public_id)
+    try:
+        jobs.delete_job(job)
+    except JobRequestError as error:
+        messages.error(request, error.errors[0])
+        return redirect("finetune:job_detail", public_id)
+    messages.success(request, "Job and its checkpoints deleted.")
+    return redirect("finetune:index")

@@ -1,0 +1,101 @@
+"""Pages of tuned models: the card and evaluation, download, merge-and-export, publish, delete."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.access import organization_admin_required
+from accounts.scoping import get_for_organization
+from store.downloads import stream_zip
+from store.models import Method, TunedModel
+from store.tuned import TunedModelInUse, artifact_folder, delete_tuned_model
+
+MERGEABLE = (Method.LORA, Method.ADALORA)
+
+
+def tuned_detail(request: HttpRequest, short_id: str) -> HttpResponse:
+    """Public when published; otherwise only for members of the organization that owns it."""
+    organization = getattr(request, "organization", None)
+    visible = Q(published=True)
+    if organization is not None:
+        visible |= Q(organization=organization)
+    tuned = get_object_or_404(TunedModel.objects.filter(visible).select_related("base", "organization"),
+                              short_id=short_id)
+    is_owner = organization is not None and tuned.organization_id == organization.pk
+    can_manage = is_owner and request.membership.is_admin  # type: ignore[attr-defined]
+    return render(request, "store/tuned_detail.html", {
+        "tuned": tuned, "can_manage": can_manage,
+        "mergeable": tuned.method in MERGEABLE, "job": getattr(tuned, "job", None) if is_owner else None,
+    })
+
+
+def _own(request: HttpRequest, short_id: str) -> TunedModel:
+    return get_for_organization(TunedModel.objects.select_related("base"), request.organization,  # type: ignore[attr-defined]
+                                short_id=short_id)
+
+
+@organization_admin_required
+def tuned_download(request: HttpRequest, short_id: str) -> HttpResponse:
+    tuned = _own(request, short_id)
+    folder = artifact_folder(tuned)
+    if not folder.exists():
+        raise Http404("The weights of this model are missing on this server.")
+    name = f"{tuned.slug}-{tuned.short_id}"
+    files = [p for p in folder.iterdir() if p.name != "merged"]
+    response = StreamingHttpResponse(stream_zip(folder, name, include=files), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{name}.zip"'
+    return response
+
+
+@organization_admin_required
+def tuned_merged_download(request: HttpRequest, short_id: str) -> HttpResponse:
+    tuned = _own(request, short_id)
+    folder = artifact_folder(tuned) / "merged"
+    if tuned.merged_status != "ready" or not folder.exists():
+        raise Http404("No merged export yet.")
+    name = f"{tuned.slug}-{tuned.short_id}-merged"
+    response = StreamingHttpResponse(stream_zip(folder, name), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{name}.zip"'
+    return response
+
+
+@require_POST
+@organization_admin_required
+def tuned_merge(request: HttpRequest, short_id: str) -> HttpResponse:
+    from finetune.tasks import merge_tuned_model
+
+    tuned = _own(request, short_id)
+    if tuned.method not in MERGEABLE:
+        messages.error(request, "Only LoRA-family models can be merged into their base.")
+    elif TunedModel.objects.filter(pk=tuned.pk).exclude(merged_status="pending").update(merged_status="pending",
+                                                                                         merged_error=""):
+        merge_tuned_model.delay(tuned.pk)
+        messages.info(request, "Merging on a worker; the download appears here when it is ready.")
+    return redirect("store:tuned_detail", short_id)
+
+
+@require_POST
+@organization_admin_required
+def tuned_publish(request: HttpRequest, short_id: str) -> HttpResponse:
+    tuned = _own(request, short_id)
+    tuned.published = request.POST.get("published") == "1"
+    tuned.save(update_fields=["published"])
+    messages.success(request, "Listed on the storefront." if tuned.published else "Removed from the storefront.")
+    return redirect("store:tuned_detail", short_id)
+
+
+@require_POST
+@organization_admin_required
+def tuned_delete(request: HttpRequest, short_id: str) -> HttpResponse:
+    tuned = _own(request, short_id)
+    try:
+        delete_tuned_model(tuned)
+    except TunedModelInUse as error:
+        messages.error(request, str(error))
+        return redirect("store:tuned_detail", short_id)
+    messages.success(request, f"Deleted {tuned.slug} and its weights.")
+    return redirect("finetune:index")

@@ -1,0 +1,89 @@
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.urls import reverse
+
+from finetune import jobs
+from finetune.models import FineTuneJob
+
+
+def test_it_starts_a_job_from_the_form(alice, sentiment_dataset, tiny_encoder_base):
+    response = alice.client.post(reverse("finetune:job_new"), {
+        "base": tiny_encoder_base.slug, "dataset": sentiment_dataset.pk, "method": "lora", "suffix": "moods",
+        "epochs": 2})
+    job = FineTuneJob.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("finetune:job_detail", args=[job.public_id])
+    assert (job.method, job.hyperparameters["epochs"], job.status) == ("lora", 2, "queued")
+
+
+def test_it_shows_invalid_combinations_as_form_errors(alice, sentiment_dataset, tiny_encoder_base):
+    response = alice.client.post(reverse("finetune:job_new"), {
+        "base": tiny_encoder_base.slug, "dataset": sentiment_dataset.pk, "method": "lora", "lora_r": 0})
+    assert response.status_code == 200  # the form's own min_value check
+    assert "Ensure this value is greater than or equal to 1" in response.content.decode()
+    response = alice.client.post(reverse("finetune:job_new"), {
+        "base": tiny_encoder_base.slug, "dataset": sentiment_dataset.pk, "method": "full", "learning_rate": 0.9,
+        "batch_size": 0})
+    assert not FineTuneJob.objects.exists()
+
+
+def test_it_shows_recommended_hyperparameters(alice, sentiment_dataset, tiny_encoder_base):
+    response = alice.client.get(reverse("finetune:job_defaults"),
+                                {"base": tiny_encoder_base.slug, "dataset": sentiment_dataset.pk})
+    page = response.content.decode()
+    assert "Blank fields use the recommended value" in page
+    assert 'placeholder="' in page
+
+
+def test_it_does_not_offer_another_organizations_dataset(alice, charlie_dataset, tiny_encoder_base):
+    response = alice.client.post(reverse("finetune:job_new"), {
+        "base": tiny_encoder_base.slug, "dataset": charlie_dataset.pk})
+    assert "Select a valid choice" in response.content.decode()
+    assert "Charlie secrets" not in response.content.decode()
+    assert not FineTuneJob.objects.exists()
+
+
+def test_it_shows_the_live_job_page(alice, sentiment_dataset, tiny_encoder_base):
+    job = jobs.create_job(alice.organization, tiny_encoder_base, sentiment_dataset, suffix="moods")
+    page = alice.client.get(reverse("finetune:job_detail", args=[job.public_id])).content.decode()
+    assert "Job queued" in page
+    assert f'data-live-socket="/ws/finetune/jobs/{job.public_id}/"' in page
+    assert "<svg" in page  # the (still empty) loss chart
+
+
+def test_it_cancels_from_the_page(alice, sentiment_dataset, tiny_encoder_base):
+    job = jobs.create_job(alice.organization, tiny_encoder_base, sentiment_dataset, suffix="moods")
+    alice.client.post(reverse("finetune:job_cancel", args=[job.public_id]))
+    job.refresh_from_db()
+    assert job.status == "cancelled"
+
+
+def test_it_hides_jobs_from_outsiders(alice, charlie, sentiment_dataset, tiny_encoder_base):
+    job = jobs.create_job(alice.organization, tiny_encoder_base, sentiment_dataset, suffix="moods")
+    for name in ("finetune:job_detail", "finetune:job_live"):
+        assert charlie.client.get(reverse(name, args=[job.public_id])).status_code == 404
+    assert charlie.client.post(reverse("finetune:job_cancel", args=[job.public_id])).status_code == 404
+    job.refresh_from_db()
+    assert job.status == "queued"
+    assert "moods" not in charlie.client.get(reverse("finetune:job_list_partial")).content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_job_socket_admits_the_owner_and_refuses_outsiders(alice, charlie, sentiment_dataset, tiny_encoder_base):
+    from asgiref.sync import async_to_sync
+
+    from finetune.consumers import JobUpdatesConsumer
+
+    job = jobs.create_job(alice.organization, tiny_encoder_base, sentiment_dataset, suffix="moods")
+
+    async def attempt(user):
+        communicator = WebsocketCommunicator(JobUpdatesConsumer.as_asgi(), f"/ws/finetune/jobs/{job.public_id}/")
+        communicator.scope["user"] = user
+        communicator.scope["url_route"] = {"kwargs": {"public_id": job.public_id}}
+        connected, code = await communicator.connect()
+        if connected:
+            await communicator.disconnect()
+        return connected, code
+
+    assert async_to_sync(attempt)(alice.user)[0] is True
+    assert async_to_sync(attempt)(charlie.user) == (False, 4403)
