@@ -182,7 +182,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 SERVING_MEMORY_BUDGET_BYTES = envbytes("SERVING_MEMORY_BUDGET_BYTES", 6 * 1024**3)
 SERVING_MAX_BATCH = envint("SERVING_MAX_BATCH", 16)
+# How long a request may wait for an inference worker to take it (then 503), and for the next
+# piece of an accepted reply (model loading included).
 SERVING_ACCEPT_TIMEOUT = envfloat("SERVING_ACCEPT_TIMEOUT", 15.0)
+SERVING_IDLE_TIMEOUT = envfloat("SERVING_IDLE_TIMEOUT", 120.0)
 
 # --- Security -----------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

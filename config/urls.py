@@ -1,11 +1,18 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from core.views import healthz
+from finetune.api_urls import urlpatterns as finetune_api
+from store.api.urls import urlpatterns as store_api
+from store.api.views import not_found as api_not_found
+
+# The OpenAI-compatible API: each app owns its endpoints; they are mounted together under /v1.
+v1 = [*store_api, *finetune_api, re_path(r"^.*$", api_not_found)]
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("v1/", include((v1, "v1"))),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("finetune/", include("finetune.urls")),

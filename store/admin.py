@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from accounts.admin_scoping import OrganizationScopedAdmin
-from store.models import FoundationModel, TunedModel
+from store.models import ApiKey, Deployment, DeploymentRevision, FoundationModel, TunedModel, UsageDaily
 
 
 @admin.register(FoundationModel)
@@ -34,3 +34,58 @@ class TunedModelAdmin(OrganizationScopedAdmin):
 
     def has_add_permission(self, request):
         return False  # tuned models come out of fine-tuning jobs
+
+
+class DeploymentRevisionInline(admin.TabularInline):
+    model = DeploymentRevision
+    fields = ["number", "note", "tuned_model", "base_model", "created_by", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    max_num = 0
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(OrganizationScopedAdmin):
+    list_display = ["name", "slug", "organization", "task", "tuned_model", "base_model", "status", "revision"]
+    list_filter = ["status", "task", "organization"]
+    search_fields = ["name", "slug"]
+    readonly_fields = ["revision", "created_at", "updated_at"]
+    inlines = [DeploymentRevisionInline]
+
+    def save_model(self, request, obj, form, change):
+        # Edits in the admin go through the same path as the pages: a new revision each time.
+        from store import deploy
+
+        choice = deploy.ModelChoice(tuned=obj.tuned_model, base=obj.base_model)
+        config = {field: getattr(obj, field) for field in deploy.CONFIG_FIELDS}
+        saved = deploy.create_or_update(obj.organization, obj.slug, choice, request.user, **config)
+        obj.pk, obj.revision = saved.pk, saved.revision
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(OrganizationScopedAdmin):
+    list_display = ["name", "prefix", "organization", "requests_per_minute", "tokens_per_minute", "last_used_at",
+                    "revoked_at"]
+    list_filter = ["organization"]
+    search_fields = ["name", "prefix"]
+    readonly_fields = ["prefix", "last_used_at", "created_at", "created_by"]
+    fields = ["organization", "name", "prefix", "deployments", "requests_per_minute", "tokens_per_minute",
+              "revoked_at", "last_used_at", "created_by", "created_at"]
+
+    def has_add_permission(self, request):
+        return False  # keys are created where their secret can be shown once (API keys page, CLI)
+
+
+@admin.register(UsageDaily)
+class UsageDailyAdmin(OrganizationScopedAdmin):
+    list_display = ["day", "organization", "source", "api_key", "model", "requests", "prompt_tokens",
+                    "completion_tokens"]
+    list_filter = ["day", "organization", "model"]
+    date_hierarchy = "day"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -109,6 +109,9 @@ class TunedModel(models.Model):
     data_stats = models.JSONField(default=dict, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
     card_markdown = models.TextField(blank=True)
+    # Dialogue models are called with the system prompt they were trained with, unless a deployment
+    # or the caller gives one (SmolLM2's template otherwise injects its own identity).
+    default_system_prompt = models.TextField(blank=True)
     size_bytes = models.BigIntegerField(default=0)
     published = models.BooleanField(default=False, help_text="List it on the public storefront")
     # "Merge and export" (LoRA only): a worker merges the adapter into a full copy of the base.
@@ -136,3 +139,146 @@ class TunedModel(models.Model):
     @property
     def is_adapter(self) -> bool:
         return self.method != Method.FULL
+
+
+class DeploymentStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+
+
+DEFAULT_SYSTEM_PROMPT = "You are a helpful, concise customer support assistant."
+
+
+class Deployment(models.Model):
+    """A named, configured model an organization serves: the `/v1` model id is its slug.
+
+    Either `tuned_model` or `base_model` is set (the pinned version). Every change writes a
+    DeploymentRevision, so a version switch is one atomic row update and can be rolled back.
+    """
+
+    organization_path = "organization"
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="deployments")
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=60)
+    task = models.CharField(max_length=20, choices=Task.choices)
+    tuned_model = models.ForeignKey(TunedModel, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="deployments")
+    base_model = models.ForeignKey(FoundationModel, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="deployments")
+    system_prompt = models.TextField(blank=True, default=DEFAULT_SYSTEM_PROMPT)
+    temperature = models.FloatField(default=0.3)
+    top_p = models.FloatField(default=1.0)
+    max_tokens = models.PositiveIntegerField(default=256)
+    status = models.CharField(max_length=10, choices=DeploymentStatus.choices, default=DeploymentStatus.ACTIVE)
+    revision = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "slug"], name="deployment_slug_unique_in_org"),
+            models.CheckConstraint(
+                condition=(models.Q(tuned_model__isnull=False, base_model__isnull=True)
+                           | models.Q(tuned_model__isnull=True, base_model__isnull=False)),
+                name="deployment_serves_exactly_one_model",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def base(self) -> FoundationModel:
+        return self.tuned_model.base if self.tuned_model_id else self.base_model  # type: ignore[union-attr,return-value]
+
+    @property
+    def model_key(self) -> str:
+        """What the serving engine loads: the pinned tuned version or the base."""
+        return f"tuned:{self.tuned_model_id}" if self.tuned_model_id else f"base:{self.base_model.slug}"  # type: ignore[union-attr]
+
+    @property
+    def served_model_label(self) -> str:
+        return str(self.tuned_model) if self.tuned_model_id else str(self.base_model)
+
+
+class DeploymentRevision(models.Model):
+    """A snapshot of a deployment's configuration; rolling back re-applies one."""
+
+    organization_path = "deployment__organization"
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField()
+    tuned_model = models.ForeignKey(TunedModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    base_model = models.ForeignKey(FoundationModel, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    config = models.JSONField(default=dict)
+    note = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [models.UniqueConstraint(fields=["deployment", "number"], name="one_revision_number")]
+
+    def __str__(self) -> str:
+        return f"{self.deployment} r{self.number}"
+
+
+class ApiKey(models.Model):
+    """A per-organization key for /v1. Only its SHA-256 and a display prefix are stored."""
+
+    organization_path = "organization"
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=80)
+    prefix = models.CharField(max_length=20, unique=True)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    deployments = models.ManyToManyField(Deployment, blank=True, related_name="api_keys",
+                                         help_text="Leave empty to allow every deployment and model.")
+    requests_per_minute = models.PositiveIntegerField(default=120)
+    tokens_per_minute = models.PositiveIntegerField(default=40_000)
+    created_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class UsageDaily(models.Model):
+    """Tokens metered per source (an API key, the playground, the chat widget), model and day."""
+
+    organization_path = "organization"
+
+    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="usage")
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.CASCADE, related_name="usage")
+    # "key:<id>", "playground" or "widget": never NULL, so the unique constraint holds on every database.
+    source = models.CharField(max_length=40)
+    day = models.DateField()
+    model = models.CharField(max_length=200)
+    requests = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day", "model"]
+        verbose_name_plural = "usage (daily)"
+        constraints = [models.UniqueConstraint(fields=["organization", "source", "day", "model"],
+                                               name="one_usage_row_per_source_day_model")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.model}: {self.prompt_tokens}+{self.completion_tokens}"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens

@@ -22,10 +22,24 @@ def _materialize_bundled_models() -> None:
             logger.warning("cannot prepare %s: %s", model.slug, error)
 
 
+def _prepare_engine() -> None:
+    from store.models import Deployment, DeploymentStatus
+    from store.serving.runtime import ServingRuntime
+
+    _materialize_bundled_models()
+    runtime = ServingRuntime.get()
+    deployments = Deployment.objects.filter(status=DeploymentStatus.ACTIVE).select_related("base_model")
+    keys = sorted({deployment.model_key for deployment in deployments})
+    if keys:
+        logger.info("preloading %d deployed model(s): %s", len(keys), ", ".join(keys))
+        runtime.engine.preload(keys)
+
+
 def on_inference_worker_ready() -> None:
     from store.serving.loading import configure_torch_threads, pick_device
 
     configure_torch_threads()
     logger.info("inference worker ready on %s", pick_device(settings.INFERENCE_DEVICE))
-    # Convert bundled GGUF weights once, off the task threads, so the first request is fast.
-    threading.Thread(target=_materialize_bundled_models, name="materialize-models", daemon=True).start()
+    # Convert bundled GGUF weights once, start the engine and preload what is deployed — off the task
+    # threads, so the worker takes requests at once (the first ones wait for their model to load).
+    threading.Thread(target=_prepare_engine, name="prepare-engine", daemon=True).start()

@@ -1,0 +1,90 @@
+"""Rate limits shared by every web process: token buckets kept in Redis, updated atomically by Lua.
+
+A bucket holds up to `limit` units and refills at `limit` per minute. Redis's own clock is used, so
+processes on different machines agree. Requests cost 1 up front; tokens are checked up front (the
+bucket must not be empty) and charged after the reply, when the real count is known — a bucket may
+go negative, which makes the next calls wait, as with OpenAI's limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import weakref
+from dataclasses import dataclass
+
+from django.conf import settings
+
+_BUCKET = """
+local key = KEYS[1]
+local capacity = tonumber(ARGV[1])
+local rate = capacity / 60.0
+local cost = tonumber(ARGV[2])
+local mode = ARGV[3]            -- 'take': take cost if available; 'peek': allow if > 0; 'charge': always take
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local state = redis.call('HMGET', key, 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil then tokens = capacity; ts = now end
+tokens = math.min(capacity, tokens + (now - ts) * rate)
+local allowed = 1
+local retry = 0
+if mode == 'take' then
+  if tokens >= cost then tokens = tokens - cost else allowed = 0; retry = (cost - tokens) / rate end
+elseif mode == 'peek' then
+  if tokens <= 0 then allowed = 0; retry = (1 - tokens) / rate end
+else
+  tokens = math.max(tokens - cost, -capacity)
+end
+redis.call('HSET', key, 'tokens', tokens, 'ts', now)
+redis.call('EXPIRE', key, 120 + math.ceil(60 * math.max(0, capacity - tokens) / capacity))
+return {allowed, tostring(retry), tostring(tokens)}
+"""
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    retry_after: int
+    remaining: int
+    limit: int
+
+
+_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _client():
+    """One client per event loop: redis.asyncio connections belong to the loop that opened them."""
+    import redis.asyncio
+
+    loop = asyncio.get_running_loop()
+    url, client = _clients.get(loop, (None, None))
+    if client is None or url != settings.REDIS_URL:  # settings can change under tests
+        client = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+        _clients[loop] = (settings.REDIS_URL, client)
+    return client
+
+
+async def _run(key: str, limit: int, cost: int, mode: str) -> Decision:
+    client = _client()
+    allowed, retry, tokens = await client.eval(_BUCKET, 1, key, limit, cost, mode)
+    return Decision(bool(int(allowed)), max(1, math.ceil(float(retry))) if not int(allowed) else 0,
+                    max(0, int(float(tokens))), limit)
+
+
+async def take_request(key_id: str, per_minute: int) -> Decision:
+    return await _run(f"rl:req:{key_id}", per_minute, 1, "take")
+
+
+async def tokens_available(key_id: str, per_minute: int) -> Decision:
+    return await _run(f"rl:tok:{key_id}", per_minute, 0, "peek")
+
+
+async def charge_tokens(key_id: str, per_minute: int, tokens: int) -> Decision:
+    return await _run(f"rl:tok:{key_id}", per_minute, tokens, "charge")
+
+
+async def take(bucket: str, per_minute: int, cost: int = 1) -> Decision:
+    """A generic bucket (e.g. chat messages per visitor or per IP)."""
+    return await _run(f"rl:{bucket}", per_minute, cost, "take")

@@ -1,0 +1,158 @@
+"""Chat completions shared by the /v1 API and the playground: build the engine request, stream SSE."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from store.api.errors import ApiError, bad_request, unavailable
+from store.api.protocol import UNSUPPORTED, ChatCompletionRequest
+from store.api.targets import Target
+from store.serving.client import InferenceError, InferenceUnavailable, new_request_id, stream_generation
+from store.serving.protocol import GenerationRequest
+
+MAX_STOP_SEQUENCES = 4
+MAX_TOKENS_CAP = 2048
+DEFAULT_MAX_TOKENS = 256
+ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+
+
+def check_options(body: ChatCompletionRequest) -> None:
+    """Reject every option we do not implement, naming it."""
+    for name in body.model_extra or {}:
+        if name in UNSUPPORTED:
+            if name == "response_format" and (body.model_extra or {}).get(name) in (None, {"type": "text"}):
+                continue
+            if name == "parallel_tool_calls" and "tools" not in (body.model_extra or {}):
+                continue
+            if name == "service_tier" and (body.model_extra or {}).get(name) in (None, "auto", "default"):
+                continue
+            raise bad_request(UNSUPPORTED[name], param=name, code="unsupported_parameter")
+        raise bad_request(f"Unrecognized request argument supplied: {name}", param=name)
+    if body.n not in (None, 1):
+        raise bad_request("Only n=1 is supported.", param="n", code="unsupported_parameter")
+    if body.logprobs:
+        raise bad_request("logprobs are not supported.", param="logprobs", code="unsupported_parameter")
+    for name in ("frequency_penalty", "presence_penalty"):
+        if getattr(body, name):
+            raise bad_request(f"{name} is not supported (only 0).", param=name, code="unsupported_parameter")
+
+
+def normalize_messages(body: ChatCompletionRequest) -> list[dict]:
+    messages = []
+    for index, message in enumerate(body.messages):
+        role = ROLES.get(message.role)
+        if role is None:
+            raise bad_request(f"Role {message.role!r} is not supported (use system, user or assistant).",
+                              param=f"messages[{index}].role", code="unsupported_parameter")
+        content = message.content
+        if isinstance(content, list):
+            texts = []
+            for part_index, part in enumerate(content):
+                if part.type != "text" or part.text is None:
+                    raise bad_request(f"Content parts of type {part.type!r} are not supported (text only).",
+                                      param=f"messages[{index}].content[{part_index}]", code="unsupported_parameter")
+                texts.append(part.text)
+            content = "".join(texts)
+        if content is None:
+            raise bad_request("Each message needs text content.", param=f"messages[{index}].content")
+        messages.append({"role": role, "content": content})
+    if not any(m["role"] == "user" for m in messages):
+        raise bad_request("The conversation needs at least one user message.", param="messages")
+    return messages
+
+
+def with_system_prompt(messages: list[dict], system_prompt: str) -> list[dict]:
+    """The deployment's system prompt always goes first (SmolLM2 otherwise invents its own identity);
+    system messages from the caller are appended to it."""
+    own = [m["content"] for m in messages if m["role"] == "system"]
+    rest = [m for m in messages if m["role"] != "system"]
+    system = "\n\n".join(part for part in [system_prompt, *own] if part)
+    return ([{"role": "system", "content": system}] if system else []) + rest
+
+
+def build_request(target: Target, body: ChatCompletionRequest) -> GenerationRequest:
+    if target.task != "dialogue":
+        raise bad_request(f"`{target.model_id}` is a {target.task} model; use /v1/sentiment.", param="model")
+    if target.paused:
+        raise ApiError(409, f"The deployment `{target.model_id}` is paused.", param="model", code="deployment_paused")
+    check_options(body)
+    stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+    if len(stop) > MAX_STOP_SEQUENCES or any(not s for s in stop):
+        raise bad_request(f"stop takes up to {MAX_STOP_SEQUENCES} non-empty strings.", param="stop")
+    max_tokens = body.max_completion_tokens or body.max_tokens or target.max_tokens or DEFAULT_MAX_TOKENS
+    if max_tokens > MAX_TOKENS_CAP:
+        raise bad_request(f"max_tokens is at most {MAX_TOKENS_CAP}.", param="max_tokens")
+    temperature = body.temperature if body.temperature is not None else (
+        target.temperature if target.temperature is not None else 0.7)
+    top_p = body.top_p if body.top_p is not None else (target.top_p if target.top_p is not None else 1.0)
+    return GenerationRequest(
+        request_id=new_request_id(), model_key=target.model_key,
+        messages=with_system_prompt(normalize_messages(body), target.system_prompt),
+        max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop, seed=body.seed,
+    )
+
+
+def inference_error(error: Exception) -> ApiError:
+    if isinstance(error, InferenceUnavailable):
+        return unavailable(str(error))
+    assert isinstance(error, InferenceError)
+    if error.code == "context_length_exceeded":
+        return bad_request(error.message, param="messages", code="context_length_exceeded")
+    if error.code == "model_not_found":
+        return ApiError(404, error.message, param="model", code="model_not_found")
+    if error.code in ("does_not_fit", "timeout", "expired"):
+        return ApiError(503, error.message, type="server_error", code=error.code, headers={"Retry-After": "5"})
+    return ApiError(500, f"Inference failed: {error.message}", type="server_error", code=error.code)
+
+
+def completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex[:24]}"
+
+
+def _sse(payload: dict | str) -> bytes:
+    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return f"data: {data}\n\n".encode()
+
+
+async def sse_stream(request: GenerationRequest, model_id: str, include_usage: bool,
+                     on_done: Callable[[dict], Awaitable[None]] | None = None) -> AsyncIterator[bytes]:
+    """OpenAI's streaming format: chat.completion.chunk events, then `data: [DONE]`.
+
+    If the client goes away, Daphne cancels this generator; stream_generation's own cleanup then
+    tells the worker to stop the row.
+    """
+    ident, created = completion_id(), int(time.time())
+
+    def chunk(delta: dict, finish_reason: str | None = None) -> dict:
+        return {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model_id,
+                "system_fingerprint": None,
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+
+    events = stream_generation(request)
+    try:
+        yield _sse(chunk({"role": "assistant", "content": ""}))
+        async for event in events:
+            if event.kind == "text":
+                yield _sse(chunk({"content": event.text}))
+            elif event.kind == "done":
+                result = event.info or {}
+                reason = "length" if result.get("finish_reason") == "length" else "stop"
+                yield _sse(chunk({}, reason))
+                usage = {"prompt_tokens": result.get("prompt_tokens", 0),
+                         "completion_tokens": result.get("completion_tokens", 0)}
+                usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+                if include_usage:
+                    yield _sse({"id": ident, "object": "chat.completion.chunk", "created": created, "model": model_id,
+                                "choices": [], "usage": usage, "system_fingerprint": None})
+                if on_done is not None:
+                    await on_done(result)
+        yield _sse("[DONE]")
+    except (InferenceError, InferenceUnavailable) as error:
+        api_error = inference_error(error)
+        yield _sse({"error": {"message": api_error.message, "type": api_error.type, "param": api_error.param,
+                              "code": api_error.code}})
+    finally:
+        await events.aclose()

@@ -1,0 +1,321 @@
+"""Request and response schemas of the OpenAI-compatible /v1 API (pydantic), in one module.
+
+Requests accept OpenAI's field names. Options we do not implement are rejected with a 400 that
+names the parameter (see UNSUPPORTED) — never silently ignored. The OpenAPI document is built
+from these classes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# --- shared -----------------------------------------------------------------------------------
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int = 0
+    total_tokens: int
+
+
+# --- models -----------------------------------------------------------------------------------
+
+
+class ModelObject(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+    # Extensions: what the id is, and the base model it descends from.
+    kind: Literal["deployment", "tuned", "base"]
+    task: str
+    root: str = Field(description="catalog slug of the base model")
+    parent: str | None = Field(None, description="the tuned model a deployment serves, if any")
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelObject]
+
+
+# --- chat completions -------------------------------------------------------------------------
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: str
+    content: str | list[TextPart] | None = None
+    name: str | None = None
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    model: str
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int | None = Field(None, ge=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    # Accepted, and meaningful only as metadata: they do not change the output.
+    user: str | None = None
+    metadata: dict[str, str] | None = None
+    store: bool | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    logprobs: bool | None = None
+
+
+# Parameters of OpenAI's API that we do not implement: a request that sets them gets a 400 naming
+# the parameter, so a client never believes an option took effect when it did not.
+UNSUPPORTED = {
+    "tools": "Tool calling is not supported by GPT Store models.",
+    "tool_choice": "Tool calling is not supported by GPT Store models.",
+    "functions": "Function calling is not supported by GPT Store models.",
+    "function_call": "Function calling is not supported by GPT Store models.",
+    "parallel_tool_calls": "Tool calling is not supported by GPT Store models.",
+    "response_format": "Structured output (response_format) is not supported; omit it or use {\"type\": \"text\"}.",
+    "top_logprobs": "logprobs are not supported.",
+    "logit_bias": "logit_bias is not supported.",
+    "audio": "Audio output is not supported.",
+    "modalities": "Only text output is supported.",
+    "prediction": "Predicted outputs are not supported.",
+    "reasoning_effort": "These models do not reason; reasoning_effort is not supported.",
+    "web_search_options": "Web search is not supported.",
+    "service_tier": "Service tiers are not supported.",
+    "verbosity": "verbosity is not supported.",
+}
+
+
+class ChatCompletionMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+    refusal: None = None
+
+
+class Choice(BaseModel):
+    index: int
+    message: ChatCompletionMessage
+    finish_reason: Literal["stop", "length"]
+    logprobs: None = None
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage
+    system_fingerprint: str | None = None
+
+
+class Delta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int
+    delta: Delta
+    finish_reason: Literal["stop", "length"] | None = None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+
+
+# --- sentiment (ours) -------------------------------------------------------------------------
+
+
+class SentimentRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    input: str | list[str]
+
+
+class SentimentResult(BaseModel):
+    index: int
+    label: str
+    score: float
+    scores: dict[str, float]
+
+
+class SentimentResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[SentimentResult]
+    model: str
+    usage: Usage
+
+
+# --- files and fine-tuning --------------------------------------------------------------------
+
+
+class FileObject(BaseModel):
+    id: str
+    object: Literal["file"] = "file"
+    bytes: int
+    created_at: int
+    filename: str
+    purpose: str
+    status: Literal["processed"] = "processed"
+    status_details: str | None = None
+
+
+class FileList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[FileObject]
+    has_more: bool = False
+
+
+class DeletedObject(BaseModel):
+    id: str
+    object: str
+    deleted: bool
+
+
+class Hyperparameters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    n_epochs: int | Literal["auto"] = "auto"
+    batch_size: int | Literal["auto"] = "auto"
+    learning_rate_multiplier: float | Literal["auto"] = "auto"
+
+
+class SupervisedMethod(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hyperparameters: Hyperparameters | None = None
+
+
+class Method(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str
+    supervised: SupervisedMethod | None = None
+
+
+class TuningExtension(BaseModel):
+    """GPT Store's own settings, passed with the SDKs' `extra_body={"tuning": {...}}`."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["lora", "adalora", "ia3", "prefix_tuning", "full"] | None = None
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class FineTuningJobCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    training_file: str
+    validation_file: str | None = None
+    suffix: str | None = Field(None, max_length=40)
+    seed: int | None = None
+    hyperparameters: Hyperparameters | None = None
+    method: Method | None = None
+    tuning: TuningExtension | None = None
+    metadata: dict[str, str] | None = None
+    integrations: list[Any] | None = None
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+    param: str | None = None
+
+
+class FineTuningJob(BaseModel):
+    id: str
+    object: Literal["fine_tuning.job"] = "fine_tuning.job"
+    created_at: int
+    finished_at: int | None
+    model: str
+    fine_tuned_model: str | None
+    organization_id: str
+    status: str
+    hyperparameters: dict[str, Any]
+    method: dict[str, Any]
+    training_file: str
+    validation_file: str | None
+    result_files: list[str]
+    trained_tokens: int | None
+    error: JobError | None
+    seed: int
+    estimated_finish: int | None
+    user_provided_suffix: str | None
+    integrations: list[Any] = Field(default_factory=list)
+    metadata: dict[str, str] | None = None
+    tuning: dict[str, Any] = Field(description="GPT Store extension: method, hyperparameters, progress")
+
+
+class FineTuningJobList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[FineTuningJob]
+    has_more: bool
+
+
+class FineTuningJobEvent(BaseModel):
+    id: str
+    object: Literal["fine_tuning.job.event"] = "fine_tuning.job.event"
+    created_at: int
+    level: str
+    message: str
+    type: str
+    data: dict[str, Any] | None
+
+
+class FineTuningJobEventList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[FineTuningJobEvent]
+    has_more: bool
+
+
+class FineTuningJobCheckpoint(BaseModel):
+    id: str
+    object: Literal["fine_tuning.job.checkpoint"] = "fine_tuning.job.checkpoint"
+    created_at: int
+    fine_tuned_model_checkpoint: str
+    fine_tuning_job_id: str
+    step_number: int
+    metrics: dict[str, Any]
+
+
+class FineTuningJobCheckpointList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[FineTuningJobCheckpoint]
+    has_more: bool
+    first_id: str | None = None
+    last_id: str | None = None

@@ -1,0 +1,226 @@
+"""Deployments, their playground and code snippets; API keys; usage."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from asgiref.sync import sync_to_async
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db.models import Sum
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from accounts.access import organization_admin_required
+from accounts.scoping import get_for_organization
+from core.charts import bar_chart
+from store import deploy
+from store.api.completions import inference_error, sse_stream, with_system_prompt
+from store.api.errors import ApiError
+from store.api_keys import create_api_key, revoke
+from store.forms import ApiKeyForm, DeploymentForm
+from store.models import ApiKey, Deployment, DeploymentStatus, UsageDaily
+from store.serving.client import InferenceError, InferenceUnavailable, classify, new_request_id
+from store.serving.protocol import ClassificationRequest, GenerationRequest
+from store.usage import record_usage
+
+
+def _org(request: HttpRequest):
+    return request.organization  # type: ignore[attr-defined]
+
+
+def _deployment(request: HttpRequest, slug: str) -> Deployment:
+    queryset = Deployment.objects.select_related("tuned_model__base", "tuned_model__organization", "base_model",
+                                                 "organization")
+    return get_for_organization(queryset, _org(request), slug=slug)
+
+
+@organization_admin_required
+def deployment_list(request: HttpRequest) -> HttpResponse:
+    deployments = Deployment.objects.filter(organization=_org(request)).select_related("tuned_model", "base_model")
+    return render(request, "store/deployments.html", {"deployments": deployments})
+
+
+def _add_errors(form, error: ValidationError) -> None:
+    for field, errors in getattr(error, "error_dict", {"__all__": error.error_list}).items():
+        form.add_error(field if field in form.fields else None, errors)
+
+
+@organization_admin_required
+def deployment_edit(request: HttpRequest, slug: str | None = None) -> HttpResponse:
+    organization = _org(request)
+    deployment = _deployment(request, slug) if slug else None
+    initial = {}
+    if deployment is not None:
+        initial = {"name": deployment.name, "slug": deployment.slug, "system_prompt": deployment.system_prompt,
+                   "temperature": deployment.temperature, "top_p": deployment.top_p,
+                   "max_tokens": deployment.max_tokens,
+                   "model": deployment.tuned_model.slug if deployment.tuned_model_id else deployment.base_model.slug}
+    elif request.GET.get("model"):
+        initial = {"model": request.GET["model"], "name": request.GET["model"].replace("-", " ").title(),
+                   "slug": request.GET["model"]}
+    form = DeploymentForm(request.POST or None, organization=organization, editing=deployment, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            choice = deploy.find_model(organization, data["model"])
+            saved = deploy.create_or_update(
+                organization, deployment.slug if deployment else data["slug"], choice, request.user,
+                name=data["name"], system_prompt=data["system_prompt"], temperature=data["temperature"],
+                top_p=data["top_p"], max_tokens=data["max_tokens"])
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            messages.success(request, f"{saved.name} is deployed (revision {saved.revision}).")
+            return redirect("store:deployment_detail", saved.slug)
+    return render(request, "store/deployment_edit.html", {"form": form, "deployment": deployment})
+
+
+@organization_admin_required
+def deployment_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    deployment = _deployment(request, slug)
+    return render(request, "store/deployment_detail.html", {
+        "deployment": deployment, "revisions": deployment.revisions.select_related("tuned_model", "base_model")[:20],
+        "base_url": request.build_absolute_uri("/v1"),
+    })
+
+
+@require_POST
+@organization_admin_required
+def deployment_rollback(request: HttpRequest, slug: str) -> HttpResponse:
+    deployment = _deployment(request, slug)
+    try:
+        deployment = deploy.rollback(deployment, int(request.POST.get("revision", 0)), request.user)
+        messages.success(request, f"Rolled back: now serving {deployment.served_model_label} "
+                                  f"(revision {deployment.revision}).")
+    except (ValidationError, ValueError) as error:
+        messages.error(request, " ".join(getattr(error, "messages", [str(error)])))
+    return redirect("store:deployment_detail", slug)
+
+
+@require_POST
+@organization_admin_required
+def deployment_status(request: HttpRequest, slug: str) -> HttpResponse:
+    deployment = _deployment(request, slug)
+    status = DeploymentStatus.PAUSED if request.POST.get("status") == "paused" else DeploymentStatus.ACTIVE
+    deploy.set_status(deployment, status, request.user)
+    messages.info(request, f"{deployment.name} is {status}.")
+    return redirect("store:deployment_detail", slug)
+
+
+@require_POST
+@organization_admin_required
+def deployment_delete(request: HttpRequest, slug: str) -> HttpResponse:
+    deployment = _deployment(request, slug)
+    deploy.delete_deployment(deployment)
+    messages.success(request, f"Undeployed {deployment.name}.")
+    return redirect("store:deployment_list")
+
+
+# --- playground (session-authenticated, same serving path as /v1) ------------------------------
+
+
+def _playground_target(request: HttpRequest, slug: str) -> Deployment:
+    deployment = _deployment(request, slug)
+    if deployment.status != DeploymentStatus.ACTIVE:
+        raise ApiError(409, "This deployment is paused.", code="deployment_paused")
+    return deployment
+
+
+@organization_admin_required
+async def playground_chat(request: HttpRequest, slug: str) -> HttpResponse:
+    if request.method != "POST":
+        return ApiError(405, "POST a JSON body {messages: [...]}.").response()
+    try:
+        deployment = await sync_to_async(_playground_target)(request, slug)
+        payload = json.loads(request.body or b"{}")
+        history = [{"role": m["role"], "content": str(m["content"])[:8000]} for m in payload.get("messages", [])
+                   if m.get("role") in ("user", "assistant") and m.get("content")][-20:]
+        if not history or history[-1]["role"] != "user":
+            raise ApiError(400, "Send the conversation, ending with a user message.", param="messages")
+    except (ApiError, ValueError, KeyError, TypeError) as error:
+        return (error if isinstance(error, ApiError) else ApiError(400, "Malformed request body.")).response()
+    engine_request = GenerationRequest(
+        request_id=new_request_id(), model_key=deployment.model_key,
+        messages=with_system_prompt(history, deployment.system_prompt), max_tokens=deployment.max_tokens,
+        temperature=deployment.temperature, top_p=deployment.top_p)
+    organization_id = deployment.organization_id
+
+    async def on_done(result: dict) -> None:
+        await sync_to_async(record_usage)(organization_id, deployment.slug, result.get("prompt_tokens", 0),
+                                          result.get("completion_tokens", 0), source="playground")
+
+    response = StreamingHttpResponse(sse_stream(engine_request, deployment.slug, True, on_done),
+                                     content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+@organization_admin_required
+async def playground_sentiment(request: HttpRequest, slug: str) -> HttpResponse:
+    if request.method != "POST":
+        return ApiError(405, "POST a JSON body {text: ...}.").response()
+    try:
+        deployment = await sync_to_async(_playground_target)(request, slug)
+        text = str(json.loads(request.body or b"{}").get("text", "")).strip()[:10_000]
+        if not text:
+            raise ApiError(400, "Type a message to score.", param="text")
+        result = await classify(ClassificationRequest(request_id=new_request_id(), model_key=deployment.model_key,
+                                                      texts=[text]))
+    except (InferenceError, InferenceUnavailable) as error:
+        return inference_error(error).response()
+    except ApiError as error:
+        return error.response()
+    except ValueError:
+        return ApiError(400, "Malformed request body.").response()
+    await sync_to_async(record_usage)(deployment.organization_id, deployment.slug, result.get("prompt_tokens", 0), 0,
+                                      source="playground")
+    return JsonResponse(result["results"][0])
+
+
+# --- API keys and usage -------------------------------------------------------------------------
+
+
+@organization_admin_required
+def api_keys(request: HttpRequest) -> HttpResponse:
+    organization = _org(request)
+    form = ApiKeyForm(request.POST or None, organization=organization)
+    new_key = None
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        key, new_key = create_api_key(organization, data["name"], list(data["deployments"]), request.user,
+                                      data["requests_per_minute"], data["tokens_per_minute"])
+        form = ApiKeyForm(organization=organization)
+    keys = ApiKey.objects.filter(organization=organization).prefetch_related("deployments")
+    return render(request, "store/api_keys.html", {"form": form, "keys": keys, "new_key": new_key,
+                                                   "base_url": request.build_absolute_uri("/v1")})
+
+
+@require_POST
+@organization_admin_required
+def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
+    key = get_for_organization(ApiKey, _org(request), pk=key_id)
+    revoke(key)
+    messages.success(request, f"Revoked {key.name} ({key.prefix}…). Calls with it now get 401.")
+    return redirect("store:api_keys")
+
+
+@organization_admin_required
+def usage(request: HttpRequest) -> HttpResponse:
+    organization = _org(request)
+    days = min(90, max(1, int(request.GET.get("days", 30)) if request.GET.get("days", "30").isdigit() else 30))
+    since = timezone.localdate() - timedelta(days=days - 1)
+    rows = UsageDaily.objects.filter(organization=organization, day__gte=since).select_related("api_key")
+    per_day = {since + timedelta(days=i): 0 for i in range(days)}
+    for day, total in rows.values_list("day").annotate(total=Sum("prompt_tokens") + Sum("completion_tokens")):
+        per_day[day] = total
+    per_source = rows.values("source", "api_key__name", "api_key__prefix", "model").annotate(
+        requests=Sum("requests"), prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens")).order_by(
+        "-prompt")
+    chart = bar_chart([(day.strftime("%m-%d"), total) for day, total in per_day.items()], title="Tokens per day")
+    return render(request, "store/usage.html", {"chart": chart, "per_source": per_source, "days": days,
+                                                "daily": rows.order_by("-day", "source")[:200]})

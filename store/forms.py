@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from django import forms
+
+from store.models import Deployment
+
+
+class DeploymentForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    slug = forms.SlugField(max_length=60, help_text="The model id your developers use in /v1.")
+    model = forms.ChoiceField(label="Model", help_text="A tuned version, or a catalog base model.")
+    system_prompt = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), required=False,
+                                    help_text="Always sent first (dialogue models).")
+    temperature = forms.FloatField(min_value=0, max_value=2, initial=0.3)
+    top_p = forms.FloatField(min_value=0.01, max_value=1, initial=1.0)
+    max_tokens = forms.IntegerField(min_value=1, max_value=2048, initial=256)
+
+    def __init__(self, *args, organization=None, editing: Deployment | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        from store.models import FoundationModel, TunedModel
+
+        tuned = [(t.slug, f"{t.name} v{t.version} — {t.task}, {t.get_method_display()} ({t.slug})")
+                 for t in TunedModel.objects.filter(organization=organization).select_related("base")]
+        bases = [(b.slug, f"{b.display_name} (base, untuned)") for b in FoundationModel.objects.filter(
+            supports_dialogue=True)]
+        self.fields["model"].choices = [("Your tuned models", tuned), ("Catalog", bases)]
+        if editing is not None:
+            self.fields["slug"].disabled = True
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(max_length=80, initial="Production")
+    deployments = forms.ModelMultipleChoiceField(Deployment.objects.none(), required=False,
+                                                 widget=forms.CheckboxSelectMultiple,
+                                                 help_text="Leave all unticked to allow every deployment and model.")
+    requests_per_minute = forms.IntegerField(min_value=1, max_value=100_000, initial=120)
+    tokens_per_minute = forms.IntegerField(min_value=100, max_value=10_000_000, initial=40_000)
+
+    def __init__(self, *args, organization=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["deployments"].queryset = Deployment.objects.filter(organization=organization)

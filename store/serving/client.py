@@ -1,0 +1,147 @@
+"""The web side of serving: hand a request to an inference worker and relay its reply.
+
+No torch here (the web process imports this). A request goes out as a Celery task carrying a
+reply channel; the worker answers on that channel: `accepted` (with its control channel, for
+cancelling), `start`, numbered `chunk`s of text, then `done` (the authoritative result) or `error`.
+If no worker accepts within SERVING_ACCEPT_TIMEOUT, the caller gets InferenceUnavailable (a 503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+
+from celery import current_app
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from store.serving.protocol import ClassificationRequest, GenerationRequest
+
+logger = logging.getLogger(__name__)
+
+GENERATE_TASK = "store.serving.tasks.generate"
+CLASSIFY_TASK = "store.serving.tasks.classify"
+INFERENCE_QUEUE = "inference"
+
+
+class InferenceUnavailable(Exception):
+    """No inference worker took the request in time."""
+
+
+class InferenceError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class StreamEvent:
+    kind: str  # "start" | "text" | "done"
+    text: str = ""
+    info: dict | None = None
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _publish(task: str, payload: dict, reply_channel: str, expires_in: float) -> None:
+    current_app.send_task(task, args=[payload, reply_channel], queue=INFERENCE_QUEUE, expires=expires_in)
+
+
+async def _receive(layer, channel: str, timeout: float) -> dict | None:
+    try:
+        return await asyncio.wait_for(layer.receive(channel), timeout)
+    except TimeoutError:
+        return None
+
+
+async def _dispatch(task: str, payload: dict) -> tuple:
+    layer = get_channel_layer()
+    reply = await layer.new_channel("inference.reply.")
+    accept_timeout = settings.SERVING_ACCEPT_TIMEOUT
+    payload = {**payload, "expires_at": time.time() + accept_timeout}
+    await asyncio.to_thread(_publish, task, payload, reply, accept_timeout)
+    accepted = await _receive(layer, reply, accept_timeout)
+    if accepted is None:
+        raise InferenceUnavailable(
+            f"No inference worker answered within {accept_timeout:g} s. Start one with "
+            "`celery -A config worker -Q inference -P threads` (make run does), or retry later.")
+    if accepted.get("type") == "inference.error":
+        raise InferenceError(accepted.get("code", "internal"), accepted.get("message", "inference failed"))
+    return layer, reply, accepted.get("control")
+
+
+async def stream_generation(request: GenerationRequest) -> AsyncIterator[StreamEvent]:
+    """Yield text as it is generated, then a final `done` event with the authoritative result.
+
+    If the consumer stops early (client gone, Daphne cancelled the response), the worker is told
+    to stop generating this row.
+    """
+    layer, reply, control = await _dispatch(GENERATE_TASK, asdict(request))
+    streamed, next_seq, in_order, finished = "", 0, True, False
+    try:
+        while True:
+            message = await _receive(layer, reply, settings.SERVING_IDLE_TIMEOUT)
+            if message is None:
+                raise InferenceError("timeout", f"The inference worker went silent for "
+                                                f"{settings.SERVING_IDLE_TIMEOUT:g} s.")
+            kind = message.get("type")
+            if kind == "inference.start":
+                yield StreamEvent("start", info=message.get("info") or {})
+            elif kind == "inference.chunk":
+                # Chunks are numbered: after a gap (a chunk dropped on a full channel) stop streaming
+                # and let the final text fill in the rest, so nothing is lost or duplicated.
+                if in_order and message["seq"] == next_seq:
+                    next_seq += 1
+                    streamed += message["text"]
+                    yield StreamEvent("text", message["text"])
+                else:
+                    in_order = False
+            elif kind == "inference.done":
+                finished = True
+                result = message["result"]
+                final = result.get("text", "")
+                if final.startswith(streamed) and len(final) > len(streamed):
+                    yield StreamEvent("text", final[len(streamed):])
+                yield StreamEvent("done", info=result)
+                return
+            elif kind == "inference.error":
+                finished = True
+                raise InferenceError(message.get("code", "internal"), message.get("message", "inference failed"))
+    finally:
+        if not finished and control:
+            await _cancel(layer, control, request.request_id)
+
+
+async def _cancel(layer, control: str, request_id: str) -> None:
+    try:
+        # Shielded: we may be running inside a task Daphne just cancelled.
+        await asyncio.shield(layer.send(control, {"type": "inference.cancel", "request_id": request_id}))
+    except Exception:  # the worker notices nothing; the row runs to max_tokens — logged, not fatal
+        logger.warning("could not tell the inference worker to stop request %s", request_id)
+
+
+async def generate(request: GenerationRequest) -> dict:
+    """Non-streaming: the final result (text, finish_reason, token counts)."""
+    async for event in stream_generation(request):
+        if event.kind == "done":
+            return event.info or {}
+    raise InferenceError("internal", "the worker ended without a result")
+
+
+async def classify(request: ClassificationRequest) -> dict:
+    layer, reply, _control = await _dispatch(CLASSIFY_TASK, asdict(request))
+    while True:
+        message = await _receive(layer, reply, settings.SERVING_IDLE_TIMEOUT)
+        if message is None:
+            raise InferenceError("timeout", "The inference worker did not answer.")
+        if message.get("type") == "inference.error":
+            raise InferenceError(message.get("code", "internal"), message.get("message", "inference failed"))
+        if message.get("type") == "inference.done":
+            return message["result"]

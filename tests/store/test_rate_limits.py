@@ -1,0 +1,35 @@
+"""Per-key limits live in Redis (the session's real redis-server), shared by every web process."""
+
+import asyncio
+
+from store.api_keys import create_api_key
+from tests.store.conftest import bearer
+
+
+def test_it_answers_429_with_retry_after_past_the_request_limit(client, alice):
+    _, key = create_api_key(alice.organization, "tight", requests_per_minute=2)
+    assert [client.get("/v1/models", **bearer(key)).status_code for _ in range(2)] == [200, 200]
+    response = client.get("/v1/models", **bearer(key))
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "rate_limit_exceeded"
+    assert 1 <= int(response["Retry-After"]) <= 60
+
+
+def test_limits_are_per_key(client, alice):
+    _, first = create_api_key(alice.organization, "a", requests_per_minute=1)
+    _, second = create_api_key(alice.organization, "b", requests_per_minute=1)
+    assert client.get("/v1/models", **bearer(first)).status_code == 200
+    assert client.get("/v1/models", **bearer(first)).status_code == 429
+    assert client.get("/v1/models", **bearer(second)).status_code == 200
+
+
+def test_it_refuses_generation_once_the_token_budget_is_spent(client, alice, alice_deployment):
+    from core import ratelimit
+
+    api_key, key = create_api_key(alice.organization, "few tokens", tokens_per_minute=100)
+    asyncio.run(ratelimit.charge_tokens(api_key.prefix, 100, 500))  # a long reply went over budget
+    response = client.post("/v1/chat/completions", content_type="application/json", **bearer(key),
+                           data={"model": "acme-support", "messages": [{"role": "user", "content": "Hi"}]})
+    assert response.status_code == 429
+    assert response.json()["error"]["type"] == "tokens"
+    assert int(response["Retry-After"]) > 60
