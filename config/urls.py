@@ -16,6 +16,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("finetune/", include("finetune.urls")),
+    path("", include("chat.urls")),
     path("", include("store.urls")),
 ]
 

@@ -8,12 +8,10 @@ go negative, which makes the next calls wait, as with OpenAI's limits.
 
 from __future__ import annotations
 
-import asyncio
 import math
-import weakref
 from dataclasses import dataclass
 
-from django.conf import settings
+from core.redis_client import async_redis
 
 _BUCKET = """
 local key = KEYS[1]
@@ -51,23 +49,8 @@ class Decision:
     limit: int
 
 
-_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _client():
-    """One client per event loop: redis.asyncio connections belong to the loop that opened them."""
-    import redis.asyncio
-
-    loop = asyncio.get_running_loop()
-    url, client = _clients.get(loop, (None, None))
-    if client is None or url != settings.REDIS_URL:  # settings can change under tests
-        client = redis.asyncio.Redis.from_url(settings.REDIS_URL)
-        _clients[loop] = (settings.REDIS_URL, client)
-    return client
-
-
 async def _run(key: str, limit: int, cost: int, mode: str) -> Decision:
-    client = _client()
+    client = async_redis()
     allowed, retry, tokens = await client.eval(_BUCKET, 1, key, limit, cost, mode)
     return Decision(bool(int(allowed)), max(1, math.ceil(float(retry))) if not int(allowed) else 0,
                     max(0, int(float(tokens))), limit)

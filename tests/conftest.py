@@ -90,6 +90,16 @@ def charlie(db) -> Person:
     return _person("charlie@charlie-boots.example", "Charlie Boots")
 
 
+@pytest.fixture
+def catalog(db):
+    """The bundled base models, registered as `manage.py sync_catalog` does."""
+    from store.catalog import sync_catalog
+    from store.models import FoundationModel
+
+    sync_catalog()
+    return {model.slug: model for model in FoundationModel.objects.all()}
+
+
 # --- the live stack -------------------------------------------------------------------------
 
 

@@ -2,21 +2,7 @@ import pytest
 
 from store import deploy
 from store.api_keys import create_api_key
-from store.catalog import sync_catalog
-from store.models import FoundationModel, TunedModel
-
-
-@pytest.fixture
-def catalog(db):
-    sync_catalog()
-    return {model.slug: model for model in FoundationModel.objects.all()}
-
-
-def make_tuned(organization, base, suffix="faq", task="dialogue", method="lora", labels=None) -> TunedModel:
-    version = TunedModel.objects.filter(organization=organization, base=base, suffix=suffix).count() + 1
-    return TunedModel.objects.create(organization=organization, base=base, task=task, method=method, suffix=suffix,
-                                     version=version, slug=f"{suffix}-v{version}", name=suffix.title(),
-                                     labels=labels or [], default_system_prompt="You are Acme's assistant.")
+from tests.factories import make_tuned
 
 
 @pytest.fixture
@@ -45,7 +31,3 @@ def alice_key(alice):
 @pytest.fixture
 def charlie_key(charlie):
     return create_api_key(charlie.organization, "charlie key")[1]
-
-
-def bearer(key: str) -> dict:
-    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}

@@ -12,7 +12,7 @@ from django.test import override_settings
 
 from store import deploy
 from store.models import Deployment
-from tests.store.conftest import bearer, make_tuned
+from tests.factories import bearer, make_tuned
 
 
 async def collect(response) -> bytes:

@@ -3,7 +3,7 @@ from django.core.management import call_command
 
 from store.api_keys import authenticate, create_api_key, hash_key, revoke
 from store.models import ApiKey
-from tests.store.conftest import bearer
+from tests.factories import bearer
 
 
 def test_it_stores_only_a_hash_and_a_prefix(alice):

@@ -1,5 +1,5 @@
 from store.api_keys import create_api_key
-from tests.store.conftest import bearer
+from tests.factories import bearer
 
 
 def test_it_lists_deployments_tuned_models_and_the_catalog(client, alice_deployment, alice_tuned, alice_key):

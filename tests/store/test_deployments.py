@@ -5,7 +5,7 @@ from django.core.management import CommandError, call_command
 from store import deploy
 from store.models import Deployment, DeploymentRevision
 from store.tuned import TunedModelInUse, delete_tuned_model
-from tests.store.conftest import make_tuned
+from tests.factories import make_tuned
 
 
 def test_it_deploys_a_tuned_model_with_its_trained_system_prompt(alice_deployment, alice_tuned):

@@ -3,7 +3,7 @@
 import asyncio
 
 from store.api_keys import create_api_key
-from tests.store.conftest import bearer
+from tests.factories import bearer
 
 
 def test_it_answers_429_with_retry_after_past_the_request_limit(client, alice):

@@ -1,0 +1,62 @@
+"""What support agents do in a conversation: take over, reply, note, hand back, resolve."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from chat.conversations import append_message, set_status
+from chat.models import Author, Conversation, ConversationStatus, Message
+
+MAX_AGENT_MESSAGE = 4000
+
+
+def _name(agent) -> str:
+    return agent.first_name or agent.username
+
+
+def take_over(conversation: Conversation, agent) -> Conversation:
+    if conversation.status == ConversationStatus.ASSIGNED and conversation.assignee_id == agent.pk:
+        return conversation
+    return set_status(conversation, ConversationStatus.ASSIGNED, assignee=agent,
+                      system_text=f"{_name(agent)} from our team joined the conversation.")
+
+
+def hand_back(conversation: Conversation, agent) -> Conversation:
+    return set_status(conversation, ConversationStatus.BOT,
+                      system_text="You are chatting with our assistant again. Ask for a person any time.")
+
+
+def resolve(conversation: Conversation, agent=None) -> Conversation:
+    if conversation.status == ConversationStatus.RESOLVED:
+        return conversation
+    return set_status(conversation, ConversationStatus.RESOLVED,
+                      system_text="This conversation was marked as resolved. Was this helpful?")
+
+
+def _clean(text: str) -> str:
+    text = text.strip()
+    if not text:
+        raise ValidationError("Write something first.")
+    if len(text) > MAX_AGENT_MESSAGE:
+        raise ValidationError(f"Messages are limited to {MAX_AGENT_MESSAGE} characters.")
+    return text
+
+
+@transaction.atomic
+def reply(conversation: Conversation, agent, text: str) -> Message:
+    """An agent's reply reaches the customer at once; replying takes the conversation over from the bot."""
+    text = _clean(text)
+    if conversation.status != ConversationStatus.ASSIGNED or conversation.assignee_id != agent.pk:
+        conversation = take_over(conversation, agent)
+    message, _ = append_message(conversation, Author.AGENT, text, agent=agent)
+    Conversation.objects.filter(pk=conversation.pk, first_agent_reply_at=None).update(
+        first_agent_reply_at=timezone.now())
+    return message
+
+
+def note(conversation: Conversation, agent, text: str) -> Message:
+    """A private note for the team: stored in the transcript, never sent to the customer."""
+    message, _ = append_message(conversation, Author.AGENT, _clean(text), agent=agent, internal=True)
+    return message

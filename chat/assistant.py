@@ -1,0 +1,95 @@
+"""The bot's reply: the conversation's history through the serving engine, streamed to the widget."""
+
+from __future__ import annotations
+
+import logging
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+
+from chat.conversations import append_message, conversation_group, set_status
+from chat.handoff import TOLD_BOT_UNAVAILABLE
+from chat.models import Author, Conversation, ConversationStatus
+from store.api.completions import with_system_prompt
+from store.models import DeploymentStatus
+from store.serving.client import InferenceError, InferenceUnavailable, new_request_id, stream_generation
+from store.serving.protocol import GenerationRequest
+from store.usage import record_usage
+
+logger = logging.getLogger(__name__)
+
+HISTORY_MESSAGES = 24
+HISTORY_CHARACTERS = 6000  # ~1,500 tokens: leaves the model's context for the system prompt and reply
+ROLES = {Author.CUSTOMER: "user", Author.BOT: "assistant", Author.AGENT: "assistant"}
+
+
+def history(conversation: Conversation) -> list[dict]:
+    """The recent turns, newest kept, trimmed to fit; it always starts with a customer turn."""
+    messages = list(conversation.messages.filter(internal=False, author__in=list(ROLES))
+                    .order_by("-seq")[:HISTORY_MESSAGES])
+    turns, used = [], 0
+    for message in messages:
+        if used + len(message.text) > HISTORY_CHARACTERS and turns:
+            break
+        turns.append({"role": ROLES[message.author], "content": message.text[:HISTORY_CHARACTERS]})
+        used += len(message.text)
+    turns.reverse()
+    while turns and turns[0]["role"] != "user":
+        turns.pop(0)
+    return turns
+
+
+def _prepare(conversation_id: int):
+    conversation = Conversation.objects.select_related("widget__deployment__tuned_model",
+                                                       "widget__deployment__base_model").get(pk=conversation_id)
+    return conversation, conversation.widget.deployment, history(conversation)
+
+
+def _finish(conversation_id: int, text: str, result: dict, deployment_slug: str) -> bool:
+    conversation = Conversation.objects.get(pk=conversation_id)
+    if conversation.status != ConversationStatus.BOT:
+        return False  # an agent took over while the bot was typing: their word wins
+    append_message(conversation, Author.BOT, text.strip() or "…")
+    record_usage(conversation.organization_id, deployment_slug, result.get("prompt_tokens", 0),
+                 result.get("completion_tokens", 0), source="widget")
+    return True
+
+
+def _bot_unavailable(conversation_id: int) -> None:
+    conversation = Conversation.objects.get(pk=conversation_id)
+    if conversation.status == ConversationStatus.BOT:
+        set_status(conversation, ConversationStatus.NEEDS_HUMAN, reason="the bot was unavailable",
+                   system_text=TOLD_BOT_UNAVAILABLE)
+
+
+async def reply(conversation_id: int) -> None:
+    """Generate and store the bot's answer; on any serving failure, hand over to a human — never silence."""
+    conversation, deployment, turns = await sync_to_async(_prepare)(conversation_id)
+    if not turns:
+        return
+    layer, group = get_channel_layer(), conversation_group(conversation_id)
+    if deployment.status != DeploymentStatus.ACTIVE:
+        await sync_to_async(_bot_unavailable)(conversation_id)
+        return
+    request = GenerationRequest(
+        request_id=new_request_id(), model_key=deployment.model_key,
+        messages=with_system_prompt(turns, deployment.system_prompt), max_tokens=deployment.max_tokens,
+        temperature=deployment.temperature, top_p=deployment.top_p)
+    await layer.group_send(group, {"type": "chat.typing", "who": "bot", "typing": True, "name": ""})
+    text, result = "", None
+    try:
+        async for event in stream_generation(request):
+            if event.kind == "text":
+                text += event.text
+                await layer.group_send(group, {"type": "chat.token", "text": event.text})
+            elif event.kind == "done":
+                result = event.info or {}
+                text = result.get("text", text)
+    except (InferenceError, InferenceUnavailable) as error:
+        logger.warning("bot reply for conversation %s failed: %s", conversation_id, error)
+        await layer.group_send(group, {"type": "chat.typing", "who": "bot", "typing": False, "name": ""})
+        await sync_to_async(_bot_unavailable)(conversation_id)
+        return
+    await layer.group_send(group, {"type": "chat.typing", "who": "bot", "typing": False, "name": ""})
+    if result is not None:
+        await sync_to_async(_finish)(conversation_id, text, result, deployment.slug)

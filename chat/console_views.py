@@ -1,0 +1,210 @@
+"""The agent console (agents and admins of the active organization) and the widget settings (admins)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db.models import F, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from accounts.access import organization_admin_required, organization_required
+from accounts.scoping import get_for_organization
+from chat import agents
+from chat.conversations import mark_read
+from chat.forms import CannedReplyForm, WidgetForm
+from chat.insights import insights
+from chat.models import CannedReply, Conversation, ConversationStatus, Visitor, Widget
+from chat.records import erase_visitor, to_csv, to_json, transcript_rows
+from chat.timeline import sentiment_timeline
+from chat.widgets import embed_snippet, frame_ancestors
+from core.charts import bar_chart
+
+# Worst first; conversations not scored yet come after scored ones on every database.
+SORTS = {"sentiment": (F("sentiment_score").asc(nulls_last=True), "-last_message_at"),
+         "recent": ("-last_message_at",)}
+
+
+def _org(request: HttpRequest):
+    return request.organization  # type: ignore[attr-defined]
+
+
+def _conversations(request: HttpRequest):
+    conversations = Conversation.objects.filter(organization=_org(request)).select_related("visitor", "assignee")
+    status = request.GET.get("status", "open")
+    if status == "open":
+        conversations = conversations.exclude(status=ConversationStatus.RESOLVED)
+    elif status in ConversationStatus.values:
+        conversations = conversations.filter(status=status)
+    query = request.GET.get("q", "").strip()[:100]
+    if query:
+        conversations = conversations.filter(Q(messages__text__icontains=query) | Q(visitor__name__icontains=query)
+                                             | Q(visitor__email__icontains=query)).distinct()
+    sort = request.GET.get("sort", "sentiment")
+    return conversations.order_by(*SORTS.get(sort, SORTS["sentiment"])), status, sort, query
+
+
+@organization_required
+def console(request: HttpRequest) -> HttpResponse:
+    conversations, status, sort, query = _conversations(request)
+    context = {"conversations": conversations[:100], "status": status, "sort": sort, "query": query,
+               "statuses": ConversationStatus.choices}
+    template = "chat/partials/conversation_list.html" if request.htmx else "chat/console.html"  # type: ignore[attr-defined]
+    return render(request, template, context)
+
+
+def _conversation(request: HttpRequest, conversation_id: int) -> Conversation:
+    queryset = Conversation.objects.select_related("visitor", "assignee", "widget__deployment")
+    return get_for_organization(queryset, _org(request), pk=conversation_id)
+
+
+def _conversation_context(conversation: Conversation) -> dict:
+    transcript = list(conversation.messages.select_related("agent"))
+    return {"conversation": conversation, "transcript": transcript,
+            "timeline": sentiment_timeline(transcript), "canned": CannedReply.objects.filter(
+                organization_id=conversation.organization_id)}
+
+
+@organization_required
+def conversation_detail(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = _conversation(request, conversation_id)
+    mark_read(conversation.pk)
+    return render(request, "chat/conversation.html", _conversation_context(conversation))
+
+
+@organization_required
+def conversation_live(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = _conversation(request, conversation_id)
+    return render(request, "chat/partials/conversation_live.html", _conversation_context(conversation))
+
+
+@require_POST
+@organization_required
+def conversation_action(request: HttpRequest, conversation_id: int, action: str) -> HttpResponse:
+    conversation = _conversation(request, conversation_id)
+    try:
+        if action == "take-over":
+            agents.take_over(conversation, request.user)
+        elif action == "hand-back":
+            agents.hand_back(conversation, request.user)
+        elif action == "resolve":
+            agents.resolve(conversation, request.user)
+        elif action == "reply":
+            agents.reply(conversation, request.user, request.POST.get("text", ""))
+        elif action == "note":
+            agents.note(conversation, request.user, request.POST.get("text", ""))
+        else:
+            return HttpResponse(status=404)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    if request.htmx:  # type: ignore[attr-defined]
+        conversation.refresh_from_db()
+        return render(request, "chat/partials/conversation_live.html", _conversation_context(conversation))
+    return redirect("chat:conversation", conversation_id)
+
+
+@organization_required
+def canned_replies(request: HttpRequest) -> HttpResponse:
+    organization = _org(request)
+    is_admin = request.membership.is_admin  # type: ignore[attr-defined]
+    form = CannedReplyForm(request.POST or None)
+    if request.method == "POST":
+        if not is_admin:
+            return HttpResponse("Only admins manage canned replies.", status=403)
+        if "delete" in request.POST:
+            get_for_organization(CannedReply, organization, pk=request.POST["delete"]).delete()
+            return redirect("chat:canned")
+        if form.is_valid():
+            reply = form.save(commit=False)
+            reply.organization = organization
+            reply.save()
+            return redirect("chat:canned")
+    return render(request, "chat/canned.html", {"form": form, "replies": CannedReply.objects.filter(
+        organization=organization), "is_admin": is_admin})
+
+
+def _period(request: HttpRequest) -> tuple[date, date]:
+    today = timezone.localdate()
+    try:
+        end = date.fromisoformat(request.GET["end"]) if request.GET.get("end") else today
+        start = date.fromisoformat(request.GET["start"]) if request.GET.get("start") else end - timedelta(days=29)
+    except ValueError:
+        start, end = today - timedelta(days=29), today
+    return (start, end) if start <= end else (end, start)
+
+
+@organization_admin_required
+def insights_page(request: HttpRequest) -> HttpResponse:
+    start, end = _period(request)
+    data = insights(_org(request), start, end)
+    charts = {label: bar_chart([(day.strftime("%m-%d"), counts.get(label, 0)) for day, counts in data["distribution"]],
+                               title=f"{label} messages per day", color=color, height=140)
+              for label, color in (("negative", "#b42335"), ("neutral", "#8a8fa3"), ("positive", "#13795b"))}
+    return render(request, "chat/insights.html", {"data": data, "charts": charts, "start": start, "end": end})
+
+
+@organization_admin_required
+def export_transcripts(request: HttpRequest) -> HttpResponse:
+    start, end = _period(request)
+    rows = transcript_rows(_org(request), start, end)
+    if request.GET.get("format") == "json":
+        response = HttpResponse(to_json(rows), content_type="application/json")
+        extension = "json"
+    else:
+        response = HttpResponse(to_csv(rows), content_type="text/csv; charset=utf-8")
+        extension = "csv"
+    response["Content-Disposition"] = f'attachment; filename="transcripts-{start}-{end}.{extension}"'
+    return response
+
+
+@require_POST
+@organization_admin_required
+def erase_visitor_data(request: HttpRequest, visitor_id: int) -> HttpResponse:
+    visitor = get_for_organization(Visitor, _org(request), pk=visitor_id)
+    erased = erase_visitor(visitor)
+    messages.success(request, f"Erased visitor {erased.visitor_id}: {erased.conversations} conversation(s), "
+                              f"{erased.messages} message(s) and their identity.")
+    return redirect("chat:console")
+
+
+# --- widget settings --------------------------------------------------------------------------
+
+
+@organization_admin_required
+def widget_list(request: HttpRequest) -> HttpResponse:
+    organization = _org(request)
+    form = WidgetForm(request.POST or None, organization=organization)
+    if request.method == "POST" and form.is_valid():
+        widget = form.save(commit=False)
+        widget.organization = organization
+        widget.save()
+        messages.success(request, "Widget created. Paste the snippet into your site.")
+        return redirect("chat:widget", widget.pk)
+    return render(request, "chat/widgets.html", {
+        "widgets": Widget.objects.filter(organization=organization).select_related("deployment"), "form": form})
+
+
+@organization_admin_required
+def widget_detail(request: HttpRequest, widget_id: int) -> HttpResponse:
+    widget = get_for_organization(Widget.objects.select_related("deployment"), _org(request), pk=widget_id)
+    form = WidgetForm(request.POST or None, instance=widget, organization=_org(request))
+    if request.method == "POST":
+        if "regenerate_secret" in request.POST:
+            import secrets
+
+            widget.identity_secret = secrets.token_urlsafe(32)
+            widget.save(update_fields=["identity_secret"])
+            messages.success(request, "New identity secret: update your servers' HMAC code.")
+            return redirect("chat:widget", widget.pk)
+        if form.is_valid():
+            form.save()
+            messages.success(request, "Widget saved.")
+            return redirect("chat:widget", widget.pk)
+    return render(request, "chat/widget_detail.html", {
+        "widget": widget, "form": form, "snippet": embed_snippet(widget, request.build_absolute_uri("/")),
+        "csp": frame_ancestors(widget), "site_url": settings.SITE_URL})

@@ -1,0 +1,302 @@
+"""WebSockets of the chat: the customer's widget and the agents' console (protocol: docs/chat-protocol.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from urllib.parse import parse_qs
+
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from chat import presence
+from chat.conversations import (
+    agents_group,
+    append_message,
+    console_group,
+    conversation_group,
+    current_conversation,
+    customer_payload,
+    mark_read,
+    messages_after,
+)
+from chat.identity import read_socket_token
+from chat.models import Author, Conversation, ConversationStatus, Visitor
+from chat.pipeline import handle_customer_message
+from core import ratelimit
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGE_CHARS = 2000
+VISITOR_MESSAGES_PER_MINUTE = 20
+IP_MESSAGES_PER_MINUTE = 60
+REFUSED = 4403
+
+
+def _header(scope, name: bytes) -> str:
+    return next((value.decode("latin-1") for key, value in scope.get("headers", []) if key == name), "")
+
+
+def same_origin(scope) -> bool:
+    """The widget's socket must come from our own iframe page: Origin == this server's origin.
+
+    (AllowedHostsOriginValidator only checks host names, so a page on localhost:8001 would pass it.)
+    """
+    origin, host = _header(scope, b"origin"), _header(scope, b"host")
+    scheme = "https" if scope.get("scheme") in ("wss", "https") else "http"
+    return bool(origin and host) and origin.rstrip("/") == f"{scheme}://{host}"
+
+
+def client_ip(scope) -> str:
+    forwarded = _header(scope, b"x-forwarded-for")
+    if forwarded:
+        return forwarded.split(",")[0].strip()
+    client = scope.get("client") or ("unknown", 0)
+    return str(client[0])
+
+
+class WidgetConsumer(AsyncJsonWebsocketConsumer):
+    """One customer's chat: send, acknowledge, stream the bot's reply, replay after reconnects."""
+
+    visitor: Visitor
+    conversation_id: int | None = None
+
+    async def connect(self) -> None:
+        token = parse_qs(self.scope.get("query_string", b"").decode()).get("token", [""])[0]
+        claims = read_socket_token(token) if same_origin(self.scope) else None
+        visitor = await self._visitor(claims) if claims else None
+        if visitor is None:
+            logger.info("refused a widget socket (origin %r)", _header(self.scope, b"origin"))
+            await self.close(code=REFUSED)
+            return
+        self.visitor = visitor
+        conversation = await database_sync_to_async(current_conversation)(visitor)
+        await self.accept()
+        if conversation is not None:
+            await self._join(conversation.pk)
+        await self.send_json({"type": "hello", "conversation": self.conversation_id,
+                              "status": conversation.status if conversation else ConversationStatus.BOT,
+                              "last_seq": conversation.last_seq if conversation else 0})
+
+    @database_sync_to_async
+    def _visitor(self, claims) -> Visitor | None:
+        return Visitor.objects.select_related("widget").filter(pk=claims.visitor_id,
+                                                               widget__public_key=claims.widget_key).first()
+
+    async def _join(self, conversation_id: int) -> None:
+        self.conversation_id = conversation_id
+        await self.channel_layer.group_add(conversation_group(conversation_id), self.channel_name)
+
+    async def disconnect(self, code: int) -> None:
+        if self.conversation_id is not None:
+            await self.channel_layer.group_discard(conversation_group(self.conversation_id), self.channel_name)
+
+    async def receive_json(self, content, **kwargs) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        handler = {"resume": self._resume, "message": self._message, "typing": self._typing,
+                   "csat": self._csat, "email": self._email, "ping": self._ping}.get(kind or "")
+        if handler is None:
+            await self.send_json({"type": "error", "code": "bad_frame", "message": f"Unknown frame type {kind!r}."})
+            return
+        await handler(content)
+
+    async def _ping(self, content: dict) -> None:
+        await self.send_json({"type": "pong"})
+
+    async def _resume(self, content: dict) -> None:
+        """Replay everything after the client's last sequence number (it drops any it already has)."""
+        try:
+            last_seq = max(0, int(content.get("last_seq", 0)))
+        except (TypeError, ValueError):
+            last_seq = 0
+        state = await database_sync_to_async(self._replay)(last_seq)
+        for message in state["messages"]:
+            await self.send_json({"type": "message", "message": message})
+        await self.send_json({"type": "synced", "last_seq": state["last_seq"], "status": state["status"],
+                              "ask_email": state["ask_email"], "csat": state["csat"]})
+
+    def _replay(self, last_seq: int) -> dict:
+        conversation = current_conversation(self.visitor)
+        if conversation is None:
+            return {"messages": [], "last_seq": 0, "status": ConversationStatus.BOT, "ask_email": False, "csat": None}
+        messages = [customer_payload(m) for m in messages_after(conversation, last_seq)]
+        return {"messages": messages, "last_seq": conversation.last_seq, "status": conversation.status,
+                "ask_email": conversation.status == ConversationStatus.NEEDS_HUMAN and not conversation.contact_email
+                and conversation.assignee_id is None, "csat": conversation.csat}
+
+    async def _message(self, content: dict) -> None:
+        text = str(content.get("text") or "").strip()
+        client_id = str(content.get("client_id") or "")[:64]
+        if not text:
+            await self.send_json({"type": "error", "code": "empty", "client_id": client_id,
+                                  "message": "Type a message first."})
+            return
+        if len(text) > MAX_MESSAGE_CHARS:
+            await self.send_json({"type": "error", "code": "too_long", "client_id": client_id,
+                                  "message": f"Messages are limited to {MAX_MESSAGE_CHARS} characters "
+                                             f"(this one has {len(text)})."})
+            return
+        for bucket, limit in ((f"chat:visitor:{self.visitor.token}", VISITOR_MESSAGES_PER_MINUTE),
+                              (f"chat:ip:{client_ip(self.scope)}", IP_MESSAGES_PER_MINUTE)):
+            decision = await ratelimit.take(bucket, limit)
+            if not decision.allowed:
+                await self.send_json({"type": "error", "code": "rate_limited", "client_id": client_id,
+                                      "retry_after": decision.retry_after,
+                                      "message": f"You are sending messages too fast. Try again in "
+                                                 f"{decision.retry_after} s."})
+                return
+        message, created, conversation_id = await database_sync_to_async(self._store)(text, client_id)
+        if self.conversation_id != conversation_id:
+            await self._join(conversation_id)
+        await self.send_json({"type": "ack", "client_id": client_id, "seq": message.seq})
+        if created:
+            # Not awaited: the socket keeps serving typing and replay frames while the bot thinks.
+            asyncio.ensure_future(handle_customer_message(conversation_id, message.pk, text))
+
+    def _store(self, text: str, client_id: str):
+        conversation = current_conversation(self.visitor, create=True)
+        assert conversation is not None
+        message, created = append_message(conversation, Author.CUSTOMER, text, client_id=client_id)
+        return message, created, conversation.pk
+
+    async def _typing(self, content: dict) -> None:
+        if self.conversation_id is not None:
+            await self.channel_layer.group_send(conversation_group(self.conversation_id), {
+                "type": "chat.typing", "who": "customer", "typing": bool(content.get("typing")), "name": ""})
+
+    async def _csat(self, content: dict) -> None:
+        value = content.get("value")
+        if value not in (1, -1) or self.conversation_id is None:
+            await self.send_json({"type": "error", "code": "bad_frame", "message": "csat value must be 1 or -1."})
+            return
+        await database_sync_to_async(Conversation.objects.filter(
+            pk=self.conversation_id, status=ConversationStatus.RESOLVED).update)(csat=value)
+        await self.send_json({"type": "csat_saved", "value": value})
+
+    async def _email(self, content: dict) -> None:
+        email = str(content.get("email") or "").strip()[:254]
+        try:
+            validate_email(email)
+        except ValidationError:
+            await self.send_json({"type": "error", "code": "bad_email", "message": "That email address looks wrong."})
+            return
+        if self.conversation_id is None:
+            return
+        await database_sync_to_async(self._save_email)(email)
+
+    def _save_email(self, email: str) -> None:
+        conversation = Conversation.objects.get(pk=self.conversation_id)
+        Conversation.objects.filter(pk=conversation.pk).update(contact_email=email)
+        Visitor.objects.filter(pk=self.visitor.pk, email="").update(email=email)
+        append_message(conversation, Author.SYSTEM, f"Thanks! We will reply to {email} as soon as we can.")
+
+    # --- group events -> this customer's socket ---
+    async def chat_message(self, event: dict) -> None:
+        await self.send_json({"type": "message", "message": event["message"]})
+
+    async def chat_token(self, event: dict) -> None:
+        await self.send_json({"type": "token", "text": event["text"]})
+
+    async def chat_typing(self, event: dict) -> None:
+        if event["who"] != "customer":
+            await self.send_json({"type": "typing", "who": event["who"], "name": event.get("name", ""),
+                                  "typing": event["typing"]})
+
+    async def chat_status(self, event: dict) -> None:
+        await self.send_json({"type": "status", "status": event["status"], "assignee": event.get("assignee")})
+
+    async def chat_ask_email(self, event: dict) -> None:
+        await self.send_json({"type": "ask_email"})
+
+
+class ConsoleConsumer(AsyncJsonWebsocketConsumer):
+    """An agent's console. On the list page it only rings when a conversation changes; on a
+    conversation page it also relays that conversation's messages, tokens, typing, notes and sentiment."""
+
+    organization_id: int | None = None
+    conversation_id: int | None = None
+    groups_joined: list[str]
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        self.groups_joined = []
+        kwargs = self.scope["url_route"]["kwargs"]
+        allowed = await self._authorize(user, kwargs.get("conversation_id")) if user and user.is_authenticated \
+            else None
+        if allowed is None:
+            await self.close(code=REFUSED)
+            return
+        self.organization_id, self.conversation_id = allowed
+        self.user = user
+        groups = [console_group(self.organization_id)]
+        if self.conversation_id is not None:
+            groups += [conversation_group(self.conversation_id), agents_group(self.conversation_id)]
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.append(group)
+        await self.accept()
+        await presence.check_in(self.organization_id, self.channel_name)
+
+    @database_sync_to_async
+    def _authorize(self, user, conversation_id) -> tuple[int, int | None] | None:
+        from accounts.models import Membership
+
+        session = self.scope.get("session")
+        wanted = session.get("active_organization_id") if session is not None else None
+        memberships = Membership.objects.filter(user=user)
+        membership = memberships.filter(organization_id=wanted).first() if wanted else None
+        membership = membership or memberships.order_by("created_at", "pk").first()
+        if membership is None:
+            return None
+        if conversation_id is None:
+            return membership.organization_id, None
+        conversation = Conversation.objects.filter(pk=conversation_id).values_list("organization_id", flat=True).first()
+        if conversation is None or not memberships.filter(organization_id=conversation).exists():
+            return None
+        return conversation, int(conversation_id)
+
+    async def disconnect(self, code: int) -> None:
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        if self.organization_id is not None:
+            await presence.check_out(self.organization_id, self.channel_name)
+
+    async def receive_json(self, content, **kwargs) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "ping":
+            await presence.check_in(self.organization_id, self.channel_name)  # type: ignore[arg-type]
+            await self.send_json({"type": "pong"})
+        elif kind == "typing" and self.conversation_id is not None:
+            name = self.user.get_full_name() or self.user.username
+            await self.channel_layer.group_send(conversation_group(self.conversation_id), {
+                "type": "chat.typing", "who": "agent", "typing": bool(content.get("typing")), "name": name})
+        elif kind == "read" and self.conversation_id is not None:
+            await sync_to_async(mark_read)(self.conversation_id)
+
+    async def console_changed(self, event: dict) -> None:
+        await self.send_json({"type": "changed", "conversation": event["conversation"], "alert": event["alert"]})
+
+    async def chat_message(self, event: dict) -> None:
+        await self.send_json({"type": "message", "message": event["agent_view"]})
+
+    async def chat_note(self, event: dict) -> None:
+        await self.send_json({"type": "message", "message": event["message"]})
+
+    async def chat_token(self, event: dict) -> None:
+        await self.send_json({"type": "token", "text": event["text"]})
+
+    async def chat_typing(self, event: dict) -> None:
+        if event["who"] != "agent":
+            await self.send_json({"type": "typing", "who": event["who"], "typing": event["typing"]})
+
+    async def chat_status(self, event: dict) -> None:
+        await self.send_json({"type": "status", "status": event["status"], "assignee": event.get("assignee")})
+
+    async def chat_sentiment(self, event: dict) -> None:
+        await self.send_json({k: v for k, v in event.items() if k != "type"} | {"type": "sentiment"})
+
+    async def chat_ask_email(self, event: dict) -> None:
+        return None

@@ -1,0 +1,151 @@
+"""Conversations and messages: the actions every consumer, view and command calls.
+
+Sequence numbers come from an atomic counter on the conversation (a row lock on PostgreSQL, the
+write lock of an IMMEDIATE transaction on SQLite), with a unique constraint and a retry as the
+safety net, so concurrent writers never share or skip a number. Broadcasts go out on commit.
+"""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from chat.models import Author, Conversation, ConversationStatus, Message, Visitor
+from core.broadcast import notify
+
+
+def conversation_group(conversation_id: int) -> str:
+    """Everyone in the conversation: the customer's widget and the agents who opened it."""
+    return f"chat-conv-{conversation_id}"
+
+
+def agents_group(conversation_id: int) -> str:
+    """Agents only: private notes and sentiment never reach the customer's socket."""
+    return f"chat-conv-{conversation_id}-agents"
+
+
+def console_group(organization_id: int) -> str:
+    return f"chat-console-{organization_id}"
+
+
+def message_payload(message: Message) -> dict:
+    return {
+        "seq": message.seq, "author": message.author, "text": message.text,
+        "created_at": message.created_at.isoformat(), "internal": message.internal,
+        "agent": (message.agent.get_full_name() or message.agent.username) if message.agent_id else None,
+        "sentiment": ({"label": message.sentiment_label, "score": message.sentiment_score,
+                       "value": message.sentiment_value} if message.sentiment_label else None),
+    }
+
+
+def customer_payload(message: Message) -> dict:
+    """What the widget sees: no sentiment, no internal fields."""
+    payload = message_payload(message)
+    payload.pop("sentiment")
+    payload.pop("internal")
+    return payload
+
+
+def announce_console(conversation: Conversation, alert: bool = False) -> None:
+    org_id, conversation_id = conversation.organization_id, conversation.pk
+    transaction.on_commit(lambda: notify(console_group(org_id), {
+        "type": "console.changed", "conversation": conversation_id, "alert": alert}))
+
+
+def current_conversation(visitor: Visitor, create: bool = False) -> Conversation | None:
+    """The visitor's open conversation (or the last one, even resolved, so a reload shows it)."""
+    conversation = visitor.conversations.order_by("-created_at", "-pk").first()
+    if conversation is None and create:
+        widget = visitor.widget
+        conversation = Conversation.objects.create(organization_id=widget.organization_id, widget=widget,
+                                                   deployment_id=widget.deployment_id, visitor=visitor)
+    return conversation
+
+
+def _next_seq(conversation_id: int) -> int:
+    Conversation.objects.filter(pk=conversation_id).update(last_seq=F("last_seq") + 1)
+    return Conversation.objects.filter(pk=conversation_id).values_list("last_seq", flat=True).get()
+
+
+def append_message(conversation: Conversation, author: str, text: str, *, agent=None, internal: bool = False,
+                   client_id: str = "") -> tuple[Message, bool]:
+    """Store a message with the next sequence number; returns (message, created).
+
+    A message resent with the same client_id (the customer's reconnecting widget) is not stored twice.
+    """
+    if client_id:
+        existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
+        if existing is not None:
+            return existing, False
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                seq = _next_seq(conversation.pk)
+                message = Message.objects.create(conversation=conversation, seq=seq, author=author, text=text,
+                                                 agent=agent, internal=internal, client_id=client_id)
+                updates = {"last_message_at": message.created_at}
+                if not internal:
+                    updates["last_message_preview"] = text[:160]
+                if author == Author.CUSTOMER:
+                    Conversation.objects.filter(pk=conversation.pk).update(
+                        unread_for_agents=F("unread_for_agents") + 1, **updates)
+                else:
+                    Conversation.objects.filter(pk=conversation.pk).update(**updates)
+                _broadcast_message(conversation, message)
+                return message, True
+        except IntegrityError:
+            if client_id:
+                existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
+                if existing is not None:
+                    return existing, False
+            continue  # another writer took this number between our update and insert: take the next
+    raise RuntimeError(f"could not append a message to conversation {conversation.pk}")
+
+
+def _broadcast_message(conversation: Conversation, message: Message) -> None:
+    conversation_id = conversation.pk
+    if message.internal:
+        payload = {"type": "chat.note", "message": message_payload(message)}
+        transaction.on_commit(lambda: notify(agents_group(conversation_id), payload))
+    else:
+        everyone = {"type": "chat.message", "message": customer_payload(message),
+                    "agent_view": message_payload(message)}
+        transaction.on_commit(lambda: notify(conversation_group(conversation_id), everyone))
+    announce_console(conversation)
+
+
+def messages_after(conversation: Conversation, seq: int, include_internal: bool = False) -> list[Message]:
+    messages = conversation.messages.filter(seq__gt=seq).select_related("agent")
+    return list(messages if include_internal else messages.filter(internal=False))
+
+
+def set_status(conversation: Conversation, status: str, *, assignee=None, reason: str = "",
+               system_text: str = "") -> Conversation:
+    """Change the status (and tell the customer in a system message, when there is one)."""
+    now = timezone.now()
+    with transaction.atomic():
+        updates: dict = {"status": status}
+        if status == ConversationStatus.NEEDS_HUMAN:
+            updates.update(escalated_at=now, escalation_reason=reason[:200])
+        if status == ConversationStatus.ASSIGNED:
+            updates["assignee"] = assignee
+        if status == ConversationStatus.BOT:
+            updates.update(assignee=None, negative_streak=0)
+        if status == ConversationStatus.RESOLVED:
+            updates.update(resolved_at=now, resolved_by_human=conversation.escalated_at is not None
+                           or conversation.assignee_id is not None)
+        Conversation.objects.filter(pk=conversation.pk).update(**updates)
+        conversation.refresh_from_db()
+        if system_text:
+            append_message(conversation, Author.SYSTEM, system_text)
+        payload = {"type": "chat.status", "status": status,
+                   "assignee": (assignee.get_full_name() or assignee.username) if assignee else None}
+        conversation_id = conversation.pk
+        transaction.on_commit(lambda: notify(conversation_group(conversation_id), payload))
+        announce_console(conversation, alert=status == ConversationStatus.NEEDS_HUMAN)
+    return conversation
+
+
+def mark_read(conversation_id: int) -> None:
+    Conversation.objects.filter(pk=conversation_id).update(unread_for_agents=0)

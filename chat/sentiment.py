@@ -1,0 +1,67 @@
+"""Score every customer message with the widget's sentiment deployment (batched by the engine)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from asgiref.sync import sync_to_async
+from django.db import transaction
+
+from chat.conversations import agents_group, announce_console
+from chat.handoff import rolling, sentiment_value
+from chat.models import Conversation, Message
+from chat.widgets import sentiment_deployment_for
+from core.broadcast import notify
+from store.serving.client import InferenceError, InferenceUnavailable, classify, new_request_id
+from store.serving.protocol import ClassificationRequest
+from store.usage import record_usage
+
+logger = logging.getLogger(__name__)
+SCORING_TIMEOUT = 10.0
+
+
+def _target(message_id: int):
+    message = Message.objects.select_related("conversation__widget__organization",
+                                             "conversation__widget__sentiment_deployment").get(pk=message_id)
+    return message, sentiment_deployment_for(message.conversation.widget)
+
+
+def record_sentiment(message: Message, label: str, score: float, scores: dict[str, float]) -> Conversation:
+    """Store the label on the message and fold it into the conversation's rolling score and streak."""
+    value = sentiment_value(scores)
+    with transaction.atomic():
+        Message.objects.filter(pk=message.pk).update(sentiment_label=label, sentiment_score=score,
+                                                     sentiment_value=value)
+        # Messages of one conversation are scored one after another (chat/pipeline.py holds a lock per
+        # conversation), so read-modify-write of the rolling score is safe here.
+        conversation = Conversation.objects.get(pk=message.conversation_id)
+        previous = conversation.sentiment_score
+        conversation.sentiment_score = rolling(previous, value)
+        conversation.sentiment_trend = conversation.sentiment_score - (previous if previous is not None else 0.0)
+        conversation.negative_streak = conversation.negative_streak + 1 if label == "negative" else 0
+        conversation.save(update_fields=["sentiment_score", "sentiment_trend", "negative_streak"])
+        payload = {"type": "chat.sentiment", "seq": message.seq, "label": label, "score": score, "value": value,
+                   "conversation_score": conversation.sentiment_score}
+        conversation_id = conversation.pk
+        transaction.on_commit(lambda: notify(agents_group(conversation_id), payload))
+        announce_console(conversation)
+    return conversation
+
+
+async def score_message(message_id: int) -> bool:
+    """True if the message was scored. A missing model or worker only skips scoring."""
+    message, deployment = await sync_to_async(_target)(message_id)
+    if deployment is None:
+        return False
+    try:
+        result = await asyncio.wait_for(classify(ClassificationRequest(
+            request_id=new_request_id(), model_key=deployment.model_key, texts=[message.text])), SCORING_TIMEOUT)
+    except (InferenceError, InferenceUnavailable, TimeoutError) as error:
+        logger.warning("could not score message %s: %s", message_id, error)
+        return False
+    first = result["results"][0]
+    await sync_to_async(record_sentiment)(message, first["label"], first["score"], first["scores"])
+    await sync_to_async(record_usage)(message.conversation.organization_id, deployment.slug,
+                                      result.get("prompt_tokens", 0), 0, source="widget")
+    return True

@@ -1,0 +1,73 @@
+"""Classification requests for one model are pooled into few forward calls; heads group by label set."""
+
+import pytest
+import torch
+
+from store.serving.protocol import ClassificationRequest, ModelSpec
+from tests.store.serving.helpers import RecordingSink
+
+THREE = ["negative", "neutral", "positive"]
+TEXTS = ["Thank you so much, the boots are perfect!", "Where is my order?", "This is the worst service ever.",
+         "Can I exchange these sneakers for a bigger size?"]
+
+
+@pytest.fixture
+def classifier_specs(tiny_encoder_folder, classifier_folders) -> dict:
+    base = str(tiny_encoder_folder)
+    return {
+        "sentiment:a": ModelSpec("sentiment:a", "classifier", base, str(classifier_folders["three_a"]), "lora", THREE),
+        "sentiment:b": ModelSpec("sentiment:b", "classifier", base, str(classifier_folders["three_b"]), "lora", THREE),
+        "spam": ModelSpec("spam", "classifier", base, str(classifier_folders["two"]), "lora", ["ham", "spam"]),
+    }
+
+
+def test_it_classifies_sixteen_concurrent_requests_in_one_forward_call(make_engine, classifier_specs):
+    engine = make_engine(classifier_specs, start=False)
+    sinks = [RecordingSink() for _ in range(16)]
+    for i, sink in enumerate(sinks):
+        engine.submit_classification(ClassificationRequest(f"c{i}", "sentiment:a", [TEXTS[i % 4]]), sink)
+    engine.start()
+    results = [sink.wait().result for sink in sinks]
+
+    assert engine.counters()["classification_forward_calls"] == 1
+    for result in results:
+        [item] = result["results"]
+        assert sum(item["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert item["label"] == max(item["scores"], key=item["scores"].get)
+        assert item["score"] == item["scores"][item["label"]]
+        assert result["prompt_tokens"] > 0
+
+
+def test_it_matches_plain_peft_and_splits_large_requests_into_batches(
+        make_engine, classifier_specs, tiny_encoder_folder, classifier_folders):
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    engine = make_engine(classifier_specs, classification_batch=3)
+    sink = RecordingSink()
+    engine.submit_classification(ClassificationRequest("many", "sentiment:b", TEXTS * 2), sink)
+    results = sink.wait().result["results"]
+    assert engine.counters()["classification_forward_calls"] == 3  # 8 texts in batches of 3
+
+    base = AutoModelForSequenceClassification.from_pretrained(tiny_encoder_folder, num_labels=3)
+    model = PeftModel.from_pretrained(base, classifier_folders["three_b"]).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_encoder_folder)
+    with torch.no_grad():
+        expected = torch.softmax(model(**tokenizer(TEXTS, padding=True, return_tensors="pt")).logits, dim=-1)
+    for i, text_result in enumerate(results[:4]):
+        assert [text_result["scores"][label] for label in THREE] == pytest.approx(expected[i].tolist(), abs=1e-5)
+
+
+def test_it_shares_a_base_per_label_set(make_engine, classifier_specs):
+    engine = make_engine(classifier_specs, start=False)
+    sinks = {key: RecordingSink() for key in classifier_specs}
+    for key, sink in sinks.items():
+        engine.submit_classification(ClassificationRequest(key, key, TEXTS[:2]), sink)
+    engine.start()
+    results = {key: sink.wait().result for key, sink in sinks.items()}
+
+    entries = engine.resident()["entries"]
+    assert sorted(len(entry["adapters"]) for entry in entries) == [1, 2]
+    assert engine.counters()["model_loads"] == 2
+    assert set(results["spam"]["results"][0]["scores"]) == {"ham", "spam"}
+    assert results["sentiment:a"]["results"] != results["sentiment:b"]["results"]

@@ -1,0 +1,40 @@
+"""Incremental text: multi-byte characters are never split, stop strings are held back."""
+
+from types import SimpleNamespace
+
+from store.serving.generation import Row, StopMatcher
+from store.serving.protocol import GenerationRequest
+from tests.store.serving.helpers import RecordingSink
+
+
+def test_it_emits_multi_byte_characters_whole(tiny_chat_folder):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_chat_folder)
+    text = "Héllo 日本語 😀 ok"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) > len(text)  # byte-level pieces: some characters span several tokens
+    sink = RecordingSink()
+    lease = SimpleNamespace(entry=SimpleNamespace(tokenizer=tokenizer), adapter="__base__")
+    row = Row(GenerationRequest("r", "m", [], max_tokens=len(ids), temperature=0), sink, lease, [1, 2, 3], set())
+    for token in ids:
+        row.accept(token)
+
+    assert sink.result["finish_reason"] == "length"
+    assert sink.text == text
+    assert all("\ufffd" not in chunk for _, chunk, _ in sink.chunks)
+    assert sum(n for _, _, n in sink.chunks) == len(ids)
+
+
+def test_it_holds_back_text_that_could_start_a_stop_string():
+    matcher = StopMatcher(["\nUser:"])
+    assert matcher.feed("Sure thing") == ("Sure thing", False)
+    assert matcher.feed("!\nUs") == ("!", False)
+    assert matcher.feed("ually") == ("\nUsually", False)
+    assert matcher.feed(" yes\nUser: hi") == (" yes", True)
+
+
+def test_it_cuts_at_the_earliest_of_several_stop_strings():
+    matcher = StopMatcher(["END", "STOP"])
+    assert matcher.feed("abc STOP def END") == ("abc ", True)
+    assert StopMatcher([]).feed("anything") == ("anything", False)
