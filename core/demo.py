@@ -62,3 +62,80 @@ def ensure_demo_organization() -> DemoLogins:
         Membership.objects.get_or_create(user=user, organization=organization, defaults={"role": role})
     return DemoLogins(organization, DEMO_ADMIN_EMAIL, passwords[DEMO_ADMIN_EMAIL],
                       DEMO_AGENT_EMAIL, passwords[DEMO_AGENT_EMAIL])
+
+
+# --- the demo models, bot and widget (first start of `manage.py runstack`) ---------------------
+
+DEMO_DATA = Path(__file__).resolve().parent.parent / "finetune" / "demo_data"
+DEMO_BOT = "acme-support"
+DEMO_SENTIMENT = "acme-sentiment"
+DEMO_FAQ_SUFFIX = "acme-support-faq"
+DEMO_WIDGET_TITLE = "Acme Shoes help"
+DEMO_CUSTOMER_ID = "demo-customer-1"
+TRAINING_SYSTEM_PROMPT = ("You are the customer support assistant of Acme Shoes, an online shoe store. Answer in a "
+                          "friendly, concise way, using only Acme Shoes' policies.")
+
+
+def demo_system_prompt() -> str:
+    """The bundled model has never seen Acme: its system prompt carries the shop's facts."""
+    return TRAINING_SYSTEM_PROMPT + "\n\n" + (DEMO_DATA / "acme-facts.txt").read_text().strip()
+
+
+def ensure_demo_bot(organization: Organization):
+    """Deploy the tuned FAQ model when one exists, else the bundled SmolLM2 with the facts in its prompt."""
+    from store import deploy
+    from store.models import TunedModel
+
+    tuned = TunedModel.objects.filter(organization=organization, suffix=DEMO_FAQ_SUFFIX, task="dialogue").first()
+    if tuned is not None:
+        choice, prompt = deploy.ModelChoice(tuned=tuned), tuned.default_system_prompt or TRAINING_SYSTEM_PROMPT
+    else:
+        from store.models import FoundationModel
+
+        choice = deploy.ModelChoice(base=FoundationModel.objects.get(slug="smollm2-135m-instruct"))
+        prompt = demo_system_prompt()
+    return deploy.create_or_update(organization, DEMO_BOT, choice, name="Acme support bot", system_prompt=prompt,
+                                   temperature=0.2, max_tokens=160)
+
+
+def ensure_demo_sentiment(organization: Organization):
+    """The tuned sentiment model deployed, or the job that trains it (queued on first start)."""
+    from finetune import jobs
+    from finetune.datasets import create_dataset
+    from finetune.models import ACTIVE_STATUSES, FineTuneJob, JobStatus
+    from store import deploy
+    from store.models import FoundationModel, TunedModel
+
+    tuned = TunedModel.objects.filter(organization=organization, suffix=DEMO_SENTIMENT, task="sentiment").first()
+    if tuned is not None:
+        return deploy.create_or_update(organization, DEMO_SENTIMENT, deploy.ModelChoice(tuned=tuned),
+                                       name="Acme sentiment")
+    job = FineTuneJob.objects.filter(organization=organization, suffix=DEMO_SENTIMENT,
+                                     status__in=ACTIVE_STATUSES).first()
+    if job is not None:
+        return job
+    path = DEMO_DATA / "acme-support-sentiment.csv"
+    dataset = create_dataset(organization, path.read_bytes(), path.name, name="Acme support messages").dataset
+    base = FoundationModel.objects.get(slug="all-minilm-l6-v2")
+    failed = FineTuneJob.objects.filter(organization=organization, suffix=DEMO_SENTIMENT,
+                                        status=JobStatus.FAILED).exists()
+    if failed:
+        return None  # do not retrain in a loop; the admin sees the failed job on the fine-tuning page
+    return jobs.create_job(organization, base, dataset, suffix=DEMO_SENTIMENT)
+
+
+def ensure_demo_widget(organization: Organization, demo_origins: list[str]):
+    from chat.models import Widget
+    from chat.widgets import create_widget, normalize_origin
+
+    bot = ensure_demo_bot(organization)
+    widget = Widget.objects.filter(organization=organization, title=DEMO_WIDGET_TITLE).first()
+    origins = sorted({normalize_origin(origin) for origin in demo_origins})
+    if widget is None:
+        return create_widget(organization, bot, None, origins, title=DEMO_WIDGET_TITLE,
+                             greeting="Hi! I'm Acme's assistant. Ask me about orders, shipping, returns or sizes.",
+                             color="#e1590c")
+    if widget.allowed_origins != origins or widget.deployment_id != bot.pk:
+        widget.allowed_origins, widget.deployment = origins, bot
+        widget.save(update_fields=["allowed_origins", "deployment"])
+    return widget

@@ -138,6 +138,8 @@ def stack_environment(data_dir: Path, database_path: str) -> dict:
         "INFERENCE_CONCURRENCY": "16",
         "SERVING_ACCEPT_TIMEOUT": "10",
         "PYTHONUNBUFFERED": "1",
+        # The demo (training a sentiment model on first start) is tested on its own, not in every stack.
+        "GPT_STORE_DEMO": "0",
     })
     return env
 

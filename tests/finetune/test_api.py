@@ -9,8 +9,8 @@ from finetune import jobs
 from finetune.datasets import create_dataset
 from finetune.models import Dataset, FineTuneJob
 from store.api_keys import create_api_key
+from tests.factories import bearer
 from tests.finetune.conftest import sentiment_csv
-from tests.store.conftest import bearer
 
 
 def upload(client, key, data: bytes, name="support.csv", purpose="fine-tune"):

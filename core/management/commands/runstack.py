@@ -20,8 +20,10 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from honcho.environ import parse_procfile
 
-from core.demo import ensure_demo_organization
+from core.demo import ensure_demo_organization, ensure_demo_sentiment, ensure_demo_widget
 from core.embedded_redis import EmbeddedRedis
+from core.env import envbool
+from store.models import Deployment
 
 # The training worker checkpoints on SIGTERM before it exits; give it time before SIGKILL.
 honcho.manager.KILL_WAIT = 30
@@ -35,8 +37,13 @@ class Command(BaseCommand):
         parser.add_argument("--bind", default=os.environ.get("BIND", "127.0.0.1"))
         parser.add_argument("--procfile", default=str(Path(settings.BASE_DIR) / "Procfile"))
         parser.add_argument("--skip-prepare", action="store_true", help="do not migrate or sync the catalog")
+        parser.add_argument("--demo-port", type=int, default=int(os.environ.get("DEMO_PORT", 8001)),
+                            help="port of the Acme Shoes demo shop (another origin, with the widget)")
+        parser.add_argument("--no-demo", action="store_true", default=not envbool("GPT_STORE_DEMO", True),
+                            help="skip the demo models, widget and shop (GPT_STORE_DEMO=0)")
 
-    def handle(self, *args, port: int, bind: str, procfile: str, skip_prepare: bool, **options) -> None:
+    def handle(self, *args, port: int, bind: str, procfile: str, skip_prepare: bool, demo_port: int,
+               no_demo: bool, **options) -> None:
         if not skip_prepare:
             self.stdout.write("Preparing the database and the model catalog…")
             call_command("migrate", interactive=False, verbosity=0)
@@ -56,13 +63,22 @@ class Command(BaseCommand):
             env["REDIS_URL"] = redis.start()
             self.stdout.write(f"Embedded redis-server on {redis.socket_path}")
 
+        site = f"http://{'127.0.0.1' if bind in ('0.0.0.0', '::') else bind}:{port}"  # noqa: S104
         manager = honcho.manager.Manager()
         processes = parse_procfile(Path(procfile).read_text()).processes
         for name, command in processes.items():
             manager.add_process(name, command, env=env, cwd=str(settings.BASE_DIR))
+        demo_job = None
+        if not no_demo:
+            # The bot, its widget and the sentiment job exist before the workers start: the training
+            # worker picks the job up as soon as it is ready.
+            ensure_demo_widget(demo.organization, [f"http://localhost:{demo_port}", f"http://127.0.0.1:{demo_port}"])
+            demo_job = ensure_demo_sentiment(demo.organization)
+            manager.add_process("demo-shop", f"{sys.executable} manage.py serve_demo_shop --port {demo_port} "
+                                f"--site-url {site}", env=env, cwd=str(settings.BASE_DIR))
 
-        site = f"http://{'127.0.0.1' if bind in ('0.0.0.0', '::') else bind}:{port}"  # noqa: S104
-        threading.Thread(target=self._announce_when_up, args=(site, demo), daemon=True).start()
+        threading.Thread(target=self._announce_when_up, args=(site, demo, None if no_demo else demo_port, demo_job),
+                         daemon=True).start()
         try:
             manager.loop()
         finally:
@@ -71,7 +87,7 @@ class Command(BaseCommand):
                 self.stdout.write("Embedded redis-server stopped.")
         sys.exit(manager.returncode or 0)
 
-    def _announce_when_up(self, site: str, demo) -> None:
+    def _announce_when_up(self, site: str, demo, demo_port: int | None, demo_job) -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
@@ -87,10 +103,40 @@ class Command(BaseCommand):
             f"  Demo organization: {demo.organization.name}",
             f"    admin  {demo.admin_email}  password: {demo.admin_password}",
             f"    agent  {demo.agent_email}  password: {demo.agent_password}",
-            f"  Django admin: {site}/admin/   API: {site}/v1/",
+            f"  Django admin: {site}/admin/   API: {site}/v1/   Agent console: {site}/console/",
+            *([f"  Demo shop (chat as a customer): http://localhost:{demo_port}/"] if demo_port else []),
             "  Press Ctrl-C to stop everything.",
             "=" * 72,
             "",
         ]
         self.stdout.write("\n".join(banner))
+        self.stdout.flush()
+        if demo_job is not None and not isinstance(demo_job, Deployment):
+            self._follow_demo_training(demo_job.pk, demo.organization)
+
+    def _follow_demo_training(self, job_id: int, organization) -> None:
+        """Print the demo sentiment model's training progress, then deploy it."""
+        from finetune.models import ACTIVE_STATUSES, FineTuneJob, JobStatus
+
+        self.stdout.write("Training the demo sentiment model (all-MiniLM-L6-v2 on acme-support-sentiment)…")
+        last = ""
+        while True:
+            job = FineTuneJob.objects.get(pk=job_id)
+            if job.status not in ACTIVE_STATUSES:
+                break
+            line = (f"  demo sentiment model: {job.status}, step {job.current_step}/{job.total_steps or '?'}"
+                    + (f", ETA {job.eta_seconds:.0f} s" if job.eta_seconds else ""))
+            if line != last:
+                self.stdout.write(line)
+                self.stdout.flush()
+                last = line
+            time.sleep(5)
+        if job.status == JobStatus.SUCCEEDED:
+            ensure_demo_sentiment(organization)
+            f1 = (job.metrics.get("tuned") or {}).get("macro_f1")
+            self.stdout.write(f"Demo sentiment model deployed as acme-sentiment (test macro-F1 {f1:.3f}): every "
+                              "customer message in the demo shop is now scored." if f1 is not None else
+                              "Demo sentiment model deployed as acme-sentiment.")
+        else:
+            self.stdout.write(f"The demo sentiment model {job.status}: {job.error_message or 'see the Fine-tune page'}")
         self.stdout.flush()
