@@ -167,6 +167,11 @@ def run_job(job_id: int, worker: str, echo: Callable[[str, object], None] | None
         jobs.record_event(job, f"Resuming from checkpoint {resume.name} (attempt {job.attempts})." if resume else
                           f"Training started on {spec.device} (attempt {job.attempts}).")
         result = run_training(spec, JobCallbacks(job, worker, heartbeat, echo), resume_from=resume)
+        resumed_from = int(resume.name.rsplit("-", 1)[-1]) if resume else 0
+        jobs.record_event(job, f"Ran {result.steps_run} optimizer steps in this attempt "
+                               f"(steps {resumed_from + 1}–{result.final_step} of {result.total_steps}).",
+                          data={"steps_run": result.steps_run, "resumed_from": resumed_from,
+                                "final_step": result.final_step, "total_steps": result.total_steps})
         if result.status in ("completed", "early_stopped"):
             if result.status == "early_stopped":
                 jobs.record_event(job, "Stopped early: the validation loss stopped improving.")

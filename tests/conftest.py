@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -207,10 +208,35 @@ def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
     stop_stack(stack)
 
 
+@contextlib.contextmanager
+def celery_broker(redis_url: str):
+    """Point this process's Celery at a real broker (the unit tests' Celery is eager)."""
+    from config.celery import app
+    from core.embedded_redis import celery_broker_url
+
+    saved = {key: app.conf[key] for key in ("task_always_eager", "broker_url", "result_backend")}
+
+    def reset_connections() -> None:
+        # Celery caches its connection and producer pools per app; drop them so the new URL is used.
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    app.conf.update(task_always_eager=False, broker_url=celery_broker_url(redis_url),
+                    result_backend=celery_broker_url(redis_url))
+    reset_connections()
+    try:
+        yield app
+    finally:
+        app.conf.update(**saved)
+        reset_connections()
+
+
 @pytest.fixture
 def live(live_stack, transactional_db):
-    """A test that talks to the live stack: data it writes is committed, so workers see it."""
-    return live_stack
+    """A test that talks to the live stack: data it writes is committed, so workers see it, and tasks
+    it queues go to the stack's workers."""
+    with celery_broker(live_stack.redis_url):
+        yield live_stack
 
 
 def celery_client(redis_url: str):

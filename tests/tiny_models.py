@@ -101,3 +101,19 @@ def build_tiny_encoder(folder: Path, seed: int = 0, hidden: int = 32, layers: in
     torch.manual_seed(seed)
     BertModel(config).save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+def silence_end_of_turn(folder: Path) -> Path:
+    """Zero the end-of-turn token's (tied) embedding: its logit is then 0 while some of the other
+    random logits are positive, so greedy decoding never stops early — for tests that need a long
+    generation to interrupt."""
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoTokenizer
+
+    eos = AutoTokenizer.from_pretrained(folder).eos_token_id
+    weights = load_file(folder / "model.safetensors")
+    name = next(key for key in weights if key.endswith("embed_tokens.weight"))
+    weights[name][eos] = torch.zeros_like(weights[name][eos])
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    return folder

@@ -16,3 +16,12 @@ def classify(payload: dict, reply_channel: str) -> None:
     from store.serving.runtime import ServingRuntime
 
     ServingRuntime.get().handle_classification(payload, reply_channel)
+
+
+@shared_task(name="store.serving.tasks.engine_stats")
+def engine_stats() -> dict:
+    """The engine's counters and what it holds in memory (operators: `celery -A config call ...`)."""
+    from store.serving.runtime import ServingRuntime
+
+    engine = ServingRuntime.get().engine
+    return {"counters": engine.counters(), "resident": engine.resident()}
