@@ -9,6 +9,7 @@ from urllib.parse import parse_qs
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
@@ -31,8 +32,6 @@ from core import ratelimit
 logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 2000
-VISITOR_MESSAGES_PER_MINUTE = 20
-IP_MESSAGES_PER_MINUTE = 60
 REFUSED = 4403
 
 
@@ -139,8 +138,8 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
                                   "message": f"Messages are limited to {MAX_MESSAGE_CHARS} characters "
                                              f"(this one has {len(text)})."})
             return
-        for bucket, limit in ((f"chat:visitor:{self.visitor.token}", VISITOR_MESSAGES_PER_MINUTE),
-                              (f"chat:ip:{client_ip(self.scope)}", IP_MESSAGES_PER_MINUTE)):
+        for bucket, limit in ((f"chat:visitor:{self.visitor.token}", settings.CHAT_VISITOR_MESSAGES_PER_MINUTE),
+                              (f"chat:ip:{client_ip(self.scope)}", settings.CHAT_IP_MESSAGES_PER_MINUTE)):
             decision = await ratelimit.take(bucket, limit)
             if not decision.allowed:
                 await self.send_json({"type": "error", "code": "rate_limited", "client_id": client_id,

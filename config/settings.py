@@ -186,6 +186,9 @@ SERVING_MAX_BATCH = envint("SERVING_MAX_BATCH", 16)
 # piece of an accepted reply (model loading included).
 SERVING_ACCEPT_TIMEOUT = envfloat("SERVING_ACCEPT_TIMEOUT", 15.0)
 SERVING_IDLE_TIMEOUT = envfloat("SERVING_IDLE_TIMEOUT", 120.0)
+# Chat widget floods: messages per minute per visitor and per client IP address.
+CHAT_VISITOR_MESSAGES_PER_MINUTE = envint("CHAT_VISITOR_MESSAGES_PER_MINUTE", 20)
+CHAT_IP_MESSAGES_PER_MINUTE = envint("CHAT_IP_MESSAGES_PER_MINUTE", 60)
 
 # --- Security -----------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

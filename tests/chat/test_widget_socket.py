@@ -145,8 +145,8 @@ async def test_html_is_stored_and_sent_as_plain_text(widget, scripted_bot, scrip
     await socket.disconnect()
 
 
-async def test_it_refuses_long_messages_and_floods(widget, scripted_bot, scripted_sentiment, monkeypatch):
-    monkeypatch.setattr("chat.consumers.VISITOR_MESSAGES_PER_MINUTE", 2)
+async def test_it_refuses_long_messages_and_floods(widget, scripted_bot, scripted_sentiment, settings):
+    settings.CHAT_VISITOR_MESSAGES_PER_MINUTE = 2
     socket, *_ = await widget_socket(widget)
     await socket.receive_json_from()
     await socket.send_json_to({"type": "message", "text": "x" * 2001, "client_id": "long"})
