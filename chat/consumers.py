@@ -49,6 +49,13 @@ def same_origin(scope) -> bool:
     return bool(origin and host) and origin.rstrip("/") == f"{scheme}://{host}"
 
 
+def assignee_name(conversation: Conversation | None) -> str | None:
+    if conversation is None or conversation.assignee_id is None:
+        return None
+    assignee = conversation.assignee
+    return assignee.first_name or assignee.username
+
+
 def client_ip(scope) -> str:
     forwarded = _header(scope, b"x-forwarded-for")
     if forwarded:
@@ -78,6 +85,7 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
             await self._join(conversation.pk)
         await self.send_json({"type": "hello", "conversation": self.conversation_id,
                               "status": conversation.status if conversation else ConversationStatus.BOT,
+                              "assignee": await database_sync_to_async(assignee_name)(conversation),
                               "last_seq": conversation.last_seq if conversation else 0})
 
     @database_sync_to_async
@@ -115,14 +123,16 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         for message in state["messages"]:
             await self.send_json({"type": "message", "message": message})
         await self.send_json({"type": "synced", "last_seq": state["last_seq"], "status": state["status"],
-                              "ask_email": state["ask_email"], "csat": state["csat"]})
+                              "assignee": state["assignee"], "ask_email": state["ask_email"], "csat": state["csat"]})
 
     def _replay(self, last_seq: int) -> dict:
         conversation = current_conversation(self.visitor)
         if conversation is None:
-            return {"messages": [], "last_seq": 0, "status": ConversationStatus.BOT, "ask_email": False, "csat": None}
+            return {"messages": [], "last_seq": 0, "status": ConversationStatus.BOT, "assignee": None,
+                    "ask_email": False, "csat": None}
         messages = [customer_payload(m) for m in messages_after(conversation, last_seq)]
         return {"messages": messages, "last_seq": conversation.last_seq, "status": conversation.status,
+                "assignee": assignee_name(conversation),
                 "ask_email": conversation.status == ConversationStatus.NEEDS_HUMAN and not conversation.contact_email
                 and conversation.assignee_id is None, "csat": conversation.csat}
 
@@ -171,9 +181,13 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         if value not in (1, -1) or self.conversation_id is None:
             await self.send_json({"type": "error", "code": "bad_frame", "message": "csat value must be 1 or -1."})
             return
-        await database_sync_to_async(Conversation.objects.filter(
+        updated = await database_sync_to_async(Conversation.objects.filter(
             pk=self.conversation_id, status=ConversationStatus.RESOLVED).update)(csat=value)
-        await self.send_json({"type": "csat_saved", "value": value})
+        if updated:
+            await self.send_json({"type": "csat_saved", "value": value})
+        else:
+            await self.send_json({"type": "error", "code": "not_resolved",
+                                  "message": "You can rate the conversation once it is resolved."})
 
     async def _email(self, content: dict) -> None:
         email = str(content.get("email") or "").strip()[:254]
@@ -183,8 +197,11 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "error", "code": "bad_email", "message": "That email address looks wrong."})
             return
         if self.conversation_id is None:
+            await self.send_json({"type": "error", "code": "no_conversation",
+                                  "message": "Write your question first, then leave your email address."})
             return
         await database_sync_to_async(self._save_email)(email)
+        await self.send_json({"type": "email_saved", "email": email})
 
     def _save_email(self, email: str) -> None:
         conversation = Conversation.objects.get(pk=self.conversation_id)

@@ -68,8 +68,10 @@ def open_visitor(widget: Widget, visitor_token: str = "", identity: dict | None 
         visitor = Visitor.objects.filter(widget=widget, external_id=external_id).first()
     if visitor is None and visitor_token:
         visitor = Visitor.objects.filter(widget=widget, token=visitor_token).first()
-        if visitor is not None and external_id and visitor.external_id and visitor.external_id != external_id:
-            visitor = None  # another customer signed in on this browser: never share their conversation
+        if visitor is not None and visitor.external_id and visitor.external_id != external_id:
+            # That token belongs to a verified customer: only their verified identity opens their
+            # history (another customer, or nobody signed in, on a shared computer gets a fresh chat).
+            visitor = None
     if visitor is None:
         try:
             with transaction.atomic():

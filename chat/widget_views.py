@@ -50,7 +50,8 @@ def widget_config(request: HttpRequest, key: str) -> JsonResponse:
             "frame": request.build_absolute_uri(reverse("chat:widget_frame", args=[widget.public_key])),
         })
     if origin:
-        response["Access-Control-Allow-Origin"] = origin if _origin_allowed(widget, origin) else "null"
+        # Echoed on the 403 too, so the embed script can read why and say it in the console.
+        response["Access-Control-Allow-Origin"] = origin
         response["Vary"] = "Origin"
     return response
 
@@ -60,8 +61,11 @@ def widget_config(request: HttpRequest, key: str) -> JsonResponse:
 def widget_frame(request: HttpRequest, key: str) -> HttpResponse:
     widget = _widget(key)
     response = render(request, "chat/widget_frame.html", {"widget": widget})
-    response["Content-Security-Policy"] = (f"{frame_ancestors(widget)}; default-src 'self'; "
-                                           "connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'")
+    host = request.get_host()
+    # ws: and wss: of this host are listed explicitly: older browsers do not count them as 'self'.
+    response["Content-Security-Policy"] = (
+        f"{frame_ancestors(widget)}; default-src 'self'; connect-src 'self' ws://{host} wss://{host}; "
+        "img-src 'self' data:; style-src 'self' 'unsafe-inline'")
     return response
 
 

@@ -197,3 +197,36 @@ async def test_csat_is_recorded_once_resolved(widget, alice, scripted_bot, scrip
     await sync_to_async(conversation.refresh_from_db)()
     assert conversation.csat == 1 and conversation.resolved_by_human is False
     await socket.disconnect()
+
+
+async def test_email_and_rating_need_the_right_moment(widget, scripted_bot, scripted_sentiment):
+    socket, *_ = await widget_socket(widget)
+    await socket.receive_json_from()
+    await socket.send_json_to({"type": "email", "email": "dana@example.com"})
+    assert (await receive_until(socket, "error"))[-1]["code"] == "no_conversation"
+    await socket.send_json_to({"type": "message", "text": "hello", "client_id": "m"})
+    await receive_until(socket, "ack")
+    await socket.send_json_to({"type": "csat", "value": -1})
+    assert (await receive_until(socket, "error"))[-1]["code"] == "not_resolved"
+    await socket.send_json_to({"type": "email", "email": "not-an-email"})
+    assert (await receive_until(socket, "error"))[-1]["code"] == "bad_email"
+    await socket.send_json_to({"type": "email", "email": "dana@example.com"})
+    assert (await receive_until(socket, "email_saved"))[-1]["email"] == "dana@example.com"
+    await socket.disconnect()
+
+
+async def test_the_per_ip_limit_covers_every_visitor_of_an_address(widget, scripted_bot, scripted_sentiment,
+                                                                    settings):
+    settings.CHAT_IP_MESSAGES_PER_MINUTE = 2
+    codes = []
+    for index in range(3):  # three different visitors, one address
+        socket, *_ = await widget_socket(widget)
+        await socket.receive_json_from()
+        await socket.send_json_to({"type": "message", "text": "hi", "client_id": f"ip{index}"})
+        while True:
+            frame = await socket.receive_json_from(timeout=5)
+            if frame["type"] in ("ack", "error"):
+                codes.append(frame.get("code", "ack"))
+                break
+        await socket.disconnect()
+    assert codes == ["ack", "ack", "rate_limited"]
