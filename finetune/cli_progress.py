@@ -59,7 +59,7 @@ class TerminalProgress:
             base = (metrics.get("baselines") or {}).get("base", {})
             for name, row in (("tuned", tuned), ("base", base)):
                 if row:
-                    lines.append(f"  {name}: validation loss {row.get('validation_loss', float('nan')):.4f}, "
+                    lines.append(f"  {name}: validation loss {row.get('loss', float('nan')):.4f}, "
                                  f"perplexity {row.get('perplexity', float('nan')):.2f}, "
                                  f"token accuracy {row.get('token_accuracy', float('nan')):.3f}")
         return "\n".join(lines)

@@ -33,9 +33,9 @@ def dialogue_section(metrics: dict) -> list[str]:
     tuned, base = metrics.get("tuned", {}), (metrics.get("baselines") or {}).get("base", {})
     return ["## Evaluation (held-out split)", "", "| | validation loss | perplexity | token accuracy |",
             "|---|---|---|---|",
-            f"| this model | {_num(tuned.get('validation_loss'))} | {_num(tuned.get('perplexity'), 2)} | "
+            f"| this model | {_num(tuned.get('loss'))} | {_num(tuned.get('perplexity'), 2)} | "
             f"{_pct(tuned.get('token_accuracy'))} |",
-            f"| base model | {_num(base.get('validation_loss'))} | {_num(base.get('perplexity'), 2)} | "
+            f"| base model | {_num(base.get('loss'))} | {_num(base.get('perplexity'), 2)} | "
             f"{_pct(base.get('token_accuracy'))} |"]
 
 

@@ -9,3 +9,12 @@ def confusion_rows(metrics: dict) -> list[dict]:
     tuned = (metrics or {}).get("tuned") or {}
     labels, matrix = tuned.get("labels") or [], tuned.get("confusion_matrix") or []
     return [{"label": label, "counts": counts} for label, counts in zip(labels, matrix, strict=False)]
+
+
+@register.filter
+def last_user_message(conversation) -> str:
+    """The customer's last words in a held-out conversation (a list of messages, or already text)."""
+    if isinstance(conversation, str):
+        return conversation
+    users = [m.get("content", "") for m in conversation or [] if isinstance(m, dict) and m.get("role") == "user"]
+    return users[-1] if users else ""

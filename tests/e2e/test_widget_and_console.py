@@ -1,0 +1,125 @@
+"""A customer chats on a shop's own website; an agent watches, takes over and replies — in a real browser."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from chat.widgets import create_widget
+from store import deploy
+from tests.e2e.conftest import screenshot
+from tests.factories import deploy_tiny_bot, organization_with_key, train_tiny_sentiment
+
+pytestmark = [pytest.mark.live, pytest.mark.browser]
+
+
+@pytest.fixture
+def shop(live, host_site, tiny_chat_base, tiny_encoder_base):
+    from accounts import people
+    from accounts.models import Membership, Role
+
+    organization, admin, _ = organization_with_key("Browser Shoes")
+    bot = deploy_tiny_bot(organization, tiny_chat_base, max_tokens=12)
+    moods = deploy.create_or_update(organization, "moods",
+                                    deploy.ModelChoice(tuned=train_tiny_sentiment(organization, tiny_encoder_base)))
+    widget = create_widget(organization, bot, moods, [host_site.origin], title="Browser Shoes help")
+    agent = people.create_user("sam@browser-shoes.example", "agent-passphrase-123", "Sam Agent")
+    Membership.objects.create(user=agent, organization=organization, role=Role.AGENT)
+    host_site.embed(live.url, widget.public_key)
+    return {"widget": widget, "agent": agent, "url": live.url}
+
+
+def open_widget(page, widget):
+    root = page.locator(f"#gptstore-chat-{widget.public_key}")
+    launcher = root.locator("button.gs-launcher")
+    expect(launcher).to_be_visible()
+    launcher.click()
+    return page.frame_locator(f"#gptstore-chat-{widget.public_key} iframe")
+
+
+def test_a_customer_chats_and_an_agent_takes_over(context, shop, host_site):
+    customer = context.new_page()
+    customer.goto(host_site.origin)
+    panel = open_widget(customer, shop["widget"])
+    expect(panel.locator("#gs-input")).to_be_focused()
+    panel.locator("#gs-input").fill("Where is my order? <b>asap</b>")
+    panel.locator("#gs-input").press("Enter")
+    expect(panel.locator(".gs-msg.gs-customer").last).to_have_text("Where is my order? <b>asap</b>")
+    expect(panel.locator(".gs-msg.gs-bot[data-seq]")).to_have_count(1, timeout=60_000)  # streamed, then stored
+    screenshot(customer, "widget-customer")
+
+    agent_context = context.browser.new_context(viewport={"width": 1280, "height": 800})
+    agent = agent_context.new_page()
+    agent.goto(shop["url"] + "/accounts/login/")
+    agent.fill("#id_username", "sam@browser-shoes.example")
+    agent.fill("#id_password", "agent-passphrase-123")
+    agent.click("button[type=submit]")
+    agent.goto(shop["url"] + "/console/")
+    row = agent.locator("#conversation-table tbody tr").first
+    expect(row).to_contain_text("Where is my order? <b>asap</b>")
+    expect(row.locator("td").nth(1).locator(".badge")).not_to_have_text("—", timeout=30_000)  # scored live
+    screenshot(agent, "console-list")
+
+    # The customer writes again while the agent watches the list: it updates without a reload.
+    panel.locator("#gs-input").fill("Hello again")
+    panel.locator("#gs-input").press("Enter")
+    expect(agent.locator("#conversation-table tbody tr").first).to_contain_text("Hello again", timeout=30_000)
+
+    row.locator("a").click()
+    expect(agent.locator("#transcript")).to_contain_text("Where is my order? <b>asap</b>")
+    expect(agent.locator("#transcript .tmsg-customer .badge").first).to_have_text(
+        re.compile("negative|neutral|positive"))
+    agent.click("#take-over")
+    expect(agent.locator("#conversation-status")).to_have_text("With an agent")
+    agent.fill("#reply-text", "Hi, I'm Sam. Your parcel leaves today.")
+    agent.click("#reply-send")
+    expect(panel.locator(".gs-msg.gs-agent").last).to_have_text("Hi, I'm Sam. Your parcel leaves today.",
+                                                                timeout=15_000)
+    expect(panel.locator("#gs-status")).to_contain_text("Sam")
+    screenshot(agent, "console-conversation")
+    screenshot(customer, "widget-agent-reply")
+
+    # A private note never reaches the customer.
+    agent.fill("#note-text", "VIP: offer free express shipping")
+    agent.click("#note-send")
+    expect(agent.locator("#transcript .tmsg-note")).to_contain_text("VIP: offer free express shipping")
+    customer.wait_for_timeout(1000)
+    expect(panel.locator("#gs-transcript")).not_to_contain_text("VIP")
+
+    # Reloading the shop keeps the conversation.
+    customer.reload()
+    panel = open_widget(customer, shop["widget"])
+    expect(panel.locator(".gs-msg.gs-agent").last).to_have_text("Hi, I'm Sam. Your parcel leaves today.",
+                                                                timeout=20_000)
+    agent_context.close()
+
+
+def test_the_widget_refuses_sites_that_are_not_allowed(context, shop, live, host_site):
+    from chat.models import Widget
+
+    Widget.objects.filter(pk=shop["widget"].pk).update(allowed_origins=["https://elsewhere.example"])
+    page = context.new_page()
+    warnings = []
+    page.on("console", lambda message: warnings.append(message.text))
+    page.goto(host_site.origin)
+    page.wait_for_timeout(2000)
+    assert page.locator(f"#gptstore-chat-{shop['widget'].public_key} button.gs-launcher").count() == 0
+    assert any("may not be embedded" in text or "GPT Store" in text for text in warnings)
+
+
+def test_the_widget_works_on_a_phone_sized_screen(browser, shop, host_site):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.goto(host_site.origin)
+    panel = open_widget(page, shop["widget"])
+    frame = page.locator(f"#gptstore-chat-{shop['widget'].public_key} iframe")
+    box = frame.bounding_box()
+    assert box["width"] >= 380 and box["height"] >= 800  # full screen
+    expect(panel.locator("#gs-close")).to_be_visible()
+    panel.locator("#gs-input").fill("Do you have size 44?")
+    panel.locator("#gs-send").click()
+    expect(panel.locator(".gs-msg.gs-bot[data-seq]")).to_have_count(1, timeout=60_000)
+    screenshot(page, "widget-phone")
+    panel.locator("#gs-close").click()
+    expect(page.locator(f"#gptstore-chat-{shop['widget'].public_key} button.gs-launcher")).to_be_visible()
+    context.close()
