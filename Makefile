@@ -19,7 +19,7 @@ quality: setup
 	.venv/bin/python -m bench.quality
 
 bench: setup
-	for script in bench/*.py; do .venv/bin/python $$script; done
+	for name in finetune serve_engine serve chat; do .venv/bin/python -m bench.$$name; done
 
 clean:
 	rm -rf var .venv
