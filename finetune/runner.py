@@ -11,6 +11,7 @@ import math
 import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -138,6 +139,12 @@ def build_spec(job: FineTuneJob):
     )
 
 
+def trained_system_prompt(rows: list[dict]) -> str:
+    """The system prompt most training conversations start with: the tuned model's default."""
+    prompts = Counter(row["messages"][0]["content"] for row in rows if row["messages"][0]["role"] == "system")
+    return prompts.most_common(1)[0][0] if prompts else ""
+
+
 def _register_result(job: FineTuneJob, result, spec) -> None:
     card = build_card(job, result.metrics)
     tuned = register_tuned_model(
@@ -145,6 +152,7 @@ def _register_result(job: FineTuneJob, result, spec) -> None:
         labels=spec.labels, hyperparameters=job.hyperparameters,
         data_stats={"dataset": job.dataset.name, "rows": job.dataset.row_count, **job.dataset.stats},
         metrics=result.metrics, card_markdown=card,
+        default_system_prompt=trained_system_prompt(spec.train_rows) if job.task == "dialogue" else "",
     )
     if jobs.finish_job(job.pk, job.worker, JobStatus.SUCCEEDED, tuned_model=tuned, metrics=result.metrics,
                        current_step=result.final_step, total_steps=result.total_steps, eta_seconds=0):
@@ -193,4 +201,5 @@ def run_job(job_id: int, worker: str, echo: Callable[[str, object], None] | None
                               data={"traceback": traceback.format_exc(limit=5)})
     finally:
         heartbeat.stopped.set()
+        heartbeat.join(timeout=HEARTBEAT_SECONDS + 5)
     return FineTuneJob.objects.get(pk=job_id)

@@ -27,7 +27,8 @@ def _folder_size(folder: Path) -> int:
 
 def register_tuned_model(organization: Organization, base: FoundationModel, task: str, method: str, suffix: str,
                          weights_dir: Path, *, labels: list[str], hyperparameters: dict, data_stats: dict,
-                         metrics: dict, card_markdown: str, name: str = "") -> TunedModel:
+                         metrics: dict, card_markdown: str, name: str = "",
+                         default_system_prompt: str = "") -> TunedModel:
     """Create the next version of (organization, base, suffix) and move the weights into the store."""
     for _attempt in range(5):
         version = (TunedModel.objects.filter(organization=organization, base=base, suffix=suffix)
@@ -36,6 +37,7 @@ def register_tuned_model(organization: Organization, base: FoundationModel, task
             organization=organization, base=base, task=task, method=method, suffix=suffix, version=version,
             slug=f"{suffix}-v{version}", name=name or suffix.replace("-", " ").title(), labels=labels,
             hyperparameters=hyperparameters, data_stats=data_stats, metrics=metrics, card_markdown=card_markdown,
+            default_system_prompt=default_system_prompt,
         )
         tuned.artifact_path = f"tuned/{organization.pk}/{tuned.short_id}"
         try:

@@ -32,10 +32,24 @@ def deploy_tiny_bot(organization, tiny_chat_base, slug: str = "tiny-bot", max_to
                                    system_prompt="You are a test bot.", temperature=0.0, max_tokens=max_tokens)
 
 
-SENTIMENT_ROWS = [(f"{text} {i}", label) for i in range(4) for text, label in (
+# Distinct messages (near-duplicates would be grouped into one split part and starve the test split).
+SENTIMENT_ROWS = [
     ("I love these shoes, thank you", "positive"), ("Great service and fast delivery", "positive"),
+    ("The boots are so comfortable, best purchase this year", "positive"), ("Thanks, the refund arrived", "positive"),
+    ("Your support team was wonderful", "positive"), ("Perfect fit, I will order again", "positive"),
+    ("Delivery came a day early, brilliant", "positive"), ("Happy with the exchange, cheers", "positive"),
+    ("Lovely colours and good quality", "positive"), ("Amazing sandals for the price", "positive"),
     ("My order is late and nobody answers", "negative"), ("The boots broke after one day", "negative"),
-    ("Where can I find the size guide", "neutral"), ("Do you ship to Canada", "neutral"))]
+    ("I was charged twice, fix this now", "negative"), ("Worst customer service ever", "negative"),
+    ("The parcel arrived damaged", "negative"), ("Still waiting for my refund after a month", "negative"),
+    ("These hurt my feet, awful", "negative"), ("Wrong size sent again, ridiculous", "negative"),
+    ("Your website keeps crashing at checkout", "negative"), ("Terrible quality, the sole peeled off", "negative"),
+    ("Where can I find the size guide", "neutral"), ("Do you ship to Canada", "neutral"),
+    ("How do I change my delivery address", "neutral"), ("What payment methods do you take", "neutral"),
+    ("Is the trail runner available in size 10", "neutral"), ("When do you restock the black boots", "neutral"),
+    ("Can I use two gift cards on one order", "neutral"), ("What are your opening hours", "neutral"),
+    ("Do you have wide fit options", "neutral"), ("How long is the warranty", "neutral"),
+]
 
 
 def sentiment_csv_bytes() -> bytes:

@@ -117,3 +117,22 @@ def test_it_stops_early_and_exports_the_best_weights(make_spec, monkeypatch):
     assert result.metrics["training"]["best_step"] == 2
     best = {name.replace(".default", ""): value for name, value in snapshots[2].items()}
     assert_same_weights(adapter_weights(result.adapter_dir), best)
+
+
+def test_it_resumes_a_run_that_ran_out_of_patience_as_early_stopped(make_spec, monkeypatch):
+    from finetune.training import reporting
+    from finetune.training.loop import latest_checkpoint
+
+    scripted = iter([3.0, 2.0, 2.5, 2.6])
+    monkeypatch.setattr(reporting, "validation_metrics", lambda run: {"validation_loss": next(scripted)})
+    spec = make_spec(hyper={"batch_size": 2, "eval_every_steps": 1, "early_stopping_patience": 2,
+                            "checkpoint_every_steps": 4})
+    first = run_training(spec, RecordingCallbacks())
+    resumed = run_training(spec, RecordingCallbacks(), resume_from=latest_checkpoint(spec.checkpoint_dir))
+    assert (resumed.status, resumed.steps_run, resumed.final_step) == ("early_stopped", 0, 4)
+    assert_same_weights(adapter_weights(resumed.adapter_dir), adapter_weights(first.adapter_dir))
+
+
+def test_it_refuses_malformed_rows_with_the_expected_shape(make_spec):
+    with pytest.raises(TrainingError, match='dialogue rows look like {"messages"'):
+        run_training(make_spec(train_rows=[{"text": "Hi"}]), RecordingCallbacks())

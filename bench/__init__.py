@@ -1,0 +1,1 @@
+"""Benchmarks: each script prints one JSON line with its figure and the baseline measured in the same run."""
