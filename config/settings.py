@@ -157,6 +157,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 STALE_JOB_SECONDS = envint("STALE_JOB_SECONDS", 120)
+FINETUNE_HEARTBEAT_SECONDS = envfloat("FINETUNE_HEARTBEAT_SECONDS", 5.0)
 CELERY_BEAT_SCHEDULE = {
     # A training worker killed mid-job stops heartbeating; the reaper queues its job again.
     "reap-stale-finetune-jobs": {

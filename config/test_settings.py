@@ -18,6 +18,9 @@ from config.settings import DATA_DIR
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
+# Unit tests run jobs inside a test transaction, which a heartbeat thread's own connection would wait
+# on; the live and crash tests run real workers with the real interval.
+FINETUNE_HEARTBEAT_SECONDS = 3600.0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     # A file, not :memory:, so the live stack's processes share the test database.

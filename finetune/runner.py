@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import connections
 from django.utils import timezone
 
 from core.worker_lifecycle import shutdown_requested
@@ -28,7 +28,6 @@ from store.tuned import register_tuned_model
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 5.0
 PROGRESS_WRITE_SECONDS = 1.0
 CANCEL_POLL_SECONDS = 1.0
 
@@ -43,15 +42,16 @@ class _Heartbeat(threading.Thread):
         self.lost = threading.Event()
 
     def run(self) -> None:
-        while not self.stopped.wait(HEARTBEAT_SECONDS):
-            try:
-                if not jobs.heartbeat(self.job_id, self.worker):
-                    self.lost.set()  # reaped or finished elsewhere: this worker must stop writing
-                    return
-            except Exception:
-                logger.exception("heartbeat failed for job %s", self.job_id)
-            finally:
-                close_old_connections()
+        try:
+            while not self.stopped.wait(settings.FINETUNE_HEARTBEAT_SECONDS):
+                try:
+                    if not jobs.heartbeat(self.job_id, self.worker):
+                        self.lost.set()  # reaped or finished elsewhere: this worker must stop writing
+                        return
+                except Exception:
+                    logger.exception("heartbeat failed for job %s", self.job_id)
+        finally:
+            connections.close_all()  # this thread's own connection
 
 
 class JobCallbacks:
@@ -201,5 +201,5 @@ def run_job(job_id: int, worker: str, echo: Callable[[str, object], None] | None
                               data={"traceback": traceback.format_exc(limit=5)})
     finally:
         heartbeat.stopped.set()
-        heartbeat.join(timeout=HEARTBEAT_SECONDS + 5)
+        heartbeat.join(timeout=30)
     return FineTuneJob.objects.get(pk=job_id)
