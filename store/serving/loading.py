@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
     import torch
 
 logger = logging.getLogger(__name__)
+
+# One model load at a time per process: two `from_pretrained` calls running concurrently in one worker
+# (the engine thread and the start-up thread that converts the bundled GGUF) can corrupt tied weights.
+model_load_lock = threading.RLock()
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -79,7 +84,7 @@ def materialize_gguf(source_folder: Path, gguf_file: str, cache_dir: Path | None
     target = cache_dir / f"{Path(gguf_file).stem}-{sha[:16]}"
     if _materialized_marker(target).exists():
         return target
-    with open(cache_dir / f".{target.name}.lock", "w") as lock:
+    with open(cache_dir / f".{target.name}.lock", "w") as lock, model_load_lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _materialized_marker(target).exists():
             return target
@@ -134,7 +139,8 @@ def load_causal_lm(foundation: FoundationModel | Path, device: str = "cpu", dtyp
 
     folder = foundation if isinstance(foundation, Path) else model_folder(foundation)
     try:
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype or dtype_for(device))
+        with model_load_lock:
+            model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype or dtype_for(device))
     except (OSError, ValueError) as error:
         raise CatalogError(f"cannot load a causal LM from {folder}: {error}") from None
     return model.to(device)  # type: ignore[arg-type]
@@ -151,13 +157,14 @@ def load_sequence_classifier(
     from transformers import AutoModelForSequenceClassification
 
     folder = foundation if isinstance(foundation, Path) else model_folder(foundation)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        folder,
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)},
-        dtype=dtype or dtype_for(device),
-    )
+    with model_load_lock:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            folder,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)},
+            dtype=dtype or dtype_for(device),
+        )
     if model.config.pad_token_id is None and pad_token_id is not None:
         model.config.pad_token_id = pad_token_id
     return model.to(device)  # type: ignore[arg-type]

@@ -71,3 +71,29 @@ def test_it_shares_a_base_per_label_set(make_engine, classifier_specs):
     assert engine.counters()["model_loads"] == 2
     assert set(results["spam"]["results"][0]["scores"]) == {"ham", "spam"}
     assert results["sentiment:a"]["results"] != results["sentiment:b"]["results"]
+
+
+def test_it_serves_a_fully_tuned_classifier_as_its_own_model(make_engine, tiny_encoder_folder, classifier_specs,
+                                                              tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(40)
+    full = AutoModelForSequenceClassification.from_pretrained(tiny_encoder_folder, num_labels=2)
+    full.save_pretrained(tmp_path / "full")
+    AutoTokenizer.from_pretrained(tiny_encoder_folder).save_pretrained(tmp_path / "full")
+    specs = classifier_specs | {"full": ModelSpec("full", "classifier", str(tiny_encoder_folder),
+                                                  str(tmp_path / "full"), "full", ["ham", "spam"])}
+    engine = make_engine(specs)
+    full_sink, lora_sink = RecordingSink(), RecordingSink()
+    engine.submit_classification(ClassificationRequest("full", "full", TEXTS), full_sink)
+    engine.submit_classification(ClassificationRequest("spam", "spam", TEXTS), lora_sink)
+    results = full_sink.wait().result["results"]
+    lora_sink.wait()
+
+    assert sorted(entry["method"] for entry in engine.resident()["entries"]) == ["full", "shared"]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_encoder_folder)
+    with torch.no_grad():
+        expected = torch.softmax(full.eval()(**tokenizer(TEXTS, padding=True, return_tensors="pt")).logits, dim=-1)
+    for i, text_result in enumerate(results):
+        assert [text_result["scores"][label] for label in ("ham", "spam")] == pytest.approx(expected[i].tolist(),
+                                                                                             abs=1e-5)

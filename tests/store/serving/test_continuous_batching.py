@@ -123,3 +123,45 @@ def test_it_stops_at_the_end_of_turn_token(make_engine, tiny_chat_folder):
     assert sampled.result["finish_reason"] == "stop"
     assert sampled.result["token_ids"][-1] == eos
     assert "<|im_end|>" not in sampled.result["text"]
+
+
+def test_it_keeps_every_row_exact_while_rows_join_leave_and_the_cache_grows(
+        make_engine, tiny_chat_folder, lora_folders, monkeypatch):
+    from store.serving.kv_cache import SlabLayer
+    from tests.store.serving.helpers import assert_greedy_path, prompt_ids, reference_model
+
+    monkeypatch.setattr(SlabLayer, "growth", 16)  # regrow the KV slabs many times during the test
+
+    # Through a LoRA adapter: its large random q/k/v weights make attention depend on the context,
+    # where the random base model is nearly blind to it and would not notice a scrambled cache.
+    spec = ModelSpec("tuned", "causal", str(tiny_chat_folder), str(lora_folders[1]), "lora")
+    engine = make_engine({"tuned": spec})
+    questions = {"long": "Hi", "short": "Where is my order? I ordered last week and nothing came.",
+                 "late": "Can I exchange these sneakers for a bigger size?"}
+    sinks = {name: RecordingSink() for name in questions}
+    for name, max_tokens in (("long", 200), ("short", 30)):
+        engine.submit_generation(GenerationRequest(name, "tuned", chat(questions[name]), max_tokens=max_tokens,
+                                                   temperature=0, ignore_eos=True), sinks[name])
+    assert sinks["long"].first_token.wait(30)
+    engine.submit_generation(GenerationRequest("late", "tuned", chat(questions["late"]), max_tokens=150,
+                                               temperature=0, ignore_eos=True), sinks["late"])
+    results = {name: sink.wait().result for name, sink in sinks.items()}
+
+    assert engine.counters()["prefill_calls"] == 2  # the late row was merged into the running batch
+    model = reference_model(tiny_chat_folder, lora_folders[1])
+    for name, question in questions.items():
+        assert_greedy_path(model, prompt_ids(tiny_chat_folder, chat(question)), results[name]["token_ids"])
+
+
+def test_it_queues_requests_beyond_max_batch_until_a_row_leaves(make_engine, tiny_chat_folder):
+    engine = make_engine({"base": ModelSpec("base", "causal", str(tiny_chat_folder))}, max_batch=2, start=False)
+    sinks = [RecordingSink() for _ in range(3)]
+    for i, sink in enumerate(sinks):
+        engine.submit_generation(_request(f"r{i}", 20 if i == 0 else 40), sink)
+    engine.start()
+
+    assert all(sink.wait().result["completion_tokens"] in (20, 40) for sink in sinks)
+    counters = engine.counters()
+    assert counters["max_rows_in_step"] == 2
+    assert counters["prefill_calls"] == 2  # the third joined when the first finished
+    assert sinks[2].chunks[0][0] > sinks[0].finished_at

@@ -2,7 +2,7 @@
 
 from types import SimpleNamespace
 
-from store.serving.generation import Row, StopMatcher
+from store.serving.generation import PrefixDecoder, Row, StopMatcher
 from store.serving.protocol import GenerationRequest
 from tests.store.serving.helpers import RecordingSink
 
@@ -26,6 +26,19 @@ def test_it_emits_multi_byte_characters_whole(tiny_chat_folder):
     assert sum(n for _, _, n in sink.chunks) == len(ids)
 
 
+def test_it_decodes_incrementally_without_a_rust_tokenizer(tiny_chat_folder):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_chat_folder)
+    text = "Ünïcode — 日本語 😀!"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    decoder = PrefixDecoder(tokenizer, [tokenizer.bos_token_id])
+    pieces = [decoder.step(None, token) for token in ids]
+
+    assert "".join(piece for piece in pieces if piece) == text
+    assert None in pieces  # some tokens only complete a character together with the next one
+
+
 def test_it_holds_back_text_that_could_start_a_stop_string():
     matcher = StopMatcher(["\nUser:"])
     assert matcher.feed("Sure thing") == ("Sure thing", False)
@@ -38,3 +51,5 @@ def test_it_cuts_at_the_earliest_of_several_stop_strings():
     matcher = StopMatcher(["END", "STOP"])
     assert matcher.feed("abc STOP def END") == ("abc ", True)
     assert StopMatcher([]).feed("anything") == ("anything", False)
+    assert StopMatcher("").feed("anything") == ("anything", False)
+    assert StopMatcher("!").feed("hi! there") == ("hi", True)

@@ -82,3 +82,12 @@ def test_it_evicts_an_idle_model_for_another_one(make_engine, tiny_chat_folder, 
     counters = engine.counters()
     assert counters["model_loads"] == 2 and counters["model_evictions"] == 1
     assert [entry["method"] for entry in engine.resident()["entries"]] == ["full"]
+
+
+def test_it_fails_with_does_not_fit_when_the_model_alone_exceeds_the_budget(make_engine, tiny_chat_folder):
+    engine = make_engine({"base": ModelSpec("base", "causal", str(tiny_chat_folder))}, memory_budget_bytes=10_000)
+    sink = RecordingSink()
+    engine.submit_generation(GenerationRequest("big", "base", chat("Hi"), max_tokens=2), sink)
+
+    assert sink.wait().error[0] == DOES_NOT_FIT
+    assert engine.counters()["model_loads"] == 0 and engine.counters()["bytes_in_use"] == 0

@@ -1,0 +1,148 @@
+"""Batched classification: texts of every waiting request for one model go through one forward.
+
+Sentiment scoring of chat messages arrives as many small concurrent requests (one or a few
+texts each); classifying them one request at a time would spend most of the time in per-call
+overhead, so texts are pooled per model key and split into batches of `batch_size`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from store.serving.adapters import BASE_ADAPTER
+from store.serving.counters import EngineCounters
+from store.serving.generation import call_sink
+from store.serving.model_cache import Lease, ModelEntry
+from store.serving.protocol import INTERNAL, ClassificationRequest
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class ClassificationJob:
+    request: ClassificationRequest
+    sink: Any
+    lease: Lease
+    results: list[dict | None] = field(default_factory=list)
+    next_text: int = 0
+    done_texts: int = 0
+    prompt_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        self.results = [None] * len(self.request.texts)
+
+
+def _adapter_context(entry: ModelEntry, adapter: str) -> contextlib.AbstractContextManager:
+    if entry.peft is None or entry.method != "shared":
+        return contextlib.nullcontext()
+    if adapter == BASE_ADAPTER:
+        return entry.peft.disable_adapter()
+    entry.peft.set_adapter(adapter)
+    return contextlib.nullcontext()
+
+
+def classify(entry: ModelEntry, adapter: str, texts: list[str]) -> tuple[list[dict], list[int]]:
+    """Label, score and per-label probabilities for each text, and each text's token count."""
+    model = entry.peft if entry.peft is not None else entry.model
+    device = entry.model.device
+    encoded = entry.tokenizer(texts, padding=True, truncation=True, max_length=entry.context_length,
+                              return_tensors="pt").to(device)
+    with torch.inference_mode(), _adapter_context(entry, adapter):
+        logits = model(**encoded).logits
+    probabilities = torch.softmax(logits.float(), dim=-1).cpu()
+    best = probabilities.argmax(dim=-1).tolist()
+    labels = entry.labels
+    results = []
+    for row, index in zip(probabilities.tolist(), best, strict=True):
+        results.append({"label": labels[index], "score": row[index],
+                        "scores": dict(zip(labels, row, strict=True))})
+    return results, encoded["attention_mask"].sum(dim=1).tolist()
+
+
+class ClassificationScheduler:
+    """Waiting classification jobs, pooled per model key."""
+
+    def __init__(self, counters: EngineCounters, batch_size: int, release: Callable[[Lease], None]) -> None:
+        self.counters = counters
+        self.batch_size = batch_size
+        self.release = release
+        self._queues: OrderedDict[str, deque[ClassificationJob]] = OrderedDict()
+
+    def add(self, job: ClassificationJob) -> None:
+        if not job.request.texts:
+            self._finish(job)
+            return
+        self._queues.setdefault(job.request.model_key, deque()).append(job)
+
+    def has_work(self) -> bool:
+        return any(self._queues.values())
+
+    def run(self, max_batches_per_model: int = 4) -> None:
+        """Classify what is waiting; bounded so a flood of texts cannot stall the decode loop."""
+        for model_key in list(self._queues):
+            for _ in range(max_batches_per_model):
+                if not self._queues.get(model_key):
+                    break
+                self._run_batch(model_key)
+            if not self._queues.get(model_key):
+                self._queues.pop(model_key, None)
+
+    def cancel(self, request_ids: set[str], on_cancel: Callable[[ClassificationJob], None]) -> None:
+        for model_key, queue in list(self._queues.items()):
+            for job in [job for job in queue if job.request.request_id in request_ids]:
+                queue.remove(job)
+                self.release(job.lease)
+                on_cancel(job)
+            if not queue:
+                self._queues.pop(model_key, None)
+
+    def fail_all(self, code: str, message: str) -> None:
+        for queue in self._queues.values():
+            for job in queue:
+                self.release(job.lease)
+                call_sink(job.sink.on_error, code, message)
+        self._queues.clear()
+
+    def _run_batch(self, model_key: str) -> None:
+        queue = self._queues[model_key]
+        pieces: list[tuple[ClassificationJob, int]] = []
+        for job in queue:
+            while job.next_text < len(job.request.texts) and len(pieces) < self.batch_size:
+                pieces.append((job, job.next_text))
+                job.next_text += 1
+            if len(pieces) == self.batch_size:
+                break
+        jobs = list(dict.fromkeys(job for job, _ in pieces))
+        lease = jobs[0].lease
+        try:
+            results, token_counts = classify(lease.entry, lease.adapter,
+                                             [job.request.texts[i] for job, i in pieces])
+        except Exception as error:
+            logger.exception("classification batch for %s failed", model_key)
+            for job in jobs:
+                queue.remove(job)
+                self.release(job.lease)
+                call_sink(job.sink.on_error, INTERNAL, f"classification failed: {error}")
+            self.counters.add("failed", len(jobs))
+            return
+        self.counters.add("classification_forward_calls")
+        self.counters.add("classified_texts", len(pieces))
+        for (job, i), result, tokens in zip(pieces, results, token_counts, strict=True):
+            job.results[i] = result
+            job.done_texts += 1
+            job.prompt_tokens += int(tokens)
+        for job in jobs:
+            if job.done_texts == len(job.request.texts):
+                queue.remove(job)
+                self._finish(job)
+
+    def _finish(self, job: ClassificationJob) -> None:
+        self.release(job.lease)
+        call_sink(job.sink.on_done, {"results": job.results, "prompt_tokens": job.prompt_tokens})
