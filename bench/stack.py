@@ -81,7 +81,7 @@ class Stack:
         from core.embedded_redis import celery_broker_url, socket_path_for, url_for_socket
 
         url = celery_broker_url(url_for_socket(socket_path_for(self.data_dir)))
-        return Celery("bench", broker=url, backend=url)
+        return Celery("bench", broker=url, backend=url, set_as_current=False)
 
     def wait_for_worker(self, queue: str = "inference", timeout: float = 120) -> None:
         self.celery().send_task("core.ping", args=[queue], queue=queue).get(timeout=timeout)

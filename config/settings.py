@@ -135,7 +135,9 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [{"address": REDIS_URL}],
+            # redis-py 8 reads with a 5 s socket timeout by default, which is exactly channels_redis's
+            # blocking-receive timeout: idle receives would fail. Block on the socket instead.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
             "capacity": 1000,
             "expiry": 60,
             # Token streams can burst; the relay coalesces, but give reply channels headroom.

@@ -245,7 +245,10 @@ def celery_client(redis_url: str):
 
     from core.embedded_redis import celery_broker_url
 
-    app = Celery("gptstore-test-client", broker=celery_broker_url(redis_url), backend=celery_broker_url(redis_url))
+    # set_as_current=False: a new app would otherwise become the current app, and shared tasks sent by
+    # this process (jobs, inference) would lose the real app's routes.
+    app = Celery("gptstore-test-client", broker=celery_broker_url(redis_url), backend=celery_broker_url(redis_url),
+                 set_as_current=False)
     app.conf.update(task_serializer="json", result_serializer="json", accept_content=["json"])
     return app
 

@@ -12,14 +12,16 @@ from tests.factories import organization_with_key, sentiment_csv_bytes
 pytestmark = pytest.mark.live
 
 
-def wait_for(job_id: int, predicate, timeout: float = 240) -> FineTuneJob:
+def wait_for(job_id: int, predicate, timeout: float = 240, stack=None) -> FineTuneJob:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = FineTuneJob.objects.get(pk=job_id)
         if predicate(job):
             return job
         time.sleep(0.5)
-    raise AssertionError(f"job {job_id} stuck in {job.status}: {list(job.events.values_list('message', flat=True))}")
+    log = stack.log()[-3000:] if stack is not None else ""
+    raise AssertionError(f"job {job_id} stuck in {job.status}: {list(job.events.values_list('message', flat=True))}"
+                         f"\n{log}")
 
 
 def test_a_job_trains_on_the_worker_and_its_model_answers_through_the_api(live, tiny_encoder_base):
@@ -30,7 +32,7 @@ def test_a_job_trains_on_the_worker_and_its_model_answers_through_the_api(live, 
     dataset = create_dataset(organization, sentiment_csv_bytes(), "moods.csv").dataset
     job = jobs.create_job(organization, tiny_encoder_base, dataset, suffix="moods",
                           overrides={"epochs": 3, "batch_size": 4})
-    job = wait_for(job.pk, lambda j: j.status in ("succeeded", "failed", "cancelled"))
+    job = wait_for(job.pk, lambda j: j.status in ("succeeded", "failed", "cancelled"), stack=live)
     assert job.status == "succeeded", job.error_message
     assert job.worker.startswith("training@") or ":" in job.worker
     assert job.current_step == job.total_steps > 0
@@ -51,7 +53,7 @@ def test_cancel_stops_a_running_job_within_seconds(live, tiny_encoder_base):
     dataset = create_dataset(organization, sentiment_csv_bytes(), "moods.csv").dataset
     job = jobs.create_job(organization, tiny_encoder_base, dataset, suffix="long",
                           overrides={"epochs": 400, "batch_size": 2, "checkpoint_every_steps": 20})
-    job = wait_for(job.pk, lambda j: j.status == "running" and j.current_step > 5)
+    job = wait_for(job.pk, lambda j: j.status == "running" and j.current_step > 5, stack=live)
     asked = time.monotonic()
     jobs.request_cancel(job)
     job = wait_for(job.pk, lambda j: j.status != "running", timeout=30)

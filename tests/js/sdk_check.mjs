@@ -45,11 +45,11 @@ try {
 const file = await client.files.create({
   file: await toFile(fs.readFileSync(process.env.TRAINING_FILE), "moods.csv"), purpose: "fine-tune",
 });
-const job = await client.fine_tuning.jobs.create({
+const job = await client.fineTuning.jobs.create({
   model: "tiny-encoder", training_file: file.id, hyperparameters: { n_epochs: 50 },
 });
-const again = await client.fine_tuning.jobs.retrieve(job.id);
-const cancelled = await client.fine_tuning.jobs.cancel(job.id);
+const again = await client.fineTuning.jobs.retrieve(job.id);
+const cancelled = await client.fineTuning.jobs.cancel(job.id);
 out.fineTuning = { file: file.id, job: job.id, retrieved: again.id, status: job.status, cancelled: cancelled.status };
 
 console.log(JSON.stringify(out));

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.live
 
 
 @pytest.fixture
-def world(live, tiny_chat_base, tiny_encoder_base):
+def world(live, catalog, tiny_chat_base, tiny_encoder_base):
     organization, _, key = organization_with_key()
     deploy_tiny_bot(organization, tiny_chat_base)
     tuned = train_tiny_sentiment(organization, tiny_encoder_base)

@@ -41,12 +41,12 @@ def test_leaving_mid_stream_stops_the_generation(live, chatty_folder):
     organization, _, key = organization_with_key()
     deploy_tiny_bot(organization, import_model(str(chatty_folder), slug="chatty"), slug="chatty-bot")
     before = engine_stats(live)
-    response = open_stream(live.url, key, {"model": "chatty-bot", "max_tokens": 2000, "stream": True,
+    response = open_stream(live.url, key, {"model": "chatty-bot", "max_tokens": 440, "stream": True,
                                            "messages": [{"role": "user", "content": "Talk forever"}]})
     assert response.status == 200
     assert response.getheader("Content-Type") == "text/event-stream"
     assert response.getheader("X-Accel-Buffering") == "no"
-    events = [response.fp.readline() for _ in range(8)]
+    events = [response.readline() for _ in range(8)]
     assert sum(line.startswith(b"data: {") for line in events) >= 3
     response.close()  # the customer closed the tab
     deadline = time.monotonic() + 20
@@ -59,7 +59,7 @@ def test_leaving_mid_stream_stops_the_generation(live, chatty_folder):
     time.sleep(1)
     after = engine_stats(live)
     assert after["decoded_tokens"] == stats["decoded_tokens"], "nothing is decoded for the departed client"
-    assert after["decoded_tokens"] - before["decoded_tokens"] < 2000
+    assert after["decoded_tokens"] - before["decoded_tokens"] < 440
 
 
 def test_rate_limits_are_shared_by_two_web_processes(live):
