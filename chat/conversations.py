@@ -85,11 +85,10 @@ def append_message(conversation: Conversation, author: str, text: str, *, agent=
                 message = Message.objects.create(conversation=conversation, seq=seq, author=author, text=text,
                                                  agent=agent, internal=internal, client_id=client_id)
                 updates = {"last_message_at": message.created_at}
-                if not internal:
-                    updates["last_message_preview"] = text[:160]
                 if author == Author.CUSTOMER:
+                    # The list shows what the customer said last: that is what an agent triages on.
                     Conversation.objects.filter(pk=conversation.pk).update(
-                        unread_for_agents=F("unread_for_agents") + 1, **updates)
+                        unread_for_agents=F("unread_for_agents") + 1, last_message_preview=text[:160], **updates)
                 else:
                     Conversation.objects.filter(pk=conversation.pk).update(**updates)
                 _broadcast_message(conversation, message)

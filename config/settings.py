@@ -140,8 +140,9 @@ CHANNEL_LAYERS = {
             "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
             "capacity": 1000,
             "expiry": 60,
-            # Token streams can burst; the relay coalesces, but give reply channels headroom.
-            "channel_capacity": {"inference.reply*": 2000},
+            # Every WebSocket and inference reply of one web process shares that process's "specific."
+            # list in Redis: give it room for bursts (the relay coalesces tokens, but many streams add up).
+            "channel_capacity": {"specific.*": 10000},
         },
     }
 }

@@ -21,7 +21,10 @@ CELERY_TASK_EAGER_PROPAGATES = True
 # Unit tests run jobs inside a test transaction, which a heartbeat thread's own connection would wait
 # on; the live and crash tests run real workers with the real interval.
 FINETUNE_HEARTBEAT_SECONDS = 3600.0
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Fast hashing for unit tests; PBKDF2 stays available for users who sign in to the live stack, whose
+# processes use the production hashers.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher",
+                    "django.contrib.auth.hashers.PBKDF2PasswordHasher"]
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     # A file, not :memory:, so the live stack's processes share the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}  # noqa: F405

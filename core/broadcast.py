@@ -69,13 +69,22 @@ async def _group_send(group: str, message: dict) -> None:
 def notify(group: str, message: dict) -> None:
     """Best effort: a lost doorbell is recovered by the next one or by the client's refresh."""
     try:
-        if _use_loop_thread:
+        if _use_loop_thread or _loop_running_here():
             future = LoopThread.get().submit(_group_send(group, message))
             future.add_done_callback(_log_failure)
         else:
             async_to_sync(_group_send)(group, message)
     except Exception:  # the channel layer must never break a database write or a training step
         logger.exception("could not notify group %s", group)
+
+
+def _loop_running_here() -> bool:
+    """Sync code called on a thread that runs an event loop cannot use async_to_sync there."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _log_failure(future: Future) -> None:

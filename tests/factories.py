@@ -68,3 +68,15 @@ def train_tiny_sentiment(organization, tiny_encoder_base, suffix: str = "moods",
     job = run_job(job.pk, "test-runner")
     assert job.status == "succeeded", job.error_message
     return job.tuned_model
+
+
+def live_user(email: str, password: str, name: str = ""):
+    """A user who signs in through the live stack's login page (its processes hash with PBKDF2)."""
+    from django.contrib.auth.hashers import make_password
+
+    from accounts import people
+
+    user = people.create_user(email, password, name)
+    user.password = make_password(password, hasher="pbkdf2_sha256")
+    user.save(update_fields=["password"])
+    return user

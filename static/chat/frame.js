@@ -79,7 +79,7 @@
     if (state.panelOpen || state.identity || ui.storage.get(STORAGE_KEY)) { start(); }
   }
 
-  function remember(token) {
+  function rememberVisitor(token) {
     postParent({ type: 'remember', token: token || '' });
   }
 
@@ -138,10 +138,10 @@
     if (state.identity) {
       // A signed-in customer's visitor token must not outlive their sign-in on this browser: never
       // keep it (the identity is the credential), and forget the anonymous token if it was adopted.
-      if (stored && stored === data.visitor_token) { ui.storage.remove(STORAGE_KEY); remember(''); }
+      if (stored && stored === data.visitor_token) { ui.storage.remove(STORAGE_KEY); rememberVisitor(''); }
     } else if (data.visitor_token) {
       ui.storage.set(STORAGE_KEY, data.visitor_token);
-      remember(data.visitor_token);
+      rememberVisitor(data.visitor_token);
     }
     ui.setComposerEnabled(true);
     return true;

@@ -63,7 +63,10 @@ async def _receive(layer, channel: str, timeout: float) -> dict | None:
 
 async def _dispatch(task: str, payload: dict) -> tuple:
     layer = get_channel_layer()
-    reply = await layer.new_channel("inference.reply.")
+    # The default "specific." prefix on purpose: channels_redis serves all of a process's specific
+    # channels from one list (one receiver pulls for all); another prefix would queue our receive behind
+    # every WebSocket consumer's blocking receive in this process.
+    reply = await layer.new_channel()
     accept_timeout = settings.SERVING_ACCEPT_TIMEOUT
     payload = {**payload, "expires_at": time.time() + accept_timeout}
     await asyncio.to_thread(_publish, task, payload, reply, accept_timeout)

@@ -37,7 +37,7 @@ class ServingRuntime:
         self.engine.start()
         self.loop = LoopThread.get()
         self.layer = get_channel_layer()
-        self.control_channel = self.loop.submit(self.layer.new_channel("inference.control.")).result(10)
+        self.control_channel = self.loop.submit(self.layer.new_channel()).result(10)
         self.loop.submit(self._listen_for_control())
         logger.info("serving engine ready on %s (budget %.1f GiB, batch %d)", device,
                     settings.SERVING_MEMORY_BUDGET_BYTES / 1024**3, settings.SERVING_MAX_BATCH)

@@ -3,6 +3,7 @@ against the live stack, with a customer's website served from another site."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,6 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
+
+# Playwright's sync API keeps an event loop running in the test thread; the tests' own database
+# calls are synchronous and safe there (the usual setting for Django + Playwright).
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -74,7 +79,8 @@ class HostSite:
         return f"http://localhost:{self.port}"
 
     def embed(self, gpt_store_url: str, widget_key: str, title: str = "Shoe shop") -> None:
-        self.html = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
+        self.html = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title></head>
 <body style="font-family: sans-serif; margin: 40px"><h1>{title}</h1><p>Welcome to our shop.</p>
 <script src="{gpt_store_url}/static/chat/widget.js" data-widget="{widget_key}" async></script></body></html>"""
 
