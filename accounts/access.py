@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
+from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.contrib.auth.decorators import login_required
@@ -11,7 +12,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
-View = Callable[..., HttpResponse]
+# Sync or async views (an async view returns a coroutine).
+View = Callable[..., Any]
 
 
 def _refusal(request: HttpRequest, admins_only: bool) -> HttpResponse | None:
@@ -23,6 +25,7 @@ def _refusal(request: HttpRequest, admins_only: bool) -> HttpResponse | None:
 
 
 def _guard(view: View, admins_only: bool) -> View:
+    wrapper: View
     if iscoroutinefunction(view):
         async def async_wrapper(request: HttpRequest, *args, **kwargs):
             refusal = await sync_to_async(_refusal)(request, admins_only)

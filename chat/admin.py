@@ -15,7 +15,7 @@ class WidgetAdmin(OrganizationScopedAdmin):
 class MessageInline(OrganizationScopedInline):
     model = Message
     fields = ["seq", "author", "agent", "internal", "text", "sentiment_label", "sentiment_score", "created_at"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]
     can_delete = False
     max_num = 0
 
@@ -42,3 +42,16 @@ class VisitorAdmin(OrganizationScopedAdmin):
 class CannedReplyAdmin(OrganizationScopedAdmin):
     list_display = ["title", "organization", "created_at"]
     search_fields = ["title", "text"]
+
+
+@admin.register(Message)
+class MessageAdmin(OrganizationScopedAdmin):
+    list_display = ["conversation", "seq", "author", "internal", "sentiment_label", "created_at", "text"]
+    list_filter = ["author", "internal", "sentiment_label"]
+    search_fields = ["text"]
+
+    def has_add_permission(self, request):
+        return False  # messages come through the widget and the console
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -20,14 +20,15 @@ logger = logging.getLogger(__name__)
 
 HISTORY_MESSAGES = 24
 HISTORY_CHARACTERS = 6000  # ~1,500 tokens: leaves the model's context for the system prompt and reply
-ROLES = {Author.CUSTOMER: "user", Author.BOT: "assistant", Author.AGENT: "assistant"}
+ROLES: dict[str, str] = {Author.CUSTOMER: "user", Author.BOT: "assistant", Author.AGENT: "assistant"}
 
 
 def history(conversation: Conversation) -> list[dict]:
     """The recent turns, newest kept, trimmed to fit; it always starts with a customer turn."""
     messages = list(conversation.messages.filter(internal=False, author__in=list(ROLES))
                     .order_by("-seq")[:HISTORY_MESSAGES])
-    turns, used = [], 0
+    turns: list[dict] = []
+    used = 0
     for message in messages:
         if used + len(message.text) > HISTORY_CHARACTERS and turns:
             break

@@ -50,9 +50,9 @@ def same_origin(scope) -> bool:
 
 
 def assignee_name(conversation: Conversation | None) -> str | None:
-    if conversation is None or conversation.assignee_id is None:
+    assignee = conversation.assignee if conversation is not None else None
+    if assignee is None:
         return None
-    assignee = conversation.assignee
     return assignee.first_name or assignee.username
 
 
@@ -200,11 +200,11 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "error", "code": "no_conversation",
                                   "message": "Write your question first, then leave your email address."})
             return
-        await database_sync_to_async(self._save_email)(email)
+        await database_sync_to_async(self._save_email)(self.conversation_id, email)
         await self.send_json({"type": "email_saved", "email": email})
 
-    def _save_email(self, email: str) -> None:
-        conversation = Conversation.objects.get(pk=self.conversation_id)
+    def _save_email(self, conversation_id: int, email: str) -> None:
+        conversation = Conversation.objects.get(pk=conversation_id)
         Conversation.objects.filter(pk=conversation.pk).update(contact_email=email)
         Visitor.objects.filter(pk=self.visitor.pk, email="").update(email=email)
         append_message(conversation, Author.SYSTEM, f"Thanks! We will reply to {email} as soon as we can.")
@@ -290,7 +290,7 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_send(conversation_group(self.conversation_id), {
                 "type": "chat.typing", "who": "agent", "typing": bool(content.get("typing")), "name": name})
         elif kind == "read" and self.conversation_id is not None:
-            await sync_to_async(mark_read)(self.conversation_id)
+            await sync_to_async(mark_read)(int(self.conversation_id))
 
     async def console_changed(self, event: dict) -> None:
         await self.send_json({"type": "changed", "conversation": event["conversation"], "alert": event["alert"]})

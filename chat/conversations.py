@@ -33,7 +33,7 @@ def message_payload(message: Message) -> dict:
     return {
         "seq": message.seq, "author": message.author, "text": message.text,
         "created_at": message.created_at.isoformat(), "internal": message.internal,
-        "agent": (message.agent.get_full_name() or message.agent.username) if message.agent_id else None,
+        "agent": (message.agent.get_full_name() or message.agent.username) if message.agent else None,
         "sentiment": ({"label": message.sentiment_label, "score": message.sentiment_score,
                        "value": message.sentiment_value} if message.sentiment_label else None),
     }

@@ -78,7 +78,7 @@ def open_visitor(widget: Widget, visitor_token: str = "", identity: dict | None 
                 visitor = Visitor.objects.create(widget=widget, external_id=external_id)
         except IntegrityError:
             visitor = Visitor.objects.get(widget=widget, external_id=external_id)
-    updates = {"last_seen_at": timezone.now()}
+    updates: dict = {"last_seen_at": timezone.now()}
     if external_id:
         updates.update(external_id=external_id,
                        name=str(identity.get("name") or visitor.name)[:120],

@@ -33,7 +33,7 @@ def transcript_rows(organization: Organization, start: date, end: date) -> list[
         "conversation": m.conversation_id, "visitor": m.conversation.visitor_id,
         "visitor_external_id": m.conversation.visitor.external_id, "visitor_email": m.conversation.visitor.email,
         "status": m.conversation.status, "seq": m.seq, "author": m.author,
-        "agent": m.agent.username if m.agent_id else "", "internal": m.internal,
+        "agent": m.agent.username if m.agent else "", "internal": m.internal,
         "created_at": m.created_at.isoformat(), "text": m.text, "sentiment_label": m.sentiment_label,
         "sentiment_score": m.sentiment_score, "sentiment_value": m.sentiment_value,
     } for m in messages]

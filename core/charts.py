@@ -30,7 +30,8 @@ def _nice_ticks(low: float, high: float, count: int = 4) -> list[float]:
     magnitude = 10 ** math.floor(math.log10(raw))
     step = min((m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw), default=raw)
     start = math.floor(low / step) * step
-    ticks, value = [], start
+    ticks: list[float] = []
+    value = start
     while value <= high + step * 0.5 and len(ticks) < 12:
         if value >= low - step * 0.01:
             ticks.append(round(value, 10))

@@ -116,6 +116,7 @@ def ensure_demo_sentiment(organization: Organization):
         return job
     path = DEMO_DATA / "acme-support-sentiment.csv"
     dataset = create_dataset(organization, path.read_bytes(), path.name, name="Acme support messages").dataset
+    assert dataset is not None, "the bundled dataset validates"
     base = FoundationModel.objects.get(slug="all-minilm-l6-v2")
     failed = FineTuneJob.objects.filter(organization=organization, suffix=DEMO_SENTIMENT,
                                         status=JobStatus.FAILED).exists()

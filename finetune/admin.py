@@ -16,7 +16,7 @@ class DatasetAdmin(OrganizationScopedAdmin):
 class JobEventInline(OrganizationScopedInline):
     model = JobEvent
     fields = ["created_at", "level", "type", "message"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]
     can_delete = False
     max_num = 0
     ordering = ["-created_at"]
@@ -40,4 +40,17 @@ class JobCheckpointAdmin(OrganizationScopedAdmin):
     readonly_fields = ["job", "step", "path", "metrics", "created_at"]
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(JobEvent)
+class JobEventAdmin(OrganizationScopedAdmin):
+    list_display = ["job", "created_at", "level", "type", "message"]
+    list_filter = ["level", "type"]
+    search_fields = ["message", "job__public_id"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

@@ -67,7 +67,7 @@ def _upload(request: HttpRequest) -> dict:
     upload = request.FILES.get("file")
     if upload is None:
         raise bad_request("Missing required parameter: 'file'.", param="file")
-    if upload.size > settings.DATASET_MAX_BYTES:
+    if (upload.size or 0) > settings.DATASET_MAX_BYTES:
         raise ApiError(413, f"File too large: {upload.size} bytes (limit {settings.DATASET_MAX_BYTES}).",
                        param="file", code="file_too_large")
     result = create_dataset(key.organization, upload.read(), upload.name or "upload.jsonl")
@@ -129,22 +129,23 @@ def job_object(job: FineTuneJob) -> dict:
     return {
         "id": job.openai_id, "object": "fine_tuning.job", "created_at": _ts(job.created_at),
         "finished_at": _ts(job.finished_at), "model": job.base_model.slug,
-        "fine_tuned_model": job.tuned_model.openai_id if job.tuned_model_id else None,
+        "fine_tuned_model": job.tuned_model.openai_id if job.tuned_model else None,
         "organization_id": f"org-{job.organization.slug}", "status": job.status, "hyperparameters": summary,
         "method": {"type": "supervised", "supervised": {"hyperparameters": summary}},
         "training_file": job.dataset.openai_id,
-        "validation_file": job.validation_dataset.openai_id if job.validation_dataset_id else None,
+        "validation_file": job.validation_dataset.openai_id if job.validation_dataset else None,
         "result_files": [], "trained_tokens": job.trained_tokens if job.status == JobStatus.SUCCEEDED else None,
         "error": ({"code": "training_failed", "message": job.error_message, "param": None}
                   if job.status == JobStatus.FAILED else None),
         "seed": job.hyperparameters.get("seed", 42),
-        "estimated_finish": int(time.time() + job.eta_seconds) if running and job.eta_seconds else None,
+        "estimated_finish": (int(time.time() + job.eta_seconds) if running and job.eta_seconds is not None
+                             else None),
         "user_provided_suffix": job.suffix, "integrations": [], "metadata": None,
         "tuning": {"method": job.method, "task": job.task, "hyperparameters": job.hyperparameters,
                    "current_step": job.current_step, "total_steps": job.total_steps,
                    "train_loss": job.train_loss, "validation_loss": job.validation_loss,
-                   "tokens_per_second": job.tokens_per_second, "tuned_model": job.tuned_model.slug
-                   if job.tuned_model_id else None},
+                   "tokens_per_second": job.tokens_per_second,
+                   "tuned_model": job.tuned_model.slug if job.tuned_model else None},
     }
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TextIO
+from typing import Any, TextIO, cast
 
 
 class TerminalProgress:
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
-        self.bar = None
+        self.bar: Any = None  # a tqdm bar, created on the first progress report
 
     def __call__(self, kind: str, payload: object) -> None:
         if kind == "progress":
@@ -16,7 +16,7 @@ class TerminalProgress:
         elif kind == "event":
             self._write(str(payload))
         elif kind == "evaluation":
-            step, metrics = payload  # type: ignore[misc]
+            step, metrics = cast(tuple[int, dict], payload)
             loss = metrics.get("validation_loss")
             if loss is not None:
                 self._write(f"step {step}: validation loss {loss:.4f}")

@@ -28,6 +28,7 @@ def create_dataset(organization: Organization, data: bytes, filename: str, name:
     report = validate_dataset(data, filename, task)
     if not report.ok:
         return DatasetResult(None, report)
+    assert report.task is not None and report.file_format is not None  # a valid report knows both
     splits = split_rows(report.rows, ratios, seed)
     stats = {**report.stats, "warnings": report.warnings,
              "split_sizes": {part: len(indices) for part, indices in splits.items()}}
@@ -83,7 +84,7 @@ def request_token_stats(dataset: Dataset, base: FoundationModel) -> None:
 
 def delete_dataset(dataset: Dataset) -> None:
     """Refused (ProtectedError) while a job uses it; the file goes with the row."""
-    storage, path = dataset.file.storage, dataset.file.name
+    storage, path = dataset.file.storage, str(dataset.file.name)
     with transaction.atomic():
         dataset.delete()
         transaction.on_commit(lambda: storage.delete(path))

@@ -38,8 +38,12 @@ def checkpoint_directory(job: FineTuneJob) -> Path:
 def announce(job: FineTuneJob) -> None:
     """Ring the doorbell for the job page and the org's job list, once the change is committed."""
     job_id, org_id = job.pk, job.organization_id
-    transaction.on_commit(lambda: (notify(f"finetune-job-{job_id}", {"type": "job.changed", "job": job_id}),
-                                   notify(f"finetune-org-{org_id}", {"type": "job.changed", "job": job_id})))
+
+    def ring() -> None:
+        notify(f"finetune-job-{job_id}", {"type": "job.changed", "job": job_id})
+        notify(f"finetune-org-{org_id}", {"type": "job.changed", "job": job_id})
+
+    transaction.on_commit(ring)
 
 
 def record_event(job: FineTuneJob, message: str, level: str = JobEvent.Level.INFO,

@@ -131,7 +131,7 @@ def split_rows(rows: list[dict], ratios=DEFAULT_RATIOS, seed: int = 42) -> dict[
         strata[max(set(labels), key=lambda label: (labels.count(label), label))].append(group)
 
     rng = random.Random(seed)
-    parts: dict[str, list[int]] = {part: [] for part in PARTS}
+    parts: dict[str, list[int]] = {name: [] for name in PARTS}
     for label in sorted(strata):
         group_ids = sorted(strata[label])
         rng.shuffle(group_ids)
@@ -140,9 +140,9 @@ def split_rows(rows: list[dict], ratios=DEFAULT_RATIOS, seed: int = 42) -> dict[
         filled = [0, 0, 0]
         for group in group_ids:
             # Put the group where it closes the largest remaining gap to the target counts.
-            part = max(range(3), key=lambda p: (targets[p] - filled[p], -p))
-            filled[part] += len(members[group])
-            parts[PARTS[part]].extend(members[group])
-    for part in PARTS:
-        parts[part].sort()
+            index = max(range(3), key=lambda p: (targets[p] - filled[p], -p))
+            filled[index] += len(members[group])
+            parts[PARTS[index]].extend(members[group])
+    for name in PARTS:
+        parts[name].sort()
     return parts

@@ -241,6 +241,7 @@ def _validate_classification(text: str, report: ValidationReport) -> None:
             ok = False
         if not ok:
             continue
+        assert isinstance(text_value, str)
         text_value, label = text_value.strip(), str(label_value).strip()
         key = unicodedata.normalize("NFKC", text_value).casefold()
         if key in seen:

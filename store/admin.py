@@ -39,7 +39,7 @@ class TunedModelAdmin(OrganizationScopedAdmin):
 class DeploymentRevisionInline(admin.TabularInline):
     model = DeploymentRevision
     fields = ["number", "note", "tuned_model", "base_model", "created_by", "created_at"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]
     extra = 0
     can_delete = False
     max_num = 0
@@ -86,6 +86,19 @@ class UsageDailyAdmin(OrganizationScopedAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DeploymentRevision)
+class DeploymentRevisionAdmin(OrganizationScopedAdmin):
+    list_display = ["deployment", "number", "note", "tuned_model", "base_model", "created_by", "created_at"]
+    list_filter = ["deployment__organization"]
+    search_fields = ["deployment__slug", "note"]
+
+    def has_add_permission(self, request):
+        return False  # revisions are written by every deployment change
 
     def has_change_permission(self, request, obj=None):
         return False

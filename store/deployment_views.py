@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Sum
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -39,7 +39,7 @@ def _deployment(request: HttpRequest, slug: str) -> Deployment:
 
 
 @organization_admin_required
-def deployment_list(request: HttpRequest) -> HttpResponse:
+def deployment_list(request: HttpRequest) -> HttpResponseBase:
     deployments = Deployment.objects.filter(organization=_org(request)).select_related("tuned_model", "base_model")
     return render(request, "store/deployments.html", {"deployments": deployments})
 
@@ -50,7 +50,7 @@ def _add_errors(form, error: ValidationError) -> None:
 
 
 @organization_admin_required
-def deployment_edit(request: HttpRequest, slug: str | None = None) -> HttpResponse:
+def deployment_edit(request: HttpRequest, slug: str | None = None) -> HttpResponseBase:
     organization = _org(request)
     deployment = _deployment(request, slug) if slug else None
     initial = {}
@@ -58,7 +58,7 @@ def deployment_edit(request: HttpRequest, slug: str | None = None) -> HttpRespon
         initial = {"name": deployment.name, "slug": deployment.slug, "system_prompt": deployment.system_prompt,
                    "temperature": deployment.temperature, "top_p": deployment.top_p,
                    "max_tokens": deployment.max_tokens,
-                   "model": deployment.tuned_model.slug if deployment.tuned_model_id else deployment.base_model.slug}
+                   "model": deployment.tuned_model.slug if deployment.tuned_model else deployment.base.slug}
     elif request.GET.get("model"):
         initial = {"model": request.GET["model"], "name": request.GET["model"].replace("-", " ").title(),
                    "slug": request.GET["model"]}
@@ -80,7 +80,7 @@ def deployment_edit(request: HttpRequest, slug: str | None = None) -> HttpRespon
 
 
 @organization_admin_required
-def deployment_detail(request: HttpRequest, slug: str) -> HttpResponse:
+def deployment_detail(request: HttpRequest, slug: str) -> HttpResponseBase:
     deployment = _deployment(request, slug)
     return render(request, "store/deployment_detail.html", {
         "deployment": deployment, "revisions": deployment.revisions.select_related("tuned_model", "base_model")[:20],
@@ -90,7 +90,7 @@ def deployment_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_POST
 @organization_admin_required
-def deployment_rollback(request: HttpRequest, slug: str) -> HttpResponse:
+def deployment_rollback(request: HttpRequest, slug: str) -> HttpResponseBase:
     deployment = _deployment(request, slug)
     try:
         deployment = deploy.rollback(deployment, int(request.POST.get("revision", 0)), request.user)
@@ -103,7 +103,7 @@ def deployment_rollback(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_POST
 @organization_admin_required
-def deployment_status(request: HttpRequest, slug: str) -> HttpResponse:
+def deployment_status(request: HttpRequest, slug: str) -> HttpResponseBase:
     deployment = _deployment(request, slug)
     status = DeploymentStatus.PAUSED if request.POST.get("status") == "paused" else DeploymentStatus.ACTIVE
     deploy.set_status(deployment, status, request.user)
@@ -113,7 +113,7 @@ def deployment_status(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_POST
 @organization_admin_required
-def deployment_delete(request: HttpRequest, slug: str) -> HttpResponse:
+def deployment_delete(request: HttpRequest, slug: str) -> HttpResponseBase:
     deployment = _deployment(request, slug)
     deploy.delete_deployment(deployment)
     messages.success(request, f"Undeployed {deployment.name}.")
@@ -131,7 +131,7 @@ def _playground_target(request: HttpRequest, slug: str) -> Deployment:
 
 
 @organization_admin_required
-async def playground_chat(request: HttpRequest, slug: str) -> HttpResponse:
+async def playground_chat(request: HttpRequest, slug: str) -> HttpResponseBase:
     if request.method != "POST":
         return ApiError(405, "POST a JSON body {messages: [...]}.").response()
     try:
@@ -161,7 +161,7 @@ async def playground_chat(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @organization_admin_required
-async def playground_sentiment(request: HttpRequest, slug: str) -> HttpResponse:
+async def playground_sentiment(request: HttpRequest, slug: str) -> HttpResponseBase:
     if request.method != "POST":
         return ApiError(405, "POST a JSON body {text: ...}.").response()
     try:
@@ -186,7 +186,7 @@ async def playground_sentiment(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @organization_admin_required
-def api_keys(request: HttpRequest) -> HttpResponse:
+def api_keys(request: HttpRequest) -> HttpResponseBase:
     organization = _org(request)
     form = ApiKeyForm(request.POST or None, organization=organization)
     new_key = None
@@ -202,7 +202,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @organization_admin_required
-def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
+def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponseBase:
     key = get_for_organization(ApiKey, _org(request), pk=key_id)
     revoke(key)
     messages.success(request, f"Revoked {key.name} ({key.prefix}…). Calls with it now get 401.")
@@ -210,7 +210,7 @@ def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
 
 
 @organization_admin_required
-def usage(request: HttpRequest) -> HttpResponse:
+def usage(request: HttpRequest) -> HttpResponseBase:
     organization = _org(request)
     days = min(90, max(1, int(request.GET.get("days", 30)) if request.GET.get("days", "30").isdigit() else 30))
     since = timezone.localdate() - timedelta(days=days - 1)

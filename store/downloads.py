@@ -37,7 +37,7 @@ def stream_zip(folder: Path, root_name: str, include: list[Path] | None = None) 
         for path in paths:
             with open(path, "rb") as source, archive.open(f"{root_name}/{path.relative_to(folder)}", "w",
                                                              force_zip64=True) as target:
-                for block in iter(lambda s=source: s.read(1 << 20), b""):
+                while block := source.read(1 << 20):
                     target.write(block)
                     if sink.chunks:
                         yield b"".join(sink.chunks)

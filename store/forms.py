@@ -23,7 +23,7 @@ class DeploymentForm(forms.Form):
                  for t in TunedModel.objects.filter(organization=organization).select_related("base")]
         bases = [(b.slug, f"{b.display_name} (base, untuned)") for b in FoundationModel.objects.filter(
             supports_dialogue=True)]
-        self.fields["model"].choices = [("Your tuned models", tuned), ("Catalog", bases)]
+        self.fields["model"].choices = [("Your tuned models", tuned), ("Catalog", bases)]  # type: ignore[attr-defined]
         if editing is not None:
             self.fields["slug"].disabled = True
 

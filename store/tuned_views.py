@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -17,7 +17,7 @@ from store.tuned import TunedModelInUse, artifact_folder, delete_tuned_model
 MERGEABLE = (Method.LORA, Method.ADALORA)
 
 
-def tuned_detail(request: HttpRequest, short_id: str) -> HttpResponse:
+def tuned_detail(request: HttpRequest, short_id: str) -> HttpResponseBase:
     """Public when published; otherwise only for members of the organization that owns it."""
     organization = getattr(request, "organization", None)
     visible = Q(published=True)
@@ -39,7 +39,7 @@ def _own(request: HttpRequest, short_id: str) -> TunedModel:
 
 
 @organization_admin_required
-def tuned_download(request: HttpRequest, short_id: str) -> HttpResponse:
+def tuned_download(request: HttpRequest, short_id: str) -> HttpResponseBase:
     tuned = _own(request, short_id)
     folder = artifact_folder(tuned)
     if not folder.exists():
@@ -52,7 +52,7 @@ def tuned_download(request: HttpRequest, short_id: str) -> HttpResponse:
 
 
 @organization_admin_required
-def tuned_merged_download(request: HttpRequest, short_id: str) -> HttpResponse:
+def tuned_merged_download(request: HttpRequest, short_id: str) -> HttpResponseBase:
     tuned = _own(request, short_id)
     folder = artifact_folder(tuned) / "merged"
     if tuned.merged_status != "ready" or not folder.exists():
@@ -65,7 +65,7 @@ def tuned_merged_download(request: HttpRequest, short_id: str) -> HttpResponse:
 
 @require_POST
 @organization_admin_required
-def tuned_merge(request: HttpRequest, short_id: str) -> HttpResponse:
+def tuned_merge(request: HttpRequest, short_id: str) -> HttpResponseBase:
     from finetune.tasks import merge_tuned_model
 
     tuned = _own(request, short_id)
@@ -80,7 +80,7 @@ def tuned_merge(request: HttpRequest, short_id: str) -> HttpResponse:
 
 @require_POST
 @organization_admin_required
-def tuned_publish(request: HttpRequest, short_id: str) -> HttpResponse:
+def tuned_publish(request: HttpRequest, short_id: str) -> HttpResponseBase:
     tuned = _own(request, short_id)
     tuned.published = request.POST.get("published") == "1"
     tuned.save(update_fields=["published"])
@@ -90,7 +90,7 @@ def tuned_publish(request: HttpRequest, short_id: str) -> HttpResponse:
 
 @require_POST
 @organization_admin_required
-def tuned_delete(request: HttpRequest, short_id: str) -> HttpResponse:
+def tuned_delete(request: HttpRequest, short_id: str) -> HttpResponseBase:
     tuned = _own(request, short_id)
     try:
         delete_tuned_model(tuned)

@@ -56,14 +56,15 @@ def sentiment_csv_bytes() -> bytes:
     return ("text,label\n" + "\n".join(f'"{text}",{label}' for text, label in SENTIMENT_ROWS) + "\n").encode()
 
 
-def train_tiny_sentiment(organization, tiny_encoder_base, suffix: str = "moods", **overrides):
+def train_tiny_sentiment(organization, tiny_encoder_base, suffix: str = "moods", method: str | None = None,
+                         **overrides):
     """A real (tiny) tuned sentiment model, trained in this process through the same runner as the worker."""
     from finetune import jobs
     from finetune.datasets import create_dataset
     from finetune.runner import run_job
 
     dataset = create_dataset(organization, sentiment_csv_bytes(), "moods.csv").dataset
-    job = jobs.create_job(organization, tiny_encoder_base, dataset, suffix=suffix, enqueue=False,
+    job = jobs.create_job(organization, tiny_encoder_base, dataset, suffix=suffix, enqueue=False, method=method,
                           overrides={"epochs": 2, "batch_size": 8, **overrides})
     job = run_job(job.pk, "test-runner")
     assert job.status == "succeeded", job.error_message

@@ -131,7 +131,7 @@ async def sse_stream(request: GenerationRequest, model_id: str, include_usage: b
                 "system_fingerprint": None,
                 "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
 
-    events = stream_generation(request)
+    events = stream_generation(request)  # an async generator: aclose() runs its cleanup
     try:
         yield _sse(chunk({"role": "assistant", "content": ""}))
         async for event in events:
@@ -155,4 +155,4 @@ async def sse_stream(request: GenerationRequest, model_id: str, include_usage: b
         yield _sse({"error": {"message": api_error.message, "type": api_error.type, "param": api_error.param,
                               "code": api_error.code}})
     finally:
-        await events.aclose()
+        await events.aclose()  # type: ignore[attr-defined]

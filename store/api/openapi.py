@@ -51,7 +51,7 @@ ERRORS = {"400": "Bad request (the `param` names the offending field)", "401": "
 
 @lru_cache(maxsize=1)
 def openapi_document() -> dict:
-    models = {p.ErrorResponse}
+    models: set[type] = {p.ErrorResponse}
     for _method, _path, _summary, request, response, _tag, _desc in OPERATIONS:
         models.add(response)
         if isinstance(request, type):

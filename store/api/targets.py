@@ -37,7 +37,7 @@ def _deployment_target(d: Deployment) -> Target:
     base = d.base
     return Target(model_id=d.slug, kind="deployment", task=d.task, model_key=d.model_key,
                   owned_by=d.organization.slug, created=int(d.created_at.timestamp()), root=base.slug,
-                  parent=d.tuned_model.openai_id if d.tuned_model_id else None, system_prompt=d.system_prompt,
+                  parent=d.tuned_model.openai_id if d.tuned_model else None, system_prompt=d.system_prompt,
                   temperature=d.temperature, top_p=d.top_p, max_tokens=d.max_tokens, deployment=d,
                   paused=d.status == DeploymentStatus.PAUSED)
 

@@ -79,3 +79,40 @@ def test_it_shows_everything_to_superusers(alice, charlie):
     client.force_login(root)
     page = client.get(reverse("admin:accounts_organization_changelist")).content.decode()
     assert "Alice Shoes" in page and "Charlie Boots" in page
+
+
+def test_every_model_of_the_store_is_in_the_admin():
+    from django.apps import apps
+    from django.contrib import admin
+
+    missing = [model.__name__ for app in ("accounts", "store", "finetune", "chat")
+               for model in apps.get_app_config(app).get_models() if model not in admin.site._registry]
+    assert missing == []
+
+
+def test_deployments_keys_and_conversations_are_scoped_too(alice, charlie, catalog):
+    from chat.conversations import append_message, current_conversation
+    from chat.identity import open_visitor
+    from chat.models import Author
+    from chat.widgets import create_widget
+    from store import deploy
+    from store.api_keys import create_api_key
+    from tests.factories import make_tuned
+
+    mine = deploy.create_or_update(alice.organization, "alice-bot", deploy.ModelChoice(
+        tuned=make_tuned(alice.organization, catalog["smollm2-135m-instruct"])))
+    theirs = deploy.create_or_update(charlie.organization, "charlie-bot", deploy.ModelChoice(
+        tuned=make_tuned(charlie.organization, catalog["smollm2-135m-instruct"], "secret")))
+    create_api_key(charlie.organization, "charlie key")
+    widget = create_widget(charlie.organization, theirs)
+    conversation = current_conversation(open_visitor(widget), create=True)
+    append_message(conversation, Author.CUSTOMER, "charlie's customer secret")
+
+    assert "charlie-bot" not in alice.client.get(reverse("admin:store_deployment_changelist")).content.decode()
+    assert "charlie key" not in alice.client.get(reverse("admin:store_apikey_changelist")).content.decode()
+    assert "charlie&#x27;s customer secret" not in alice.client.get(
+        reverse("admin:chat_message_changelist")).content.decode()
+    assert alice.client.get(reverse("admin:chat_conversation_change", args=[conversation.pk])).status_code == 302
+    page = alice.client.get(reverse("admin:chat_widget_add")).content.decode()
+    assert "alice-bot" in page and "charlie-bot" not in page  # foreign-key choices
+    assert mine.pk

@@ -80,6 +80,8 @@ class Command(BaseCommand):
         progress.close()
         if job.status != JobStatus.SUCCEEDED:
             raise CommandError(f"Fine-tuning {job.status}: {job.error_message or 'see the job events'}")
+        tuned = job.tuned_model
+        assert tuned is not None  # a succeeded job always registered its model
         self.stdout.write(progress.format_evaluation(job.metrics))
-        self.stdout.write(f"Tuned model {job.tuned_model.slug} — call it as {job.tuned_model.openai_id}")
-        self.stdout.write(job.tuned_model.slug)
+        self.stdout.write(f"Tuned model {tuned.slug} — call it as {tuned.openai_id}")
+        self.stdout.write(tuned.slug)
