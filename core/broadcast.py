@@ -9,9 +9,10 @@ loop is closed"), so they use one long-lived event loop thread for every send.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -56,8 +57,15 @@ def use_background_loop() -> None:
     _use_loop_thread = True
 
 
-def uses_background_loop() -> bool:
-    return _use_loop_thread
+@contextlib.contextmanager
+def background_loop() -> Iterator[None]:
+    """Use the loop thread for the duration (a CLI command), then restore what the process had."""
+    global _use_loop_thread
+    previous, _use_loop_thread = _use_loop_thread, True
+    try:
+        yield
+    finally:
+        _use_loop_thread = previous
 
 
 async def _group_send(group: str, message: dict) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Organization
-from core.broadcast import use_background_loop
+from core.broadcast import background_loop
 from finetune import jobs
 from finetune.datasets import create_dataset
 from finetune.models import JobStatus
@@ -73,10 +73,10 @@ class Command(BaseCommand):
         from finetune.runner import run_job
         from store.serving.loading import configure_torch_threads
 
-        use_background_loop()
         configure_torch_threads()
         progress = TerminalProgress(stream=sys.stderr)
-        job = run_job(job.pk, f"cli@{socket.gethostname()}:{os.getpid()}", echo=progress)
+        with background_loop():  # no event loop of our own here: broadcasts go through the loop thread
+            job = run_job(job.pk, f"cli@{socket.gethostname()}:{os.getpid()}", echo=progress)
         progress.close()
         if job.status != JobStatus.SUCCEEDED:
             raise CommandError(f"Fine-tuning {job.status}: {job.error_message or 'see the job events'}")
