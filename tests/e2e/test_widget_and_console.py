@@ -116,7 +116,12 @@ def test_the_widget_works_on_a_phone_sized_screen(browser, shop, host_site):
     width, height = page.evaluate("[document.documentElement.clientWidth, window.innerHeight]")
     assert abs(box["width"] - width) <= 4 and abs(box["height"] - height) <= 6  # the whole screen, bar its border
     expect(panel.locator("#gs-close")).to_be_visible()
+    # The panel focuses its message box once it has heard "open": from then on it is listening, so
+    # the typed text cannot race the panel's start-up (or a focus change) under a loaded machine.
+    expect(panel.locator("#gs-input")).to_be_focused()
     panel.locator("#gs-input").fill("Do you have size 44?")
+    expect(panel.locator("#gs-input")).to_have_value("Do you have size 44?")
+    expect(panel.locator("#gs-send")).to_be_enabled()
     panel.locator("#gs-send").click()
     expect(panel.locator(".gs-msg.gs-bot[data-seq]")).to_have_count(1, timeout=60_000)
     screenshot(page, "widget-phone")
