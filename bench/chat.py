@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.serve import direct_sentiment, sentiment_texts, train_sentiment
-from bench.stack import Stack, rss_mb, setup_django, temporary_data_dir
+from bench.stack import Stack, rss_mb, setup_django, stack_pids, temporary_data_dir
 
 IDLE, ACTIVE, MESSAGES_EACH = 500, 50, 20
 SENTIMENT_CUSTOMERS, SENTIMENT_EACH = 20, 16
@@ -131,7 +131,7 @@ def main() -> None:
     with Stack(data_dir, **env) as stack:
         stack.wait_for_worker()
         # honcho starts each process through a shell: the Python process is the big one.
-        web_pid = max(_pids_of("daphne", data_dir), key=rss_mb)
+        web_pid = max(stack_pids("daphne", data_dir), key=rss_mb)
         result = asyncio.run(transport(stack.url, idle_tokens, [token for token, _ in active]))
         stored = Message.objects.filter(conversation_id__in=[pk for _, pk in active]).count()
         web_rss = rss_mb(web_pid)
@@ -163,18 +163,6 @@ def main() -> None:
         "sentiment_e2e_per_s": round(e2e_rate, 1), "sentiment_direct_per_s": round(direct_rate, 1),
         "sentiment_ratio": round(e2e_rate / direct_rate, 3),
     }), flush=True)
-
-
-def _pids_of(name: str, data_dir: Path):
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-                environ = (entry / "environ").read_bytes()
-            except OSError:
-                continue
-            if name in cmdline and f"GPT_STORE_DATA_DIR={data_dir}".encode() in environ:
-                yield int(entry.name)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -88,16 +89,7 @@ class Stack:
 
     def worker_pid(self, name: str) -> int | None:
         """The pid of a Procfile process, found by its Celery node name in /proc."""
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-                    environ = (entry / "environ").read_bytes()
-                except OSError:
-                    continue
-                if f"-n {name}@" in cmdline and f"GPT_STORE_DATA_DIR={self.data_dir}".encode() in environ:
-                    return int(entry.name)
-        return None
+        return next(stack_pids(f"-n {name}@", self.data_dir), None)
 
     def __exit__(self, *exc: object) -> None:
         if self.process and self.process.poll() is None:
@@ -106,6 +98,19 @@ class Stack:
                 self.process.wait(60)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def stack_pids(command_part: str, data_dir: Path) -> Iterator[int]:
+    """Pids of the processes of the stack on data_dir whose command line contains command_part."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                environ = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if command_part in cmdline and f"GPT_STORE_DATA_DIR={data_dir}".encode() in environ:
+                yield int(entry.name)
 
 
 def rss_mb(pid: int) -> float:

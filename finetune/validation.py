@@ -157,17 +157,7 @@ def validate_dataset(data: bytes, filename: str, task: str | None = None) -> Val
 def _validate_dialogue(text: str, report: ValidationReport) -> None:
     seen: dict[str, int] = {}
     duplicates = 0
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            report.add(number, f"not valid JSON ({error.msg} at column {error.colno})")
-            continue
-        if not isinstance(record, dict):
-            report.add(number, "each line must be a JSON object")
-            continue
+    for number, record in _jsonl_records(text, report):
         messages = record.get("messages")
         if messages is None:
             report.add(number, 'missing "messages"')
