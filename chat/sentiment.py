@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
@@ -49,19 +50,70 @@ def record_sentiment(message: Message, label: str, score: float, scores: dict[st
     return conversation
 
 
+class _Scorer:
+    """Scores texts for one model in as few requests as the load allows ("natural batching").
+
+    A text that arrives while requests are in flight waits for the next one, which carries every
+    text that gathered meanwhile: no timer, so an idle site scores at once, and a busy one sends one
+    request per batch instead of one Celery round trip per message.
+    """
+
+    MAX_IN_FLIGHT = 2
+    MAX_BATCH = 64
+
+    def __init__(self, model_key: str) -> None:
+        self.model_key = model_key
+        self.pending: list[tuple[str, asyncio.Future]] = []
+        self.in_flight = 0
+
+    async def score(self, text: str) -> dict:
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append((text, future))
+        if self.in_flight < self.MAX_IN_FLIGHT:
+            self.in_flight += 1
+            asyncio.ensure_future(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = self.pending[:self.MAX_BATCH], self.pending[self.MAX_BATCH:]
+                try:
+                    result = await classify(ClassificationRequest(
+                        request_id=new_request_id(), model_key=self.model_key, texts=[text for text, _ in batch]))
+                except Exception as error:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                for (_, future), item in zip(batch, result["results"], strict=True):
+                    if not future.done():  # its caller may have timed out meanwhile
+                        future.set_result(item)
+        finally:
+            self.in_flight -= 1
+
+
+_scorers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Scorer]] = weakref.WeakKeyDictionary()
+
+
+def _scorer(model_key: str) -> _Scorer:
+    per_loop = _scorers.setdefault(asyncio.get_running_loop(), {})
+    if model_key not in per_loop:
+        per_loop[model_key] = _Scorer(model_key)
+    return per_loop[model_key]
+
+
 async def score_message(message_id: int) -> bool:
     """True if the message was scored. A missing model or worker only skips scoring."""
     message, deployment = await sync_to_async(_target)(message_id)
     if deployment is None:
         return False
     try:
-        result = await asyncio.wait_for(classify(ClassificationRequest(
-            request_id=new_request_id(), model_key=deployment.model_key, texts=[message.text])), SCORING_TIMEOUT)
+        item = await asyncio.wait_for(_scorer(deployment.model_key).score(message.text), SCORING_TIMEOUT)
     except (InferenceError, InferenceUnavailable, TimeoutError) as error:
         logger.warning("could not score message %s: %s", message_id, error)
         return False
-    first = result["results"][0]
-    await sync_to_async(record_sentiment)(message, first["label"], first["score"], first["scores"])
+    await sync_to_async(record_sentiment)(message, item["label"], item["score"], item["scores"])
     await sync_to_async(record_usage)(message.conversation.organization_id, deployment.slug,
-                                      result.get("prompt_tokens", 0), 0, source="widget")
+                                      item.get("tokens", 0), 0, source="widget")
     return True

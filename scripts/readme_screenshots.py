@@ -81,6 +81,7 @@ def shoot(site: str, shop: str, logins: dict) -> None:
         customer.goto(shop)
         customer.locator("button.gs-launcher").first.click()
         panel = customer.frame_locator("iframe").first
+        expect(panel.locator("#gs-input")).to_be_focused()  # the panel heard "open" and is listening
         panel.locator("#gs-input").fill("Hi! How long do I have to return shoes?")
         panel.locator("#gs-input").press("Enter")
         expect(panel.locator(".gs-msg.gs-bot[data-seq]")).to_have_count(1)

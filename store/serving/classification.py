@@ -135,7 +135,7 @@ class ClassificationScheduler:
         self.counters.add("classification_forward_calls")
         self.counters.add("classified_texts", len(pieces))
         for (job, i), result, tokens in zip(pieces, results, token_counts, strict=True):
-            job.results[i] = result
+            job.results[i] = {**result, "tokens": int(tokens)}  # lets a caller that batched texts meter each
             job.done_texts += 1
             job.prompt_tokens += int(tokens)
         for job in jobs:

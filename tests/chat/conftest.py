@@ -56,10 +56,14 @@ NEGATIVE_WORDS = ("worst", "angry", "terrible", "useless", "furious", "awful")
 @pytest.fixture
 def scripted_sentiment(monkeypatch):
     async def classify(request):
-        text = request.texts[0].lower()
-        label = "negative" if any(w in text for w in NEGATIVE_WORDS) else "positive" if "thank" in text else "neutral"
-        scores = {"negative": 0.05, "neutral": 0.05, "positive": 0.05, label: 0.9}
-        return {"results": [{"label": label, "score": 0.9, "scores": scores}], "prompt_tokens": 5}
+        results = []
+        for text in request.texts:
+            lowered = text.lower()
+            label = ("negative" if any(w in lowered for w in NEGATIVE_WORDS)
+                     else "positive" if "thank" in lowered else "neutral")
+            scores = {"negative": 0.05, "neutral": 0.05, "positive": 0.05, label: 0.9}
+            results.append({"label": label, "score": 0.9, "scores": scores, "tokens": 5})
+        return {"results": results, "prompt_tokens": 5 * len(results)}
 
     monkeypatch.setattr("chat.sentiment.classify", classify)
 

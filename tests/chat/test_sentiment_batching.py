@@ -1,0 +1,84 @@
+"""Customer messages are scored in batches: one request to the inference worker carries every text
+that arrived while the previous one was in flight, and each text still gets its own label."""
+
+import asyncio
+
+import pytest
+
+from chat import sentiment
+from store.serving.client import InferenceUnavailable
+
+
+class SlowClassifier:
+    """Stands in for the inference worker: labels by keyword, takes a while, records each request."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.requests: list[list[str]] = []
+        self.fail = fail
+
+    async def __call__(self, request):
+        self.requests.append(list(request.texts))
+        await asyncio.sleep(0.05)
+        if self.fail:
+            raise InferenceUnavailable("no inference worker")
+        results = [{"label": "negative" if "late" in t else "positive", "score": 0.9, "scores": {}, "tokens": len(t)}
+                   for t in request.texts]
+        return {"results": results, "prompt_tokens": sum(len(t) for t in request.texts)}
+
+
+@pytest.fixture
+def classifier(monkeypatch):
+    fake = SlowClassifier()
+    monkeypatch.setattr(sentiment, "classify", fake)
+    return fake
+
+
+async def test_concurrent_messages_share_requests_and_keep_their_own_labels(classifier):
+    texts = [f"parcel {i} is late" if i % 3 == 0 else f"thanks for order {i}" for i in range(30)]
+    scorer = sentiment._scorer("moods-model")
+    items = await asyncio.gather(*(scorer.score(text) for text in texts))
+    assert [item["label"] for item in items] == ["negative" if "late" in t else "positive" for t in texts]
+    assert [item["tokens"] for item in items] == [len(t) for t in texts]
+    assert len(classifier.requests) <= sentiment._Scorer.MAX_IN_FLIGHT < len(texts)
+    assert sorted(t for request in classifier.requests for t in request) == sorted(texts)  # each text once
+
+
+async def test_a_lone_message_is_sent_at_once(classifier):
+    started = asyncio.get_running_loop().time()
+    item = await sentiment._scorer("moods-model").score("my parcel is late")
+    assert item["label"] == "negative"
+    assert classifier.requests == [["my parcel is late"]]
+    assert asyncio.get_running_loop().time() - started < 1.0  # no batching window when idle
+
+
+async def test_batches_are_capped(classifier):
+    texts = [f"message {i}" for i in range(sentiment._Scorer.MAX_BATCH * 2 + 5)]
+    await asyncio.gather(*(sentiment._scorer("moods-model").score(t) for t in texts))
+    assert max(len(r) for r in classifier.requests) == sentiment._Scorer.MAX_BATCH
+    assert sum(len(r) for r in classifier.requests) == len(texts)
+
+
+async def test_models_are_batched_separately(classifier):
+    await asyncio.gather(sentiment._scorer("model-a").score("a is late"), sentiment._scorer("model-b").score("b"))
+    assert sorted(classifier.requests) == [["a is late"], ["b"]]
+
+
+async def test_a_failed_request_fails_every_message_in_it_and_the_next_ones_still_run(monkeypatch):
+    failing = SlowClassifier(fail=True)
+    monkeypatch.setattr(sentiment, "classify", failing)
+    scorer = sentiment._scorer("moods-model")
+    outcomes = await asyncio.gather(*(scorer.score(f"text {i}") for i in range(5)), return_exceptions=True)
+    assert all(isinstance(outcome, InferenceUnavailable) for outcome in outcomes)
+    working = SlowClassifier()
+    monkeypatch.setattr(sentiment, "classify", working)
+    assert (await scorer.score("it came late"))["label"] == "negative"
+    assert scorer.in_flight == 0
+
+
+async def test_a_caller_that_gave_up_does_not_disturb_the_others(classifier):
+    scorer = sentiment._scorer("moods-model")
+    impatient = asyncio.ensure_future(asyncio.wait_for(scorer.score("i will not wait"), 0.01))
+    patient = asyncio.ensure_future(scorer.score("my shoes are late"))
+    with pytest.raises(TimeoutError):
+        await impatient
+    assert (await patient)["label"] == "negative"
