@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 from asgiref.sync import sync_to_async
@@ -21,6 +23,22 @@ logger = logging.getLogger(__name__)
 HISTORY_MESSAGES = 24
 HISTORY_CHARACTERS = 6000  # ~1,500 tokens: leaves the model's context for the system prompt and reply
 ROLES: dict[str, str] = {Author.CUSTOMER: "user", Author.BOT: "assistant", Author.AGENT: "assistant"}
+
+# The bot replies being written in this process, by conversation: set to stop one.
+_stop_signals: dict[int, asyncio.Event] = {}
+
+
+def stop_reply(conversation_id: int) -> bool:
+    """Stop the bot's reply to this conversation if this process is writing one (an agent took over).
+
+    Every consumer of the conversation calls this on a status change; only the process that runs
+    the reply finds it. True if a reply was stopped.
+    """
+    signal = _stop_signals.get(conversation_id)
+    if signal is None:
+        return False
+    signal.set()
+    return True
 
 
 def history(conversation: Conversation) -> list[dict]:
@@ -76,21 +94,30 @@ async def reply(conversation_id: int) -> None:
         request_id=new_request_id(), model_key=deployment.model_key,
         messages=with_system_prompt(turns, deployment.system_prompt), max_tokens=deployment.max_tokens,
         temperature=deployment.temperature, top_p=deployment.top_p)
+    stop = _stop_signals[conversation_id] = asyncio.Event()
     await layer.group_send(group, {"type": "chat.typing", "who": "bot", "typing": True, "name": ""})
     text, result = "", None
     try:
-        async for event in stream_generation(request):
-            if event.kind == "text":
-                text += event.text
-                await layer.group_send(group, {"type": "chat.token", "text": event.text})
-            elif event.kind == "done":
-                result = event.info or {}
-                text = result.get("text", text)
+        # Closing the stream early (an agent took over) tells the worker to stop generating this row.
+        async with contextlib.aclosing(stream_generation(request)) as stream:
+            async for event in stream:
+                if stop.is_set():
+                    logger.info("bot reply for conversation %s stopped: an agent took over", conversation_id)
+                    break
+                if event.kind == "text":
+                    text += event.text
+                    await layer.group_send(group, {"type": "chat.token", "text": event.text})
+                elif event.kind == "done":
+                    result = event.info or {}
+                    text = result.get("text", text)
     except (InferenceError, InferenceUnavailable) as error:
         logger.warning("bot reply for conversation %s failed: %s", conversation_id, error)
         await layer.group_send(group, {"type": "chat.typing", "who": "bot", "typing": False, "name": ""})
         await sync_to_async(_bot_unavailable)(conversation_id)
         return
+    finally:
+        if _stop_signals.get(conversation_id) is stop:
+            del _stop_signals[conversation_id]
     await layer.group_send(group, {"type": "chat.typing", "who": "bot", "typing": False, "name": ""})
-    if result is not None:
+    if result is not None and not stop.is_set():
         await sync_to_async(_finish)(conversation_id, text, result, deployment.slug)

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from chat import presence
+from chat import assistant, presence
 from chat.conversations import (
     agents_group,
     append_message,
@@ -222,6 +222,8 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
                                   "typing": event["typing"]})
 
     async def chat_status(self, event: dict) -> None:
+        if event["status"] != ConversationStatus.BOT and self.conversation_id is not None:
+            assistant.stop_reply(self.conversation_id)  # the bot stops mid-sentence when a person takes over
         await self.send_json({"type": "status", "status": event["status"], "assignee": event.get("assignee")})
 
     async def chat_ask_email(self, event: dict) -> None:
@@ -309,6 +311,8 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "typing", "who": event["who"], "typing": event["typing"]})
 
     async def chat_status(self, event: dict) -> None:
+        if event["status"] != ConversationStatus.BOT and self.conversation_id is not None:
+            assistant.stop_reply(self.conversation_id)  # the bot stops mid-sentence when a person takes over
         await self.send_json({"type": "status", "status": event["status"], "assignee": event.get("assignee")})
 
     async def chat_sentiment(self, event: dict) -> None:

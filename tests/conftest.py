@@ -49,6 +49,16 @@ def redis_server():
     server.stop()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_redis(redis_server):
+    """Each test starts with empty rate-limit buckets and presence: no test inherits another's flood."""
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.flushdb()
+    client.close()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _clean_data_dir():
     yield

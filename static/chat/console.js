@@ -65,7 +65,7 @@
   var channel = connect(root.dataset.socket, function (frame) {
     if (frame.type === 'token') {
       var bubble = draft();
-      if (bubble) {
+      if (bubble && root.dataset.status === 'bot') {
         bubble.hidden = false;
         bubble.querySelector('.ttext').textContent += frame.text;
       }
@@ -75,6 +75,11 @@
         indicator.textContent = frame.typing ? (frame.who === 'customer' ? 'The customer is typing…' : 'The bot is typing…') : '';
       }
     } else if (frame.type === 'message' || frame.type === 'status' || frame.type === 'sentiment') {
+      if (frame.type === 'status') {
+        root.dataset.status = frame.status;
+        var stale = draft();
+        if (stale && frame.status !== 'bot') { stale.hidden = true; stale.querySelector('.ttext').textContent = ''; }
+      }
       refresh();
       if (frame.type === 'message' && !document.hidden) { channel.send({ type: 'read' }); }
     }

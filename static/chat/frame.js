@@ -265,6 +265,7 @@
       case 'message': onMessage(frame.message); break;
       case 'ack': onAck(frame); break;
       case 'token':
+        if (state.status !== 'bot') { break; }  // a last piece that crossed "a person took over"
         ui.setTyping(null);
         ui.appendDraft(String(frame.text || ''));
         break;

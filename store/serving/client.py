@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import asdict, dataclass
 
 from celery import current_app
@@ -80,7 +80,7 @@ async def _dispatch(task: str, payload: dict) -> tuple:
     return layer, reply, accepted.get("control")
 
 
-async def stream_generation(request: GenerationRequest) -> AsyncIterator[StreamEvent]:
+async def stream_generation(request: GenerationRequest) -> AsyncGenerator[StreamEvent, None]:
     """Yield text as it is generated, then a final `done` event with the authoritative result.
 
     If the consumer stops early (client gone, Daphne cancelled the response), the worker is told

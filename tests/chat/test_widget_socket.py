@@ -1,5 +1,7 @@
 """The customer's socket: send, acknowledge, streamed reply, replay, handoff, limits, security."""
 
+import asyncio
+
 import pytest
 from asgiref.sync import sync_to_async
 from django.core import signing
@@ -7,6 +9,7 @@ from django.core import signing
 from chat.conversations import append_message
 from chat.identity import SOCKET_TOKEN_SALT
 from chat.models import Author, Conversation, ConversationStatus, Message
+from store.serving.client import StreamEvent
 from tests.chat.conftest import BOT_PIECES, receive_until, widget_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -230,3 +233,35 @@ async def test_the_per_ip_limit_covers_every_visitor_of_an_address(widget, scrip
                 break
         await socket.disconnect()
     assert codes == ["ack", "ack", "rate_limited"]
+
+
+async def test_the_bot_stops_mid_reply_when_an_agent_takes_over(widget, alice, scripted_sentiment, monkeypatch):
+    from chat import agents
+
+    state = {"yielded": 0, "closed": False}
+
+    async def endless_bot(request):
+        try:
+            for index in range(200):
+                await asyncio.sleep(0.02)
+                state["yielded"] += 1
+                yield StreamEvent("text", f"word{index} ")
+            yield StreamEvent("done", info={"text": "never stored", "finish_reason": "length",
+                                            "prompt_tokens": 1, "completion_tokens": 200})
+        finally:
+            state["closed"] = True  # the client closed the stream: the worker is told to stop this row
+
+    monkeypatch.setattr("chat.assistant.stream_generation", endless_bot)
+    socket, *_ = await widget_socket(widget)
+    await socket.receive_json_from()
+    await socket.send_json_to({"type": "message", "text": "Tell me everything about shoes", "client_id": "m1"})
+    await receive_until(socket, "token")
+    conversation = await sync_to_async(Conversation.objects.get)()
+    await sync_to_async(agents.take_over)(conversation, alice.user)
+    await receive_until(socket, "status")
+    frames = await receive_until(socket, "typing")  # the bot's "stopped typing"
+    assert frames[-1]["typing"] is False and frames[-1]["who"] == "bot"
+    assert state["closed"] and state["yielded"] < 200
+    authors = await sync_to_async(lambda: list(Message.objects.values_list("author", flat=True)))()
+    assert "bot" not in authors
+    await socket.disconnect()
