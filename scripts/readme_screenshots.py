@@ -81,10 +81,10 @@ def shoot(site: str, shop: str, logins: dict) -> None:
         customer.goto(shop)
         customer.locator("button.gs-launcher").first.click()
         panel = customer.frame_locator("iframe").first
-        expect(panel.locator("#gs-input")).to_be_focused()  # the panel heard "open" and is listening
+        expect(panel.locator("#gs-input")).to_be_focused(timeout=60_000)  # the panel heard "open" and is listening
         panel.locator("#gs-input").fill("Hi! How long do I have to return shoes?")
         panel.locator("#gs-input").press("Enter")
-        expect(panel.locator(".gs-msg.gs-bot[data-seq]")).to_have_count(1)
+        expect(panel.locator(".gs-msg.gs-bot[data-seq]")).to_have_count(1, timeout=180_000)
         customer.screenshot(path=str(OUT / "widget.png"))
         panel.locator("#gs-input").fill("This is ridiculous, my parcel is two weeks late and nobody answers!")
         panel.locator("#gs-input").press("Enter")
@@ -99,6 +99,7 @@ def shoot(site: str, shop: str, logins: dict) -> None:
         agent.fill("#reply-text", "Hi, I'm Sam from Acme. So sorry! Let me check your parcel right now.")
         agent.click("#reply-send")
         agent.wait_for_timeout(1500)
+        agent.evaluate("window.scrollTo(0, 0)")
         agent.screenshot(path=str(OUT / "console.png"))
         customer.wait_for_timeout(1500)
         customer.screenshot(path=str(OUT / "widget-agent.png"))

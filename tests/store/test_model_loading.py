@@ -44,3 +44,22 @@ def test_it_loads_minilm_with_a_classification_head(db):
         logits = model(**batch).logits
     assert logits.shape == (2, 3)
     assert model.config.id2label[2] == "positive"
+
+
+def test_the_gguf_hash_is_remembered_until_the_file_changes(tmp_path, monkeypatch):
+    import hashlib
+    import os
+
+    from store.serving import loading
+
+    path = tmp_path / "model.gguf"
+    path.write_bytes(b"first weights")
+    reads = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda *a, **k: reads.append(a[0]) or real_open(*a, **k))
+    assert loading.file_sha256(path) == hashlib.sha256(b"first weights").hexdigest()
+    assert loading.file_sha256(path) == hashlib.sha256(b"first weights").hexdigest()
+    assert reads == [path]  # the second call did not read the file again
+    path.write_bytes(b"other weights, longer")
+    os.utime(path, ns=(1, 1))
+    assert loading.file_sha256(path) == hashlib.sha256(b"other weights, longer").hexdigest()
