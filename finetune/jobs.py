@@ -55,7 +55,7 @@ def record_event(job: FineTuneJob, message: str, level: str = JobEvent.Level.INF
 
 def hyperparameters_for(base: FoundationModel, task: str, method: str, rows: int,
                         overrides: dict | None = None) -> Hyperparameters:
-    hyper = default_hyperparameters(task, method, base.architecture, rows)
+    hyper = default_hyperparameters(task, method, base.architecture, rows, base.parameter_count)
     values = hyper.to_dict()
     for key, value in (overrides or {}).items():
         if key in values and value not in (None, ""):

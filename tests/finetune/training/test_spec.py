@@ -12,8 +12,16 @@ from finetune.training.spec import Hyperparameters, check_combination, default_h
 
 
 def test_it_suggests_dialogue_lora_defaults_for_a_small_llama():
-    hyper = default_hyperparameters("dialogue", "lora", "LlamaForCausalLM", n_train_rows=1000)
-    assert (hyper.learning_rate, hyper.epochs, hyper.batch_size, hyper.max_seq_length) == (2e-4, 3, 8, 512)
+    hyper = default_hyperparameters("dialogue", "lora", "LlamaForCausalLM", n_train_rows=1000,
+                                    parameter_count=135_000_000)
+    assert (hyper.learning_rate, hyper.epochs, hyper.batch_size, hyper.max_seq_length) == (2e-3, 5, 8, 512)
+
+
+def test_large_or_unknown_size_chat_models_get_the_usual_lora_learning_rate():
+    assert default_hyperparameters("dialogue", "lora", "LlamaForCausalLM", 1000, 7_000_000_000).learning_rate == 2e-4
+    assert default_hyperparameters("dialogue", "lora", "LlamaForCausalLM", 1000).learning_rate == 2e-4
+    full = default_hyperparameters("dialogue", "full", "LlamaForCausalLM", 1000, 135_000_000)
+    assert (full.learning_rate, full.epochs) == (2e-5, 3)
 
 
 def test_it_suggests_full_tuning_defaults_for_a_bert_encoder():
