@@ -84,7 +84,11 @@ def shoot(site: str, shop: str, logins: dict) -> None:
         expect(panel.locator("#gs-input")).to_be_focused(timeout=60_000)  # the panel heard "open" and is listening
         panel.locator("#gs-input").fill("Hi! How long do I have to return shoes?")
         panel.locator("#gs-input").press("Enter")
-        expect(panel.locator(".gs-msg.gs-bot[data-seq]")).to_have_count(1, timeout=180_000)
+        try:
+            expect(panel.locator(".gs-msg.gs-bot[data-seq]")).to_have_count(1, timeout=180_000)
+        except AssertionError:
+            customer.screenshot(path=str(OUT / "failed-widget.png"))  # what the customer saw, for the report
+            raise
         customer.screenshot(path=str(OUT / "widget.png"))
         panel.locator("#gs-input").fill("This is ridiculous, my parcel is two weeks late and nobody answers!")
         panel.locator("#gs-input").press("Enter")
