@@ -82,6 +82,7 @@ def shoot(site: str, shop: str, logins: dict) -> None:
         customer.locator("button.gs-launcher").first.click()
         panel = customer.frame_locator("iframe").first
         expect(panel.locator("#gs-input")).to_be_focused(timeout=60_000)  # the panel heard "open" and is listening
+        panel.locator("#gs-input").click()
         panel.locator("#gs-input").fill("Hi! How long do I have to return shoes?")
         panel.locator("#gs-input").press("Enter")
         try:

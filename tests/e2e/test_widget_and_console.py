@@ -41,6 +41,7 @@ def test_a_customer_chats_and_an_agent_takes_over(context, shop, host_site):
     customer.goto(host_site.origin)
     panel = open_widget(customer, shop["widget"])
     expect(panel.locator("#gs-input")).to_be_focused()
+    panel.locator("#gs-input").click()  # as a customer would: the click also gives the cross-site frame the page's focus
     panel.locator("#gs-input").fill("Where is my order? <b>asap</b>")
     panel.locator("#gs-input").press("Enter")
     expect(panel.locator(".gs-msg.gs-customer").last).to_have_text("Where is my order? <b>asap</b>", timeout=20_000)
@@ -119,6 +120,7 @@ def test_the_widget_works_on_a_phone_sized_screen(browser, shop, host_site):
     # The panel focuses its message box once it has heard "open": from then on it is listening, so
     # the typed text cannot race the panel's start-up (or a focus change) under a loaded machine.
     expect(panel.locator("#gs-input")).to_be_focused()
+    panel.locator("#gs-input").click()  # typed text goes to the frame that has the page's focus
     panel.locator("#gs-input").fill("Do you have size 44?")
     expect(panel.locator("#gs-input")).to_have_value("Do you have size 44?")
     expect(panel.locator("#gs-send")).to_be_enabled()
