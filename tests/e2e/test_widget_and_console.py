@@ -41,7 +41,7 @@ def test_a_customer_chats_and_an_agent_takes_over(context, shop, host_site):
     customer.goto(host_site.origin)
     panel = open_widget(customer, shop["widget"])
     expect(panel.locator("#gs-input")).to_be_focused()
-    panel.locator("#gs-input").click()  # as a customer would: the click also gives the cross-site frame the page's focus
+    panel.locator("#gs-input").click()  # as a customer would: the cross-site frame gets the focus
     panel.locator("#gs-input").fill("Where is my order? <b>asap</b>")
     panel.locator("#gs-input").press("Enter")
     expect(panel.locator(".gs-msg.gs-customer").last).to_have_text("Where is my order? <b>asap</b>", timeout=20_000)
