@@ -108,7 +108,10 @@ def test_the_widget_refuses_sites_that_are_not_allowed(context, shop, live, host
 
 
 def test_the_widget_works_on_a_phone_sized_screen(browser, shop, host_site):
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    # Reduced motion (which the widget honours): the panel's opening animation scales it, and the
+    # layout below is measured right after opening.
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                  reduced_motion="reduce")
     page = context.new_page()
     page.goto(host_site.origin)
     panel = open_widget(page, shop["widget"])
