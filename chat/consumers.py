@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from urllib.parse import parse_qs
 
@@ -13,7 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from chat import assistant, presence
+from chat import assistant, pipeline, presence
 from chat.conversations import (
     agents_group,
     append_message,
@@ -25,8 +24,7 @@ from chat.conversations import (
     messages_after,
 )
 from chat.identity import read_socket_token
-from chat.models import Author, Conversation, ConversationStatus, Visitor
-from chat.pipeline import handle_customer_message
+from chat.models import Author, Conversation, ConversationStatus, Message, Visitor
 from core import ratelimit
 
 logger = logging.getLogger(__name__)
@@ -69,6 +67,7 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
 
     visitor: Visitor
     conversation_id: int | None = None
+    conversation: Conversation | None = None  # its id and organization never change; its status is read fresh
 
     async def connect(self) -> None:
         token = parse_qs(self.scope.get("query_string", b"").decode()).get("token", [""])[0]
@@ -79,7 +78,7 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=REFUSED)
             return
         self.visitor = visitor
-        conversation = await database_sync_to_async(current_conversation)(visitor)
+        conversation = self.conversation = await database_sync_to_async(current_conversation)(visitor)
         await self.accept()
         if conversation is not None:
             await self._join(conversation.pk)
@@ -148,28 +147,33 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
                                   "message": f"Messages are limited to {MAX_MESSAGE_CHARS} characters "
                                              f"(this one has {len(text)})."})
             return
-        for bucket, limit in ((f"chat:visitor:{self.visitor.token}", settings.CHAT_VISITOR_MESSAGES_PER_MINUTE),
-                              (f"chat:ip:{client_ip(self.scope)}", settings.CHAT_IP_MESSAGES_PER_MINUTE)):
-            decision = await ratelimit.take(bucket, limit)
-            if not decision.allowed:
-                await self.send_json({"type": "error", "code": "rate_limited", "client_id": client_id,
-                                      "retry_after": decision.retry_after,
-                                      "message": f"You are sending messages too fast. Try again in "
-                                                 f"{decision.retry_after} s."})
-                return
-        message, created, conversation_id = await database_sync_to_async(self._store)(text, client_id)
-        if self.conversation_id != conversation_id:
-            await self._join(conversation_id)
+        allowed, _, retry_after = await ratelimit.take_all([
+            (f"chat:visitor:{self.visitor.token}", settings.CHAT_VISITOR_MESSAGES_PER_MINUTE),
+            (f"chat:ip:{client_ip(self.scope)}", settings.CHAT_IP_MESSAGES_PER_MINUTE)])
+        if not allowed:
+            await self.send_json({"type": "error", "code": "rate_limited", "client_id": client_id,
+                                  "retry_after": retry_after,
+                                  "message": f"You are sending messages too fast. Try again in {retry_after} s."})
+            return
+        message, arrived = await database_sync_to_async(self._store)(text, client_id)
+        if self.conversation_id != message.conversation_id:
+            await self._join(message.conversation_id)
         await self.send_json({"type": "ack", "client_id": client_id, "seq": message.seq})
-        if created:
-            # Not awaited: the socket keeps serving typing and replay frames while the bot thinks.
-            asyncio.ensure_future(handle_customer_message(conversation_id, message.pk, text))
+        if arrived is not None:
+            pipeline.start(arrived)  # not awaited: the socket keeps serving typing and replay frames
 
-    def _store(self, text: str, client_id: str):
-        conversation = current_conversation(self.visitor, create=True)
+    def _store(self, text: str, client_id: str) -> tuple[Message, pipeline.Incoming | None]:
+        """The stored message, and what the pipeline needs unless it was a resend (stored before)."""
+        conversation = self.conversation or current_conversation(self.visitor, create=True)
         assert conversation is not None
-        message, created = append_message(conversation, Author.CUSTOMER, text, client_id=client_id)
-        return message, created, conversation.pk
+        try:
+            message, created = append_message(conversation, Author.CUSTOMER, text, client_id=client_id)
+        except Conversation.DoesNotExist:  # deleted meanwhile (Django admin, an erasure request): a new one
+            conversation = current_conversation(self.visitor, create=True)
+            assert conversation is not None
+            message, created = append_message(conversation, Author.CUSTOMER, text, client_id=client_id)
+        self.conversation = conversation  # a visitor keeps their conversation: no lookup per message
+        return message, pipeline.incoming(message, conversation.widget_id) if created else None
 
     async def _typing(self, content: dict) -> None:
         if self.conversation_id is not None:

@@ -7,8 +7,7 @@ safety net, so concurrent writers never share or skip a number. Broadcasts go ou
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from chat.models import Author, Conversation, ConversationStatus, Message, Visitor
@@ -63,34 +62,44 @@ def current_conversation(visitor: Visitor, create: bool = False) -> Conversation
     return conversation
 
 
-def _next_seq(conversation_id: int) -> int:
-    Conversation.objects.filter(pk=conversation_id).update(last_seq=F("last_seq") + 1)
-    return Conversation.objects.filter(pk=conversation_id).values_list("last_seq", flat=True).get()
+def _take_seq(conversation_id: int, now, customer_text: str | None) -> int:
+    """The conversation's next sequence number; also stamps its last-message fields (and, for a
+    customer message, the unread count and preview: the list shows what the customer said last,
+    which is what an agent triages on). One UPDATE ... RETURNING where the database has it."""
+    sets = ["last_seq = last_seq + 1", "last_message_at = %s"]
+    params: list = [connection.ops.adapt_datetimefield_value(now)]
+    if customer_text is not None:
+        sets += ["unread_for_agents = unread_for_agents + 1", "last_message_preview = %s"]
+        params.append(customer_text[:160])
+    table = connection.ops.quote_name(Conversation._meta.db_table)
+    update = f"UPDATE {table} SET {', '.join(sets)} WHERE id = %s"  # noqa: S608 (fixed names, values are params)
+    with connection.cursor() as cursor:
+        if connection.features.can_return_columns_from_insert:  # SQLite >= 3.35, PostgreSQL
+            cursor.execute(update + " RETURNING last_seq", [*params, conversation_id])
+            row = cursor.fetchone()
+        else:
+            cursor.execute(update, [*params, conversation_id])
+            row = Conversation.objects.filter(pk=conversation_id).values_list("last_seq").first()
+    if row is None:
+        raise Conversation.DoesNotExist(f"conversation {conversation_id} is gone")
+    return row[0]
 
 
 def append_message(conversation: Conversation, author: str, text: str, *, agent=None, internal: bool = False,
                    client_id: str = "") -> tuple[Message, bool]:
     """Store a message with the next sequence number; returns (message, created).
 
-    A message resent with the same client_id (the customer's reconnecting widget) is not stored twice.
+    A message resent with the same client_id (the customer's reconnecting widget) is not stored
+    twice: the unique constraint refuses it, the transaction (and its sequence number) rolls back,
+    and the stored one is returned.
     """
-    if client_id:
-        existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
-        if existing is not None:
-            return existing, False
     for _attempt in range(5):
         try:
             with transaction.atomic():
-                seq = _next_seq(conversation.pk)
+                now = timezone.now()
+                seq = _take_seq(conversation.pk, now, text if author == Author.CUSTOMER else None)
                 message = Message.objects.create(conversation=conversation, seq=seq, author=author, text=text,
-                                                 agent=agent, internal=internal, client_id=client_id)
-                updates = {"last_message_at": message.created_at}
-                if author == Author.CUSTOMER:
-                    # The list shows what the customer said last: that is what an agent triages on.
-                    Conversation.objects.filter(pk=conversation.pk).update(
-                        unread_for_agents=F("unread_for_agents") + 1, last_message_preview=text[:160], **updates)
-                else:
-                    Conversation.objects.filter(pk=conversation.pk).update(**updates)
+                                                 agent=agent, internal=internal, client_id=client_id, created_at=now)
                 _broadcast_message(conversation, message)
                 return message, True
         except IntegrityError:

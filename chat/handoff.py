@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from chat.models import Conversation, ConversationStatus, Widget
@@ -17,7 +18,7 @@ TOLD_BOT_UNAVAILABLE = ("Sorry — our assistant is unavailable right now. A mem
                         "this conversation.")
 
 
-def asks_for_human(text: str, phrases: list[str]) -> bool:
+def asks_for_human(text: str, phrases: Sequence[str]) -> bool:
     """Whole-word match of any handoff phrase, ignoring case (\"agent\" yes, \"agenda\" no)."""
     lowered = text.casefold()
     return any(re.search(rf"(?<!\w){re.escape(phrase.casefold())}(?!\w)", lowered) for phrase in phrases if phrase)
@@ -34,19 +35,32 @@ def rolling(previous: float | None, value: float) -> float:
 
 
 @dataclass(frozen=True)
+class HandoffRules:
+    """A widget's escalation rules, as read when a message arrived."""
+
+    phrases: tuple[str, ...]
+    negative_streak: int
+    score_threshold: float
+
+    @classmethod
+    def of(cls, widget: Widget) -> HandoffRules:
+        return cls(tuple(widget.phrases), widget.negative_streak, widget.score_threshold)
+
+
+@dataclass(frozen=True)
 class Decision:
     escalate: bool
     reason: str = ""
 
 
-def decide(conversation: Conversation, widget: Widget, text: str) -> Decision:
+def decide(conversation: Conversation, rules: HandoffRules, text: str) -> Decision:
     """Apply the widget's rules after a customer message (its sentiment, if any, already recorded)."""
     if conversation.status != ConversationStatus.BOT:
         return Decision(False)
-    if asks_for_human(text, widget.phrases):
+    if asks_for_human(text, rules.phrases):
         return Decision(True, "the customer asked for a human")
-    if widget.negative_streak and conversation.negative_streak >= widget.negative_streak:
+    if rules.negative_streak and conversation.negative_streak >= rules.negative_streak:
         return Decision(True, f"{conversation.negative_streak} negative messages in a row")
-    if conversation.sentiment_score is not None and conversation.sentiment_score < widget.score_threshold:
+    if conversation.sentiment_score is not None and conversation.sentiment_score < rules.score_threshold:
         return Decision(True, f"sentiment fell to {conversation.sentiment_score:.2f}")
     return Decision(False)

@@ -1,27 +1,83 @@
 """What happens after a customer message is stored: handoff rules, sentiment, the bot's reply.
 
-Runs in the web process that received the message, one message at a time per conversation (an
-asyncio lock), so a quick second message waits for the first reply instead of interleaving.
+Runs in the web process that received the message. Scoring starts at once, so messages arriving
+together (from any conversation) share one request to the model; the rest runs one message at a
+time per conversation (an asyncio lock, first come first served), so a quick second message waits
+for the first reply instead of interleaving, and labels are folded in in the order written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
+from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.db import transaction
 
 from chat import assistant, presence
 from chat.conversations import conversation_group, set_status
-from chat.handoff import TOLD_HUMAN_IS_COMING, TOLD_NOBODY_ONLINE, asks_for_human, decide
-from chat.models import Conversation, ConversationStatus
-from chat.sentiment import score_message
+from chat.handoff import TOLD_HUMAN_IS_COMING, TOLD_NOBODY_ONLINE, HandoffRules, asks_for_human, decide
+from chat.models import Conversation, ConversationStatus, Message, Widget
+from chat.sentiment import ScoringTarget, record_sentiment, score_text, scoring_target
 
 logger = logging.getLogger(__name__)
 
 _locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+_running: set[asyncio.Task] = set()  # the event loop keeps only weak references to tasks
+
+
+# How long a web process may act on a widget's old settings after an edit made in another process
+# (edits in this process apply at once: see chat/apps.py). Reading the widget and its sentiment
+# deployment for every message cost a fifth of the web process's time under load (bench/chat.py).
+RULES_TTL_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class WidgetRules:
+    handoff: HandoffRules
+    scoring: ScoringTarget | None
+
+
+_rules: dict[int, tuple[float, WidgetRules]] = {}
+
+
+def forget_widget_rules(**_: object) -> None:
+    _rules.clear()
+
+
+def widget_rules(widget_id: int) -> WidgetRules:
+    """The widget's handoff rules and sentiment model (sync: may read the database)."""
+    cached = _rules.get(widget_id)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    widget = Widget.objects.select_related("sentiment_deployment").get(pk=widget_id)
+    rules = WidgetRules(HandoffRules.of(widget), scoring_target(widget))
+    _rules[widget_id] = (time.monotonic() + RULES_TTL_SECONDS, rules)
+    return rules
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A customer message just stored, with the widget's rules as they were then."""
+
+    message: Message
+    rules: WidgetRules
+
+
+def incoming(message: Message, widget_id: int) -> Incoming:
+    """Call where the message is stored (sync: reading the rules may take a query)."""
+    return Incoming(message, widget_rules(widget_id))
+
+
+def start(arrived: Incoming) -> None:
+    """Handle a stored customer message in the background (the socket keeps serving meanwhile)."""
+    task = asyncio.ensure_future(handle_customer_message(arrived))
+    _running.add(task)
+    task.add_done_callback(_running.discard)
 
 
 def _lock(conversation_id: int) -> asyncio.Lock:
@@ -32,7 +88,18 @@ def _lock(conversation_id: int) -> asyncio.Lock:
 
 
 def _load(conversation_id: int) -> Conversation:
-    return Conversation.objects.select_related("widget").get(pk=conversation_id)
+    return Conversation.objects.get(pk=conversation_id)
+
+
+def _settle(message: Message, label: dict | None) -> Conversation:
+    """In the message's turn: reopen a resolved conversation, fold in the message's label if any."""
+    with transaction.atomic():
+        conversation = _load(message.conversation_id)
+        if conversation.status == ConversationStatus.RESOLVED:
+            conversation = set_status(conversation, ConversationStatus.BOT)
+        if label is not None:
+            conversation = record_sentiment(message, label["label"], label["score"], label["scores"], conversation)
+    return conversation
 
 
 async def escalate(conversation_id: int, reason: str) -> None:
@@ -44,22 +111,29 @@ async def escalate(conversation_id: int, reason: str) -> None:
         await get_channel_layer().group_send(conversation_group(conversation_id), {"type": "chat.ask_email"})
 
 
-async def handle_customer_message(conversation_id: int, message_id: int, text: str) -> None:
+async def handle_customer_message(arrived: Incoming) -> None:
+    message, rules = arrived.message, arrived.rules
+    conversation_id, text = message.conversation_id, message.text
+    scoring = asyncio.ensure_future(score_text(rules.scoring, text)) if rules.scoring else None
     async with _lock(conversation_id):
         try:
-            conversation = await sync_to_async(_load)(conversation_id)
-            if conversation.status == ConversationStatus.RESOLVED:
-                conversation = await sync_to_async(set_status)(conversation, ConversationStatus.BOT)
-            if conversation.status == ConversationStatus.BOT and asks_for_human(text, conversation.widget.phrases):
-                await escalate(conversation_id, "the customer asked for a human")
-                await score_message(message_id)
+            if asks_for_human(text, rules.handoff.phrases):  # hand over without waiting for the label
+                conversation = await sync_to_async(_settle)(message, None)
+                if conversation.status == ConversationStatus.BOT:
+                    await escalate(conversation_id, "the customer asked for a human")
+                label = await scoring if scoring is not None else None
+                if label is not None:
+                    await sync_to_async(_settle)(message, label)
                 return
-            await score_message(message_id)
-            conversation = await sync_to_async(_load)(conversation_id)
-            decision = decide(conversation, conversation.widget, text)
+            label = await scoring if scoring is not None else None
+            conversation = await sync_to_async(_settle)(message, label)
+            decision = decide(conversation, rules.handoff, text)
             if decision.escalate:
                 await escalate(conversation_id, decision.reason)
             elif conversation.status == ConversationStatus.BOT:
                 await assistant.reply(conversation_id)
         except Exception:
-            logger.exception("handling message %s of conversation %s failed", message_id, conversation_id)
+            logger.exception("handling message %s of conversation %s failed", message.pk, conversation_id)
+        finally:
+            if scoring is not None:
+                scoring.cancel()  # a no-op once awaited; otherwise nobody wants the label any more

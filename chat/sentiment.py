@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
 
 from chat.conversations import agents_group, announce_console
 from chat.handoff import rolling, sentiment_value
-from chat.models import Conversation, Message
+from chat.models import Conversation, Message, Widget
 from chat.widgets import sentiment_deployment_for
 from core.broadcast import notify
 from store.serving.client import InferenceError, InferenceUnavailable, classify, new_request_id
@@ -19,24 +20,47 @@ from store.serving.protocol import ClassificationRequest
 from store.usage import record_usage
 
 logger = logging.getLogger(__name__)
-SCORING_TIMEOUT = 10.0
+SCORING_TIMEOUT = 10.0  # per request to the inference worker
 
 
-def _target(message_id: int):
-    message = Message.objects.select_related("conversation__widget__organization",
-                                             "conversation__widget__sentiment_deployment").get(pk=message_id)
-    return message, sentiment_deployment_for(message.conversation.widget)
+@dataclass(frozen=True)
+class Meter:
+    """Whose usage a scored text counts as: the organization and its sentiment deployment."""
+
+    organization_id: int
+    deployment_slug: str
 
 
-def record_sentiment(message: Message, label: str, score: float, scores: dict[str, float]) -> Conversation:
-    """Store the label on the message and fold it into the conversation's rolling score and streak."""
+@dataclass(frozen=True)
+class ScoringTarget:
+    """Which model scores a widget's customer messages, and whose usage that is."""
+
+    model_key: str
+    meter: Meter
+
+
+def scoring_target(widget: Widget) -> ScoringTarget | None:
+    """Load the widget with `select_related("sentiment_deployment")` to spare a query."""
+    deployment = sentiment_deployment_for(widget)
+    if deployment is None:
+        return None
+    return ScoringTarget(deployment.model_key, Meter(widget.organization_id, deployment.slug))
+
+
+def record_sentiment(message: Message, label: str, score: float, scores: dict[str, float],
+                     conversation: Conversation | None = None) -> Conversation:
+    """Store the label on the message and fold it into the conversation's rolling score and streak.
+
+    Pass the conversation when the caller has just read it in its own transaction.
+    """
     value = sentiment_value(scores)
     with transaction.atomic():
         Message.objects.filter(pk=message.pk).update(sentiment_label=label, sentiment_score=score,
                                                      sentiment_value=value)
-        # Messages of one conversation are scored one after another (chat/pipeline.py holds a lock per
-        # conversation), so read-modify-write of the rolling score is safe here.
-        conversation = Conversation.objects.get(pk=message.conversation_id)
+        # Messages of one conversation are folded in one after another, in the order written
+        # (chat/pipeline.py holds a lock per conversation), so read-modify-write is safe here.
+        if conversation is None:
+            conversation = Conversation.objects.select_related("widget").get(pk=message.conversation_id)
         previous = conversation.sentiment_score
         conversation.sentiment_score = rolling(previous, value)
         conversation.sentiment_trend = conversation.sentiment_score - (previous if previous is not None else 0.0)
@@ -63,12 +87,13 @@ class _Scorer:
 
     def __init__(self, model_key: str) -> None:
         self.model_key = model_key
-        self.pending: list[tuple[str, asyncio.Future]] = []
+        self.pending: list[tuple[str, asyncio.Future, Meter | None]] = []
         self.in_flight = 0
 
-    async def score(self, text: str) -> dict:
+    async def score(self, text: str, meter: Meter | None = None) -> dict:
+        """The text's label, scores and token count; usage is counted per batch for `meter`."""
         future = asyncio.get_running_loop().create_future()
-        self.pending.append((text, future))
+        self.pending.append((text, future, meter))
         if self.in_flight < self.MAX_IN_FLIGHT:
             self.in_flight += 1
             asyncio.ensure_future(self._drain())
@@ -77,20 +102,48 @@ class _Scorer:
     async def _drain(self) -> None:
         try:
             while self.pending:
-                batch, self.pending = self.pending[:self.MAX_BATCH], self.pending[self.MAX_BATCH:]
+                # Texts whose callers gave up waiting (timed out) are not worth the model's time.
+                waiting = [entry for entry in self.pending if not entry[1].done()]
+                batch, self.pending = waiting[:self.MAX_BATCH], waiting[self.MAX_BATCH:]
+                if not batch:
+                    break
                 try:
-                    result = await classify(ClassificationRequest(
-                        request_id=new_request_id(), model_key=self.model_key, texts=[text for text, _ in batch]))
+                    result = await asyncio.wait_for(classify(ClassificationRequest(
+                        request_id=new_request_id(), model_key=self.model_key, texts=[text for text, _, _ in batch])),
+                        SCORING_TIMEOUT)
                 except Exception as error:
-                    for _, future in batch:
+                    for _, future, _ in batch:
                         if not future.done():
                             future.set_exception(error)
                     continue
-                for (_, future), item in zip(batch, result["results"], strict=True):
+                for (_, future, _), item in zip(batch, result["results"], strict=True):
                     if not future.done():  # its caller may have timed out meanwhile
                         future.set_result(item)
+                metering = asyncio.ensure_future(_meter_batch(
+                    [(meter, item) for (_, _, meter), item in zip(batch, result["results"], strict=True)]))
+                _metering.add(metering)  # in the background: the next batch need not wait for the database
+                metering.add_done_callback(_metering.discard)
         finally:
             self.in_flight -= 1
+
+
+_metering: set[asyncio.Task] = set()  # the event loop keeps only weak references to tasks
+
+
+async def _meter_batch(scored: list[tuple[Meter | None, dict]]) -> None:
+    """One usage update per organization and deployment in the batch, not one per message."""
+    totals: dict[Meter, list[int]] = {}
+    for meter, item in scored:
+        if meter is not None:
+            counts = totals.setdefault(meter, [0, 0])
+            counts[0] += 1
+            counts[1] += int(item.get("tokens", 0))
+    for meter, (requests, tokens) in totals.items():
+        try:
+            await sync_to_async(record_usage)(meter.organization_id, meter.deployment_slug, tokens, 0,
+                                              source="widget", requests=requests)
+        except Exception:  # metering must not stop the scoring of the next batch
+            logger.exception("could not record the sentiment usage of %s", meter)
 
 
 _scorers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Scorer]] = weakref.WeakKeyDictionary()
@@ -103,17 +156,11 @@ def _scorer(model_key: str) -> _Scorer:
     return per_loop[model_key]
 
 
-async def score_message(message_id: int) -> bool:
-    """True if the message was scored. A missing model or worker only skips scoring."""
-    message, deployment = await sync_to_async(_target)(message_id)
-    if deployment is None:
-        return False
-    try:
-        item = await asyncio.wait_for(_scorer(deployment.model_key).score(message.text), SCORING_TIMEOUT)
+async def score_text(target: ScoringTarget, text: str) -> dict | None:
+    """The text's label (usage metered), or None when the model or worker is unavailable: scoring
+    is skipped, never the message."""
+    try:  # no deadline on the wait in line (a busy model still scores everything); each request has one
+        return await _scorer(target.model_key).score(text, target.meter)
     except (InferenceError, InferenceUnavailable, TimeoutError) as error:
-        logger.warning("could not score message %s: %s", message_id, error)
-        return False
-    await sync_to_async(record_sentiment)(message, item["label"], item["score"], item["scores"])
-    await sync_to_async(record_usage)(message.conversation.organization_id, deployment.slug,
-                                      item.get("tokens", 0), 0, source="widget")
-    return True
+        logger.warning("could not score a message with %s: %s", target.model_key, error)
+        return None

@@ -21,16 +21,17 @@ def normalize_origin(value: str) -> str:
     return f"{parts.scheme}://{parts.hostname.lower()}{port}"
 
 
-def default_sentiment_deployment(organization: Organization) -> Deployment | None:
+def default_sentiment_deployment(organization_id: int) -> Deployment | None:
     """The organization's sentiment deployment used when a widget names none: its oldest active one."""
-    return (Deployment.objects.filter(organization=organization, task=Task.SENTIMENT, status=DeploymentStatus.ACTIVE)
-            .order_by("created_at", "pk").first())
+    return (Deployment.objects.filter(organization_id=organization_id, task=Task.SENTIMENT,
+                                      status=DeploymentStatus.ACTIVE).order_by("created_at", "pk").first())
 
 
 def sentiment_deployment_for(widget: Widget) -> Deployment | None:
+    """No query when the widget's own sentiment deployment was loaded with it and is active."""
     if widget.sentiment_deployment_id and widget.sentiment_deployment.status == DeploymentStatus.ACTIVE:  # type: ignore[union-attr]
         return widget.sentiment_deployment
-    return default_sentiment_deployment(widget.organization)
+    return default_sentiment_deployment(widget.organization_id)
 
 
 def check_deployments(organization: Organization, deployment: Deployment,

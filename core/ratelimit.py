@@ -41,6 +41,31 @@ return {allowed, tostring(retry), tostring(tokens)}
 """
 
 
+# Take one unit from every bucket, or from none when any is empty (one round trip for a chat
+# message's per-visitor and per-IP limits). Returns {allowed, index of the empty bucket, retry}.
+_TAKE_ALL = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local levels = {}
+for i, key in ipairs(KEYS) do
+  local capacity = tonumber(ARGV[i])
+  local state = redis.call('HMGET', key, 'tokens', 'ts')
+  local tokens = tonumber(state[1])
+  local ts = tonumber(state[2])
+  if tokens == nil then tokens = capacity; ts = now end
+  tokens = math.min(capacity, tokens + (now - ts) * capacity / 60.0)
+  if tokens < 1 then return {0, i, tostring((1 - tokens) * 60.0 / capacity)} end
+  levels[i] = tokens - 1
+end
+for i, key in ipairs(KEYS) do
+  local capacity = tonumber(ARGV[i])
+  redis.call('HSET', key, 'tokens', levels[i], 'ts', now)
+  redis.call('EXPIRE', key, 120 + math.ceil(60 * math.max(0, capacity - levels[i]) / capacity))
+end
+return {1, 0, '0'}
+"""
+
+
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
@@ -71,3 +96,14 @@ async def charge_tokens(key_id: str, per_minute: int, tokens: int) -> Decision:
 async def take(bucket: str, per_minute: int, cost: int = 1) -> Decision:
     """A generic bucket (e.g. chat messages per visitor or per IP)."""
     return await _run(f"rl:{bucket}", per_minute, cost, "take")
+
+
+async def take_all(buckets: list[tuple[str, int]]) -> tuple[bool, int, int]:
+    """One unit from each (bucket, per_minute), all or nothing: (allowed, index of the bucket that
+    refused, seconds to wait). Nothing is taken when one refuses."""
+    client = async_redis()
+    allowed, refused_by, retry = await client.eval(_TAKE_ALL, len(buckets), *(f"rl:{name}" for name, _ in buckets),
+                                                   *(limit for _, limit in buckets))
+    if int(allowed):
+        return True, -1, 0
+    return False, int(refused_by) - 1, max(1, math.ceil(float(retry)))

@@ -14,10 +14,11 @@ def source_of(api_key: ApiKey | None, fallback: str) -> str:
 
 
 def record_usage(organization_id: int, model: str, prompt_tokens: int, completion_tokens: int,
-                 api_key: ApiKey | None = None, source: str = "playground") -> None:
+                 api_key: ApiKey | None = None, source: str = "playground", requests: int = 1) -> None:
+    """Add to today's counters (`requests` > 1: a batch, e.g. widget messages scored together)."""
     source = source_of(api_key, source)
     day = timezone.localdate()
-    counters = {"requests": F("requests") + 1, "prompt_tokens": F("prompt_tokens") + prompt_tokens,
+    counters = {"requests": F("requests") + requests, "prompt_tokens": F("prompt_tokens") + prompt_tokens,
                 "completion_tokens": F("completion_tokens") + completion_tokens}
     rows = UsageDaily.objects.filter(organization_id=organization_id, source=source, day=day, model=model)
     if rows.update(**counters):
@@ -25,7 +26,7 @@ def record_usage(organization_id: int, model: str, prompt_tokens: int, completio
     try:
         with transaction.atomic():
             UsageDaily.objects.create(organization_id=organization_id, api_key=api_key, source=source, day=day,
-                                      model=model, requests=1, prompt_tokens=prompt_tokens,
+                                      model=model, requests=requests, prompt_tokens=prompt_tokens,
                                       completion_tokens=completion_tokens)
     except IntegrityError:
         rows.update(**counters)  # another process created today's row first

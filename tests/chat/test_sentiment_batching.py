@@ -4,9 +4,12 @@ that arrived while the previous one was in flight, and each text still gets its 
 import asyncio
 
 import pytest
+from asgiref.sync import sync_to_async
 
 from chat import sentiment
+from store.models import UsageDaily
 from store.serving.client import InferenceUnavailable
+from store.usage import record_usage
 
 
 class SlowClassifier:
@@ -82,3 +85,35 @@ async def test_a_caller_that_gave_up_does_not_disturb_the_others(classifier):
     with pytest.raises(TimeoutError):
         await impatient
     assert (await patient)["label"] == "negative"
+
+
+async def test_texts_whose_callers_gave_up_are_not_sent_to_the_model(classifier, monkeypatch):
+    monkeypatch.setattr(sentiment._Scorer, "MAX_IN_FLIGHT", 1)
+    scorer = sentiment._scorer("moods-model")
+    first = asyncio.ensure_future(scorer.score("first"))
+    await asyncio.sleep(0)  # "first" is in flight; the next two wait for the following request
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(scorer.score("impatient"), 0.01)
+    assert (await scorer.score("patient"))["label"] == "positive"
+    await first
+    assert classifier.requests == [["first"], ["patient"]]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_usage_is_metered_once_per_batch_and_deployment(classifier, alice, charlie, monkeypatch):
+    updates = []
+    monkeypatch.setattr(sentiment, "record_usage", lambda *args, **kwargs: updates.append((args, kwargs))
+                        or record_usage(*args, **kwargs))
+    alice_meter = sentiment.Meter(alice.organization.pk, "acme-sentiment")
+    charlie_meter = sentiment.Meter(charlie.organization.pk, "charlie-moods")
+    scorer = sentiment._scorer("moods-model")
+    texts = [(f"alice text {i}", alice_meter) for i in range(5)] + [("charlie text", charlie_meter)]
+    await asyncio.gather(*(scorer.score(text, meter) for text, meter in texts))
+    await asyncio.gather(*sentiment._metering)
+    rows = await sync_to_async(lambda: {(row.organization_id, row.model): (row.requests, row.prompt_tokens, row.source)
+                                        for row in UsageDaily.objects.all()})()
+    assert rows == {
+        (alice.organization.pk, "acme-sentiment"): (5, sum(len(t) for t, m in texts if m == alice_meter), "widget"),
+        (charlie.organization.pk, "charlie-moods"): (1, len("charlie text"), "widget"),
+    }
+    assert len(updates) <= 2 * len(classifier.requests) < 2 * len(texts)  # per batch and meter, not per text

@@ -265,3 +265,35 @@ async def test_the_bot_stops_mid_reply_when_an_agent_takes_over(widget, alice, s
     authors = await sync_to_async(lambda: list(Message.objects.values_list("author", flat=True)))()
     assert "bot" not in authors
     await socket.disconnect()
+
+
+async def test_quick_messages_share_scoring_requests_and_are_labelled_in_order(widget, scripted_bot, monkeypatch):
+    requests = []
+
+    async def slow_classify(request):  # the model is busy: messages typed meanwhile wait for the next request
+        requests.append(list(request.texts))
+        await asyncio.sleep(0.5)
+        results = [{"label": "positive" if "thanks" in t else "neutral", "score": 0.9,
+                    "scores": {"positive": 0.9 if "thanks" in t else 0.05}, "tokens": 3} for t in request.texts]
+        return {"results": results}
+
+    monkeypatch.setattr("chat.sentiment.classify", slow_classify)
+    socket, *_ = await widget_socket(widget)
+    await socket.receive_json_from()
+    texts = ["hi", "my order 1234", "it is the blue one", "size 42", "to Berlin", "thanks"]
+    for index, text in enumerate(texts):
+        await socket.send_json_to({"type": "message", "text": text, "client_id": f"q{index}"})
+    for _ in texts:
+        await receive_until(socket, "ack")
+    for _ in range(100):
+        labels = await sync_to_async(lambda: list(Message.objects.filter(author="customer").order_by("seq")
+                                                  .values_list("sentiment_label", flat=True)))()
+        if all(labels):
+            break
+        await asyncio.sleep(0.1)
+    assert labels == ["neutral"] * 5 + ["positive"]
+    assert len(requests) < len(texts)  # one request per message if scoring waited for each message's turn
+    assert sorted(text for request in requests for text in request) == sorted(texts)
+    conversation = await sync_to_async(Conversation.objects.get)()
+    assert conversation.sentiment_score > 0  # the last message (positive) was folded in last
+    await socket.disconnect()

@@ -33,3 +33,20 @@ def test_it_refuses_generation_once_the_token_budget_is_spent(client, alice, ali
     assert response.status_code == 429
     assert response.json()["error"]["type"] == "tokens"
     assert int(response["Retry-After"]) > 60
+
+
+def test_taking_from_several_buckets_is_all_or_nothing():
+    from core import ratelimit
+
+    async def scenario():
+        first = await ratelimit.take_all([("test:visitor", 5), ("test:ip", 1)])
+        refused = await ratelimit.take_all([("test:visitor", 5), ("test:ip", 1)])
+        # The visitor's bucket gave nothing to the refused call: 4 of its 5 units are left.
+        visitor_left = [(await ratelimit.take("test:visitor", 5)).allowed for _ in range(5)]
+        return first, refused, visitor_left
+
+    first, refused, visitor_left = asyncio.run(scenario())
+    assert first == (True, -1, 0)
+    allowed, refused_by, retry_after = refused
+    assert (allowed, refused_by) == (False, 1) and 1 <= retry_after <= 60
+    assert visitor_left == [True, True, True, True, False]

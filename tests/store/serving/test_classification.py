@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from store.serving.classification import FORWARD_COST_TOKENS, length_groups
 from store.serving.protocol import ClassificationRequest, ModelSpec
 from tests.store.serving.helpers import RecordingSink
 
@@ -97,3 +98,48 @@ def test_it_serves_a_fully_tuned_classifier_as_its_own_model(make_engine, tiny_e
     for i, text_result in enumerate(results):
         assert [text_result["scores"][label] for label in ("ham", "spam")] == pytest.approx(expected[i].tolist(),
                                                                                              abs=1e-5)
+
+
+def _forward_cost(lengths: list[int], groups: list[list[int]]) -> int:
+    return sum(FORWARD_COST_TOKENS + len(group) * max(lengths[i] for i in group) for group in groups)
+
+
+def test_texts_are_grouped_by_length_to_spare_padding():
+    lengths = [3, 70, 5, 68, 4, 66, 6, 71] * 8  # short and long chat messages, interleaved
+    groups = length_groups(lengths)
+    assert sorted(i for group in groups for i in group) == list(range(len(lengths)))  # each text once
+    assert [sorted(lengths[i] for i in group) for group in groups] == [[lengths[i] for i in group] for group in groups]
+    assert len(groups) == 2 and max(lengths[i] for i in groups[0]) == 6  # the short ones, then the long ones
+    assert _forward_cost(lengths, groups) < 0.6 * _forward_cost(lengths, [list(range(len(lengths)))])
+
+
+def test_similar_lengths_stay_in_one_forward_call():
+    assert length_groups([12] * 30) == [list(range(30))]
+    assert length_groups([9, 11, 10, 12]) == [[0, 2, 1, 3]]
+    assert length_groups([7]) == [[0]]
+    assert length_groups([]) == []
+
+
+def test_mixed_lengths_take_several_forward_calls_and_keep_each_texts_result(
+        make_engine, classifier_specs, tiny_encoder_folder, classifier_folders):
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    long_texts = [" ".join(["my boots arrived late and the left one is torn"] * 9) + f" ({i})" for i in range(4)]
+    texts = [text for pair in zip(TEXTS, long_texts, strict=True) for text in pair]  # short, long, short, long...
+    engine = make_engine(classifier_specs)
+    sink = RecordingSink()
+    engine.submit_classification(ClassificationRequest("mixed", "sentiment:b", texts), sink)
+    result = sink.wait().result
+    assert engine.counters()["classification_forward_calls"] == 2
+
+    base = AutoModelForSequenceClassification.from_pretrained(tiny_encoder_folder, num_labels=3)
+    model = PeftModel.from_pretrained(base, classifier_folders["three_b"]).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_encoder_folder)
+    with torch.no_grad():  # one batch padded to the longest text: what the engine's grouping must reproduce
+        encoded = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+        expected = torch.softmax(model(**encoded).logits, dim=-1)
+    for i, item in enumerate(result["results"]):
+        assert [item["scores"][label] for label in THREE] == pytest.approx(expected[i].tolist(), abs=1e-5)
+        assert item["tokens"] == int(encoded["attention_mask"][i].sum())
+    assert result["prompt_tokens"] == int(encoded["attention_mask"].sum())
