@@ -119,6 +119,7 @@ def main() -> None:
     data_dir = temporary_data_dir("gptstore-bench-chat-")
     setup_django(data_dir)
     from chat.models import Message
+    from chat.pipeline import RULES_TTL_SECONDS
     from store import deploy
 
     organization, widget, visitor_token = make_world()
@@ -141,6 +142,7 @@ def main() -> None:
         moods = deploy.create_or_update(organization, "bench-moods", deploy.ModelChoice(tuned=tuned))
         widget.sentiment_deployment = moods
         widget.save(update_fields=["sentiment_deployment"])
+        time.sleep(RULES_TTL_SECONDS + 0.5)  # edited in this process: the web process's cached rules expire
         warm = visitor_token(True)[0]
         asyncio.run(sentiment_run(stack.url, [warm], texts[:8]))  # loads the classifier
         tokens = [visitor_token(True) for _ in range(SENTIMENT_CUSTOMERS)]

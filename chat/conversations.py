@@ -11,7 +11,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from chat.models import Author, Conversation, ConversationStatus, Message, Visitor
-from core.broadcast import notify
+from core.broadcast import notify, notify_coalesced
 
 
 def conversation_group(conversation_id: int) -> str:
@@ -46,10 +46,15 @@ def customer_payload(message: Message) -> dict:
     return payload
 
 
+def _merge_console_rings(pending: dict, newer: dict) -> dict:
+    return {**newer, "alert": pending["alert"] or newer["alert"]}  # an escalation alert is never lost
+
+
 def announce_console(conversation: Conversation, alert: bool = False) -> None:
+    """Ring the organization's console lists (they refetch; at most one ring per 0.2 s)."""
     org_id, conversation_id = conversation.organization_id, conversation.pk
-    transaction.on_commit(lambda: notify(console_group(org_id), {
-        "type": "console.changed", "conversation": conversation_id, "alert": alert}))
+    transaction.on_commit(lambda: notify_coalesced(console_group(org_id), {
+        "type": "console.changed", "conversation": conversation_id, "alert": alert}, _merge_console_rings))
 
 
 def current_conversation(visitor: Visitor, create: bool = False) -> Conversation | None:

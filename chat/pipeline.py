@@ -32,8 +32,9 @@ _running: set[asyncio.Task] = set()  # the event loop keeps only weak references
 
 # How long a web process may act on a widget's old settings after an edit made in another process
 # (edits in this process apply at once: see chat/apps.py). Reading the widget and its sentiment
-# deployment for every message cost a fifth of the web process's time under load (bench/chat.py).
-RULES_TTL_SECONDS = 5.0
+# deployment for every message cost a fifth of the web process's time under load (bench/chat.py);
+# once a second is nothing.
+RULES_TTL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)

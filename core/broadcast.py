@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Coroutine, Iterator
+import weakref
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -49,6 +51,7 @@ class LoopThread:
 
 
 _use_loop_thread = False
+COALESCE_WINDOW = 0.2  # seconds
 
 
 def use_background_loop() -> None:
@@ -76,15 +79,69 @@ async def _group_send(group: str, message: dict) -> None:
 
 def notify(group: str, message: dict) -> None:
     """Best effort: a lost doorbell is recovered by the next one or by the client's refresh."""
+    _call(group, _group_send, group, message)
+
+
+def notify_coalesced(group: str, message: dict, merge: Callable[[dict, dict], dict],
+                     window: float = COALESCE_WINDOW) -> None:
+    """Like notify, but at most one send per group and window: messages in between are folded
+    (`merge(pending, newer)`) into one send at the end of the window. For doorbells whose listeners
+    only refetch: a busy organization's console list rang twice per customer message."""
+    _call(group, _coalesced_send, group, message, merge, window)
+
+
+def _call(group: str, send: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
     try:
         if _use_loop_thread or _loop_running_here():
-            future = LoopThread.get().submit(_group_send(group, message))
+            future = LoopThread.get().submit(send(*args))
             future.add_done_callback(_log_failure)
         else:
-            async_to_sync(_group_send)(group, message)
+            async_to_sync(send)(*args)
     except Exception as error:  # the channel layer must never break a database write or a training step
         # One line, not a traceback: with Redis down this fires on every progress step.
         logger.warning("could not notify group %s: %s", group, error)
+
+
+@dataclass
+class _Doorbell:
+    last_sent: float = float("-inf")
+    pending: dict | None = None
+
+
+# Per event loop (each has its own channel-layer connections), per group.
+_doorbells: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Doorbell]] = weakref.WeakKeyDictionary()
+_flushes: set[asyncio.Task] = set()  # the event loop keeps only weak references to tasks
+
+
+async def _coalesced_send(group: str, message: dict, merge: Callable[[dict, dict], dict], window: float) -> None:
+    loop = asyncio.get_running_loop()
+    bell = _doorbells.setdefault(loop, {}).setdefault(group, _Doorbell())
+    if bell.pending is not None:  # a send is already due at the end of the window: ride along
+        bell.pending = merge(bell.pending, message)
+        return
+    wait = bell.last_sent + window - loop.time()
+    if wait <= 0:
+        bell.last_sent = loop.time()
+        await _group_send(group, message)
+        return
+    bell.pending = message
+    loop.call_later(wait, _start_flush, loop, group, bell)
+
+
+def _start_flush(loop: asyncio.AbstractEventLoop, group: str, bell: _Doorbell) -> None:
+    task = loop.create_task(_flush(loop, group, bell))
+    _flushes.add(task)
+    task.add_done_callback(_flushes.discard)
+
+
+async def _flush(loop: asyncio.AbstractEventLoop, group: str, bell: _Doorbell) -> None:
+    message, bell.pending = bell.pending, None
+    bell.last_sent = loop.time()
+    if message is not None:
+        try:
+            await _group_send(group, message)
+        except Exception as error:
+            logger.warning("could not notify group %s: %s", group, error)
 
 
 def _loop_running_here() -> bool:

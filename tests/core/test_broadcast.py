@@ -1,0 +1,41 @@
+"""Doorbells: a coalesced one rings at once, then at most once per window, never losing an alert."""
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+
+from core.broadcast import notify_coalesced
+
+WINDOW = 0.3
+
+
+def merge(pending: dict, newer: dict) -> dict:
+    return {**newer, "alert": pending["alert"] or newer["alert"]}
+
+
+def ring(number: int, alert: bool = False) -> None:  # from sync code, as transaction.on_commit calls it
+    notify_coalesced("bell-test", {"type": "bell", "n": number, "alert": alert}, merge, window=WINDOW)
+
+
+async def test_a_burst_of_rings_becomes_one_now_and_one_at_the_end_of_the_window():
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add("bell-test", channel)
+
+    await sync_to_async(ring)(1)
+    assert (await asyncio.wait_for(layer.receive(channel), 1))["n"] == 1  # the first rings at once
+    for number, alert in ((2, True), (3, False), (4, False)):
+        await sync_to_async(ring)(number, alert)
+    folded = await asyncio.wait_for(layer.receive(channel), 2)
+    assert folded["n"] == 4 and folded["alert"] is True  # the newest, and the alert of the second
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(layer.receive(channel), WINDOW * 2)  # three rings, one send
+
+    await asyncio.sleep(WINDOW)
+    started = asyncio.get_running_loop().time()
+    await sync_to_async(ring)(5)  # a quiet window later: at once again
+    assert (await asyncio.wait_for(layer.receive(channel), 1))["n"] == 5
+    assert asyncio.get_running_loop().time() - started < WINDOW
+    await layer.group_discard("bell-test", channel)
