@@ -9,6 +9,7 @@ go negative, which makes the next calls wait, as with OpenAI's limits.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 
 from core.redis_client import async_redis
@@ -74,9 +75,20 @@ class Decision:
     limit: int
 
 
-async def _run(key: str, limit: int, cost: int, mode: str) -> Decision:
+def _script(source: str):
+    """The script bound to this loop's client: called by its sha (EVALSHA), not re-sent every time."""
     client = async_redis()
-    allowed, retry, tokens = await client.eval(_BUCKET, 1, key, limit, cost, mode)
+    scripts = _scripts.setdefault(client, {})
+    if source not in scripts:
+        scripts[source] = client.register_script(source)
+    return scripts[source]
+
+
+_scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+async def _run(key: str, limit: int, cost: int, mode: str) -> Decision:
+    allowed, retry, tokens = await _script(_BUCKET)(keys=[key], args=[limit, cost, mode])
     return Decision(bool(int(allowed)), max(1, math.ceil(float(retry))) if not int(allowed) else 0,
                     max(0, int(float(tokens))), limit)
 
@@ -101,9 +113,8 @@ async def take(bucket: str, per_minute: int, cost: int = 1) -> Decision:
 async def take_all(buckets: list[tuple[str, int]]) -> tuple[bool, int, int]:
     """One unit from each (bucket, per_minute), all or nothing: (allowed, index of the bucket that
     refused, seconds to wait). Nothing is taken when one refuses."""
-    client = async_redis()
-    allowed, refused_by, retry = await client.eval(_TAKE_ALL, len(buckets), *(f"rl:{name}" for name, _ in buckets),
-                                                   *(limit for _, limit in buckets))
+    allowed, refused_by, retry = await _script(_TAKE_ALL)(keys=[f"rl:{name}" for name, _ in buckets],
+                                                          args=[limit for _, limit in buckets])
     if int(allowed):
         return True, -1, 0
     return False, int(refused_by) - 1, max(1, math.ceil(float(retry)))
