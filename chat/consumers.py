@@ -22,10 +22,12 @@ from chat.conversations import (
     customer_payload,
     mark_read,
     messages_after,
+    visitor_group,
 )
 from chat.identity import read_socket_token
 from chat.models import Author, Conversation, ConversationStatus, Message, Visitor
 from core import ratelimit
+from core.broadcast import notify
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
     visitor: Visitor
     conversation_id: int | None = None
     conversation: Conversation | None = None  # its id and organization never change; its status is read fresh
+    waiting_for_conversation = False
 
     async def connect(self) -> None:
         token = parse_qs(self.scope.get("query_string", b"").decode()).get("token", [""])[0]
@@ -82,6 +85,9 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         if conversation is not None:
             await self._join(conversation.pk)
+        else:  # lazy: nothing is created until the first message, maybe from another tab of this visitor
+            self.waiting_for_conversation = True
+            await self.channel_layer.group_add(visitor_group(visitor.pk), self.channel_name)
         await self.send_json({"type": "hello", "conversation": self.conversation_id,
                               "status": conversation.status if conversation else ConversationStatus.BOT,
                               "assignee": await database_sync_to_async(assignee_name)(conversation),
@@ -95,10 +101,18 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
     async def _join(self, conversation_id: int) -> None:
         self.conversation_id = conversation_id
         await self.channel_layer.group_add(conversation_group(conversation_id), self.channel_name)
+        await self._stop_waiting()
+
+    async def _stop_waiting(self) -> None:
+        if self.waiting_for_conversation:
+            self.waiting_for_conversation = False
+            await self.channel_layer.group_discard(visitor_group(self.visitor.pk), self.channel_name)
 
     async def disconnect(self, code: int) -> None:
         if self.conversation_id is not None:
             await self.channel_layer.group_discard(conversation_group(self.conversation_id), self.channel_name)
+        if hasattr(self, "visitor"):
+            await self._stop_waiting()
 
     async def receive_json(self, content, **kwargs) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
@@ -166,6 +180,7 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         """The stored message, and what the pipeline needs unless it was a resend (stored before)."""
         conversation = self.conversation or current_conversation(self.visitor, create=True)
         assert conversation is not None
+        started_here = self.conversation is None
         try:
             message, created = append_message(conversation, Author.CUSTOMER, text, client_id=client_id)
         except Conversation.DoesNotExist:  # deleted meanwhile (Django admin, an erasure request): a new one
@@ -173,6 +188,9 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
             assert conversation is not None
             message, created = append_message(conversation, Author.CUSTOMER, text, client_id=client_id)
         self.conversation = conversation  # a visitor keeps their conversation: no lookup per message
+        if started_here:  # the visitor's other tabs, open since before it existed, join it (and replay)
+            notify(visitor_group(self.visitor.pk), {"type": "chat.conversation_started",
+                                                    "conversation": conversation.pk})
         return message, pipeline.incoming(message, conversation.widget_id) if created else None
 
     async def _typing(self, content: dict) -> None:
@@ -214,6 +232,12 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         append_message(conversation, Author.SYSTEM, f"Thanks! We will reply to {email} as soon as we can.")
 
     # --- group events -> this customer's socket ---
+    async def chat_conversation_started(self, event: dict) -> None:
+        """Another tab of this visitor started the conversation: join it and catch up from the start."""
+        if self.conversation_id is None:
+            await self._join(event["conversation"])
+            await self._resume({"last_seq": 0})
+
     async def chat_message(self, event: dict) -> None:
         await self.send_json({"type": "message", "message": event["message"]})
 

@@ -24,6 +24,11 @@ def agents_group(conversation_id: int) -> str:
     return f"chat-conv-{conversation_id}-agents"
 
 
+def visitor_group(visitor_id: int) -> str:
+    """The visitor's sockets that have no conversation yet (other tabs learn when one starts)."""
+    return f"chat-visitor-{visitor_id}"
+
+
 def console_group(organization_id: int) -> str:
     return f"chat-console-{organization_id}"
 

@@ -93,10 +93,12 @@ def _load(conversation_id: int) -> Conversation:
 
 
 def _settle(message: Message, label: dict | None) -> Conversation:
-    """In the message's turn: reopen a resolved conversation, fold in the message's label if any."""
+    """In the message's turn: reopen a conversation resolved before the message was written (not one
+    an agent resolved after it), fold in the message's label if any."""
     with transaction.atomic():
         conversation = _load(message.conversation_id)
-        if conversation.status == ConversationStatus.RESOLVED:
+        if conversation.status == ConversationStatus.RESOLVED and (
+                conversation.resolved_at is None or message.created_at > conversation.resolved_at):
             conversation = set_status(conversation, ConversationStatus.BOT)
         if label is not None:
             conversation = record_sentiment(message, label["label"], label["score"], label["scores"], conversation)

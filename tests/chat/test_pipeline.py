@@ -1,6 +1,8 @@
 """The message pipeline's shortcuts stay correct: cached widget rules follow edits, and a socket
 that keeps its conversation copes with that conversation being deleted."""
 
+import asyncio
+
 import pytest
 from asgiref.sync import sync_to_async
 
@@ -55,4 +57,52 @@ async def test_a_message_after_the_conversation_was_deleted_starts_a_new_one(wid
     texts = await sync_to_async(lambda: list(Message.objects.filter(conversation=second)
                                              .values_list("author", "text")))()
     assert texts == [("customer", "second question"), ("bot", "".join(BOT_PIECES))]
+    await socket.disconnect()
+
+
+async def test_writing_after_resolution_reopens_the_conversation_for_the_bot(
+        widget, alice, scripted_bot, scripted_sentiment):
+    from chat import agents
+
+    socket, *_ = await widget_socket(widget)
+    await socket.receive_json_from()
+    await socket.send_json_to({"type": "message", "text": "Where is my order?", "client_id": "r1"})
+    frames = await receive_until(socket, "message")
+    while frames[-1]["message"]["author"] != "bot":
+        frames = await receive_until(socket, "message")
+    conversation = await sync_to_async(Conversation.objects.get)()
+    await sync_to_async(agents.resolve)(conversation, alice.user)
+    assert (await receive_until(socket, "status"))[-1]["status"] == "resolved"
+
+    await socket.send_json_to({"type": "message", "text": "One more question", "client_id": "r2"})
+    assert (await receive_until(socket, "status"))[-1]["status"] == "bot"
+    frames = await receive_until(socket, "message")
+    while frames[-1]["message"]["author"] != "bot":
+        frames = await receive_until(socket, "message")
+    assert len(scripted_bot.requests) == 2
+    await socket.disconnect()
+
+
+async def test_a_message_written_before_the_agent_resolved_does_not_reopen(widget, alice, scripted_bot, monkeypatch):
+    from chat import agents
+
+    async def slow_classify(request):  # the message's turn comes after the agent's click
+        await asyncio.sleep(0.5)
+        return {"results": [{"label": "neutral", "score": 0.9, "scores": {}, "tokens": 3} for _ in request.texts]}
+
+    monkeypatch.setattr("chat.sentiment.classify", slow_classify)
+    socket, *_ = await widget_socket(widget)
+    await socket.receive_json_from()
+    await socket.send_json_to({"type": "message", "text": "ok thanks, bye", "client_id": "b1"})
+    await receive_until(socket, "ack")
+    conversation = await sync_to_async(Conversation.objects.get)()
+    await sync_to_async(agents.resolve)(conversation, alice.user)
+    for _ in range(50):
+        if await sync_to_async(Message.objects.exclude(sentiment_label="").exists)():
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.2)  # time for a (wrong) reopening and bot reply to show
+    await sync_to_async(conversation.refresh_from_db)()
+    assert conversation.status == "resolved"
+    assert scripted_bot.requests == []
     await socket.disconnect()

@@ -297,3 +297,22 @@ async def test_quick_messages_share_scoring_requests_and_are_labelled_in_order(w
     conversation = await sync_to_async(Conversation.objects.get)()
     assert conversation.sentiment_score > 0  # the last message (positive) was folded in last
     await socket.disconnect()
+
+
+async def test_another_tab_open_before_the_conversation_existed_joins_it_and_catches_up(
+        widget, scripted_bot, scripted_sentiment):
+    first_tab, _, _, visitor = await widget_socket(widget)
+    second_tab, *_ = await widget_socket(widget, visitor=visitor)  # the same visitor token, another tab
+    for tab in (first_tab, second_tab):
+        assert (await tab.receive_json_from())["conversation"] is None  # nothing exists before a message
+    await first_tab.send_json_to({"type": "message", "text": "Do you ship to Norway?", "client_id": "t1"})
+    await receive_until(first_tab, "ack")
+
+    frames = await receive_until(second_tab, "synced")  # the replay: everything from the start
+    assert [f["message"]["text"] for f in frames if f["type"] == "message"][0] == "Do you ship to Norway?"
+    while not any(f["type"] == "message" and f["message"]["author"] == "bot" for f in frames):
+        frames += await receive_until(second_tab, "message")  # and what follows, live
+    bot = [f["message"] for f in frames if f["type"] == "message" and f["message"]["author"] == "bot"]
+    assert bot[0]["text"] == "".join(BOT_PIECES)
+    await first_tab.disconnect()
+    await second_tab.disconnect()
