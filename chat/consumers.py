@@ -111,8 +111,7 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.conversation_id is not None:
             await self.channel_layer.group_discard(conversation_group(self.conversation_id), self.channel_name)
-        if hasattr(self, "visitor"):
-            await self._stop_waiting()
+        await self._stop_waiting()
 
     async def receive_json(self, content, **kwargs) -> None:
         kind = content.get("type") if isinstance(content, dict) else None

@@ -23,11 +23,11 @@ from chat.conversations import conversation_group, set_status
 from chat.handoff import TOLD_HUMAN_IS_COMING, TOLD_NOBODY_ONLINE, HandoffRules, asks_for_human, decide
 from chat.models import Conversation, ConversationStatus, Message, Widget
 from chat.sentiment import ScoringTarget, record_sentiment, score_text, scoring_target
+from core.background import in_background
 
 logger = logging.getLogger(__name__)
 
 _locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
-_running: set[asyncio.Task] = set()  # the event loop keeps only weak references to tasks
 
 
 # How long a web process may act on a widget's old settings after an edit made in another process
@@ -76,9 +76,7 @@ def incoming(message: Message, widget_id: int) -> Incoming:
 
 def start(arrived: Incoming) -> None:
     """Handle a stored customer message in the background (the socket keeps serving meanwhile)."""
-    task = asyncio.ensure_future(handle_customer_message(arrived))
-    _running.add(task)
-    task.add_done_callback(_running.discard)
+    in_background(handle_customer_message(arrived))
 
 
 def _lock(conversation_id: int) -> asyncio.Lock:
@@ -117,19 +115,18 @@ async def escalate(conversation_id: int, reason: str) -> None:
 async def handle_customer_message(arrived: Incoming) -> None:
     message, rules = arrived.message, arrived.rules
     conversation_id, text = message.conversation_id, message.text
-    scoring = asyncio.ensure_future(score_text(rules.scoring, text)) if rules.scoring else None
+    scoring = asyncio.ensure_future(score_text(rules.scoring, text))  # before the turn: shared batches
     async with _lock(conversation_id):
         try:
             if asks_for_human(text, rules.handoff.phrases):  # hand over without waiting for the label
                 conversation = await sync_to_async(_settle)(message, None)
                 if conversation.status == ConversationStatus.BOT:
                     await escalate(conversation_id, "the customer asked for a human")
-                label = await scoring if scoring is not None else None
+                label = await scoring
                 if label is not None:
                     await sync_to_async(_settle)(message, label)
                 return
-            label = await scoring if scoring is not None else None
-            conversation = await sync_to_async(_settle)(message, label)
+            conversation = await sync_to_async(_settle)(message, await scoring)
             decision = decide(conversation, rules.handoff, text)
             if decision.escalate:
                 await escalate(conversation_id, decision.reason)
@@ -138,5 +135,4 @@ async def handle_customer_message(arrived: Incoming) -> None:
         except Exception:
             logger.exception("handling message %s of conversation %s failed", message.pk, conversation_id)
         finally:
-            if scoring is not None:
-                scoring.cancel()  # a no-op once awaited; otherwise nobody wants the label any more
+            scoring.cancel()  # a no-op once awaited; otherwise nobody wants the label any more

@@ -14,6 +14,7 @@ from chat.conversations import agents_group, announce_console
 from chat.handoff import rolling, sentiment_value
 from chat.models import Conversation, Message, Widget
 from chat.widgets import sentiment_deployment_for
+from core.background import in_background
 from core.broadcast import notify
 from store.serving.client import InferenceError, InferenceUnavailable, classify, new_request_id
 from store.serving.protocol import ClassificationRequest
@@ -60,7 +61,7 @@ def record_sentiment(message: Message, label: str, score: float, scores: dict[st
         # Messages of one conversation are folded in one after another, in the order written
         # (chat/pipeline.py holds a lock per conversation), so read-modify-write is safe here.
         if conversation is None:
-            conversation = Conversation.objects.select_related("widget").get(pk=message.conversation_id)
+            conversation = Conversation.objects.get(pk=message.conversation_id)
         previous = conversation.sentiment_score
         conversation.sentiment_score = rolling(previous, value)
         conversation.sentiment_trend = conversation.sentiment_score - (previous if previous is not None else 0.0)
@@ -96,7 +97,7 @@ class _Scorer:
         self.pending.append((text, future, meter))
         if self.in_flight < self.MAX_IN_FLIGHT:
             self.in_flight += 1
-            asyncio.ensure_future(self._drain())
+            in_background(self._drain())
         return await future
 
     async def _drain(self) -> None:
@@ -119,15 +120,11 @@ class _Scorer:
                 for (_, future, _), item in zip(batch, result["results"], strict=True):
                     if not future.done():  # its caller may have timed out meanwhile
                         future.set_result(item)
-                metering = asyncio.ensure_future(_meter_batch(
+                # In the background: the next batch need not wait for the database.
+                in_background(_meter_batch(
                     [(meter, item) for (_, _, meter), item in zip(batch, result["results"], strict=True)]))
-                _metering.add(metering)  # in the background: the next batch need not wait for the database
-                metering.add_done_callback(_metering.discard)
         finally:
             self.in_flight -= 1
-
-
-_metering: set[asyncio.Task] = set()  # the event loop keeps only weak references to tasks
 
 
 async def _meter_batch(scored: list[tuple[Meter | None, dict]]) -> None:
@@ -156,9 +153,11 @@ def _scorer(model_key: str) -> _Scorer:
     return per_loop[model_key]
 
 
-async def score_text(target: ScoringTarget, text: str) -> dict | None:
-    """The text's label (usage metered), or None when the model or worker is unavailable: scoring
-    is skipped, never the message."""
+async def score_text(target: ScoringTarget | None, text: str) -> dict | None:
+    """The text's label (usage metered), or None when there is no sentiment model or it is
+    unavailable: scoring is skipped, never the message."""
+    if target is None:
+        return None
     try:  # no deadline on the wait in line (a busy model still scores everything); each request has one
         return await _scorer(target.model_key).score(text, target.meter)
     except (InferenceError, InferenceUnavailable, TimeoutError) as error:

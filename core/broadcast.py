@@ -21,6 +21,8 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from core.background import in_background
+
 logger = logging.getLogger(__name__)
 
 
@@ -110,7 +112,6 @@ class _Doorbell:
 
 # Per event loop (each has its own channel-layer connections), per group.
 _doorbells: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Doorbell]] = weakref.WeakKeyDictionary()
-_flushes: set[asyncio.Task] = set()  # the event loop keeps only weak references to tasks
 
 
 async def _coalesced_send(group: str, message: dict, merge: Callable[[dict, dict], dict], window: float) -> None:
@@ -125,13 +126,7 @@ async def _coalesced_send(group: str, message: dict, merge: Callable[[dict, dict
         await _group_send(group, message)
         return
     bell.pending = message
-    loop.call_later(wait, _start_flush, loop, group, bell)
-
-
-def _start_flush(loop: asyncio.AbstractEventLoop, group: str, bell: _Doorbell) -> None:
-    task = loop.create_task(_flush(loop, group, bell))
-    _flushes.add(task)
-    task.add_done_callback(_flushes.discard)
+    loop.call_later(wait, lambda: in_background(_flush(loop, group, bell), loop))
 
 
 async def _flush(loop: asyncio.AbstractEventLoop, group: str, bell: _Doorbell) -> None:

@@ -7,6 +7,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chat import sentiment
+from core import background
 from store.models import UsageDaily
 from store.serving.client import InferenceUnavailable
 from store.usage import record_usage
@@ -109,7 +110,8 @@ async def test_usage_is_metered_once_per_batch_and_deployment(classifier, alice,
     scorer = sentiment._scorer("moods-model")
     texts = [(f"alice text {i}", alice_meter) for i in range(5)] + [("charlie text", charlie_meter)]
     await asyncio.gather(*(scorer.score(text, meter) for text, meter in texts))
-    await asyncio.gather(*sentiment._metering)
+    loop = asyncio.get_running_loop()  # the usage is written by background tasks: wait for them
+    await asyncio.gather(*(task for task in list(background._running) if task.get_loop() is loop))
     rows = await sync_to_async(lambda: {(row.organization_id, row.model): (row.requests, row.prompt_tokens, row.source)
                                         for row in UsageDaily.objects.all()})()
     assert rows == {
