@@ -100,3 +100,20 @@ async def receive_until(communicator, kind, timeout=5):
         frames.append(frame)
         if frame["type"] == kind:
             return frames
+
+
+async def receive_bot_reply(communicator, timeout=5):
+    """Frames up to and including the bot's stored reply."""
+    frames = []
+    while True:
+        frames += await receive_until(communicator, "message", timeout)
+        if frames[-1]["message"]["author"] == "bot":
+            return frames
+
+
+async def customer_writes(widget, text, client_id="c1"):
+    """A new visitor's socket (its hello read) that has just sent `text`."""
+    socket, *_ = await widget_socket(widget)
+    await socket.receive_json_from()
+    await socket.send_json_to({"type": "message", "text": text, "client_id": client_id})
+    return socket

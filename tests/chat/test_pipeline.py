@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 
 from chat import pipeline
 from chat.models import Conversation, Message
-from tests.chat.conftest import BOT_PIECES, receive_until, widget_socket
+from tests.chat.conftest import BOT_PIECES, customer_writes, receive_bot_reply, receive_until, widget_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -49,9 +49,7 @@ async def test_a_message_after_the_conversation_was_deleted_starts_a_new_one(wid
     await socket.send_json_to({"type": "message", "text": "second question", "client_id": "d2"})
     ack = (await receive_until(socket, "ack"))[-1]
     assert ack["seq"] == 1
-    frames = await receive_until(socket, "message")
-    while frames[-1]["message"]["author"] != "bot":  # the bot answers in the new conversation
-        frames = await receive_until(socket, "message")
+    await receive_bot_reply(socket)  # the bot answers in the new conversation
     second = await sync_to_async(Conversation.objects.get)()
     assert second.pk != first.pk
     texts = await sync_to_async(lambda: list(Message.objects.filter(conversation=second)
@@ -64,21 +62,15 @@ async def test_writing_after_resolution_reopens_the_conversation_for_the_bot(
         widget, alice, scripted_bot, scripted_sentiment):
     from chat import agents
 
-    socket, *_ = await widget_socket(widget)
-    await socket.receive_json_from()
-    await socket.send_json_to({"type": "message", "text": "Where is my order?", "client_id": "r1"})
-    frames = await receive_until(socket, "message")
-    while frames[-1]["message"]["author"] != "bot":
-        frames = await receive_until(socket, "message")
+    socket = await customer_writes(widget, "Where is my order?", "r1")
+    await receive_bot_reply(socket)
     conversation = await sync_to_async(Conversation.objects.get)()
     await sync_to_async(agents.resolve)(conversation, alice.user)
     assert (await receive_until(socket, "status"))[-1]["status"] == "resolved"
 
     await socket.send_json_to({"type": "message", "text": "One more question", "client_id": "r2"})
     assert (await receive_until(socket, "status"))[-1]["status"] == "bot"
-    frames = await receive_until(socket, "message")
-    while frames[-1]["message"]["author"] != "bot":
-        frames = await receive_until(socket, "message")
+    await receive_bot_reply(socket)
     assert len(scripted_bot.requests) == 2
     await socket.disconnect()
 
@@ -91,9 +83,7 @@ async def test_a_message_written_before_the_agent_resolved_does_not_reopen(widge
         return {"results": [{"label": "neutral", "score": 0.9, "scores": {}, "tokens": 3} for _ in request.texts]}
 
     monkeypatch.setattr("chat.sentiment.classify", slow_classify)
-    socket, *_ = await widget_socket(widget)
-    await socket.receive_json_from()
-    await socket.send_json_to({"type": "message", "text": "ok thanks, bye", "client_id": "b1"})
+    socket = await customer_writes(widget, "ok thanks, bye", "b1")
     await receive_until(socket, "ack")
     conversation = await sync_to_async(Conversation.objects.get)()
     await sync_to_async(agents.resolve)(conversation, alice.user)

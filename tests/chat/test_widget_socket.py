@@ -10,7 +10,7 @@ from chat.conversations import append_message
 from chat.identity import SOCKET_TOKEN_SALT
 from chat.models import Author, Conversation, ConversationStatus, Message
 from store.serving.client import StreamEvent
-from tests.chat.conftest import BOT_PIECES, receive_until, widget_socket
+from tests.chat.conftest import BOT_PIECES, customer_writes, receive_bot_reply, receive_until, widget_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,9 +41,7 @@ async def test_the_bot_answers_with_the_conversation_history(widget, scripted_bo
     await socket.receive_json_from()
     for index, text in enumerate(["Hi, I ordered boots", "Can I return them?"]):
         await socket.send_json_to({"type": "message", "text": text, "client_id": f"h{index}"})
-        frames = await receive_until(socket, "message")
-        while frames[-1]["message"]["author"] != "bot":
-            frames += await receive_until(socket, "message")
+        await receive_bot_reply(socket)
     roles = [m["role"] for m in scripted_bot.requests[-1].messages]
     assert roles == ["system", "user", "assistant", "user"]
     await socket.disconnect()
@@ -252,9 +250,7 @@ async def test_the_bot_stops_mid_reply_when_an_agent_takes_over(widget, alice, s
             state["closed"] = True  # the client closed the stream: the worker is told to stop this row
 
     monkeypatch.setattr("chat.assistant.stream_generation", endless_bot)
-    socket, *_ = await widget_socket(widget)
-    await socket.receive_json_from()
-    await socket.send_json_to({"type": "message", "text": "Tell me everything about shoes", "client_id": "m1"})
+    socket = await customer_writes(widget, "Tell me everything about shoes", "m1")
     await receive_until(socket, "token")
     conversation = await sync_to_async(Conversation.objects.get)()
     await sync_to_async(agents.take_over)(conversation, alice.user)
@@ -310,8 +306,8 @@ async def test_another_tab_open_before_the_conversation_existed_joins_it_and_cat
 
     frames = await receive_until(second_tab, "synced")  # the replay: everything from the start
     assert [f["message"]["text"] for f in frames if f["type"] == "message"][0] == "Do you ship to Norway?"
-    while not any(f["type"] == "message" and f["message"]["author"] == "bot" for f in frames):
-        frames += await receive_until(second_tab, "message")  # and what follows, live
+    if not any(f["type"] == "message" and f["message"]["author"] == "bot" for f in frames):
+        frames += await receive_bot_reply(second_tab)  # and what follows, live
     bot = [f["message"] for f in frames if f["type"] == "message" and f["message"]["author"] == "bot"]
     assert bot[0]["text"] == "".join(BOT_PIECES)
     await first_tab.disconnect()
