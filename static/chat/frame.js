@@ -53,7 +53,9 @@
       state.panelOpen = true;
       if (state.unread) { setUnread(0); }
       ui.scrollToEnd();
-      if (!els.input.disabled) { els.input.focus({ preventScroll: true }); }
+      // Only when the customer opened it: a panel that opens itself (an agent joined) leaves the
+      // focus where the customer is on the host page.
+      if (data.focus === true && !els.input.disabled) { els.input.focus({ preventScroll: true }); }
     } else if (data.type === 'close') {
       state.panelOpen = false;
     } else if (data.type === 'identify') {

@@ -22,7 +22,7 @@
 
   const state = {
     phase: 'loading',     // loading → ready (drawn) | off (not allowed, or broken)
-    open: false, identity: null, frameReady: false, unread: 0,
+    open: false, identity: null, frameReady: false, unread: 0, focusOnOpen: false,
   };
   const pending = [];     // API calls made while loading
   let els = null;         // {host, launcher, panel, iframe, badge, unreadText}
@@ -223,9 +223,13 @@
     els.launcher.setAttribute('aria-expanded', String(open));
     if (open) {
       setUnread(0);
-      // Focus goes into the panel; the panel puts it in its message box when it hears "open".
-      if (moveFocus) { els.iframe.focus(); }
-      toFrame({ type: 'open' });
+      // The panel itself puts the focus in its message box when it hears "open" with focus: true.
+      // Focusing the <iframe> from here as well races in Chromium: the launcher's mousedown and the
+      // frame's focus reach the browser over separate channels, and when they arrive swapped the
+      // browser keeps the keyboard on this page while both documents believe the panel has it, so
+      // typed text goes nowhere (even after a click in the box).
+      state.focusOnOpen = moveFocus;
+      sendOpen();
     } else {
       const focusInPanel = els.host.shadowRoot ? els.host.shadowRoot.activeElement === els.iframe
         : document.activeElement === els.iframe;
@@ -254,9 +258,16 @@
   }
 
   // --- talking with the panel -------------------------------------------------------------------------
+  /** true when sent; otherwise it goes on "ready". */
   function toFrame(message) {
-    if (!state.frameReady || !els.iframe.contentWindow) { return; }  // sent again on "ready"
+    if (!state.frameReady || !els.iframe.contentWindow) { return false; }
     els.iframe.contentWindow.postMessage(Object.assign({ gptstore: true }, message), origin);
+    return true;
+  }
+
+  /** "open", asking for the focus once if the customer opened the panel (not if it opened itself). */
+  function sendOpen() {
+    if (toFrame({ type: 'open', focus: state.focusOnOpen })) { state.focusOnOpen = false; }
   }
 
   function onFrameMessage(event) {
@@ -269,7 +280,7 @@
       state.frameReady = true;
       toFrame({ type: 'visitor', token: readVisitor() });
       if (state.identity) { toFrame({ type: 'identify', identity: state.identity }); }
-      toFrame({ type: state.open ? 'open' : 'close' });
+      if (state.open) { sendOpen(); } else { toFrame({ type: 'close' }); }
     } else if (data.type === 'close') {
       if (state.open) { setOpen(false, true); }
     } else if (data.type === 'open') {

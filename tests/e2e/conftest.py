@@ -82,6 +82,7 @@ class HostSite:
         self.html = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title></head>
 <body style="font-family: sans-serif; margin: 40px"><h1>{title}</h1><p>Welcome to our shop.</p>
+<input id="search" type="search" aria-label="Search the shop" placeholder="Search shoes">
 <script src="{gpt_store_url}/static/chat/widget.js" data-widget="{widget_key}" async></script></body></html>"""
 
 

@@ -65,12 +65,24 @@ def test_a_customer_chats_and_an_agent_takes_over(context, shop, host_site):
     panel.locator("#gs-input").press("Enter")
     expect(agent.locator("#conversation-table tbody tr").first).to_contain_text("Hello again", timeout=30_000)
 
+    # The customer closes the panel and goes back to the shop (its search box has the keyboard).
+    customer.locator(f"#gptstore-chat-{shop['widget'].public_key} button.gs-launcher").click()
+    expect(panel.locator("#gs-input")).to_be_hidden()
+    customer.locator("#search").click()
+
     row.locator("a").click()
     expect(agent.locator("#transcript")).to_contain_text("Where is my order? <b>asap</b>")
     expect(agent.locator("#transcript .tmsg-customer .badge").first).to_have_text(
         re.compile("negative|neutral|positive"))
     agent.click("#take-over")
     expect(agent.locator("#conversation-status")).to_have_text("With an agent")
+    # A person joined: the panel opens by itself, but leaves the customer's keyboard in the shop.
+    launcher = customer.locator(f"#gptstore-chat-{shop['widget'].public_key} button.gs-launcher")
+    expect(launcher).to_have_attribute("aria-expanded", "true", timeout=15_000)
+    expect(panel.locator("#gs-status")).to_be_visible()
+    customer.keyboard.type("boots")
+    expect(customer.locator("#search")).to_have_value("boots")
+    expect(panel.locator("#gs-input")).to_have_value("")
     agent.fill("#reply-text", "Hi, I'm Sam. Your parcel leaves today.")
     agent.click("#reply-send")
     expect(panel.locator(".gs-msg.gs-agent").last).to_have_text("Hi, I'm Sam. Your parcel leaves today.",
@@ -133,3 +145,26 @@ def test_the_widget_works_on_a_phone_sized_screen(browser, shop, host_site):
     panel.locator("#gs-close").click()
     expect(page.locator(f"#gptstore-chat-{shop['widget'].public_key} button.gs-launcher")).to_be_visible()
     context.close()
+
+
+def test_the_widget_is_usable_by_keyboard_alone(context, shop, host_site):
+    page = context.new_page()
+    page.goto(host_site.origin)
+    launcher = page.locator(f"#gptstore-chat-{shop['widget'].public_key} button.gs-launcher")
+    panel = page.frame_locator(f"#gptstore-chat-{shop['widget'].public_key} iframe")
+    expect(launcher).to_be_visible()
+    page.keyboard.press("Tab")  # the shop's search box
+    page.keyboard.press("Tab")  # then the launcher
+    expect(launcher).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(launcher).to_have_attribute("aria-expanded", "true")
+    expect(panel.locator("#gs-input")).to_be_focused()
+    # Keys typed now reach the message box (the browser's keyboard is in the panel, not only its DOM focus).
+    page.keyboard.type("Typed without a mouse")
+    expect(panel.locator("#gs-input")).to_have_value("Typed without a mouse")
+    page.keyboard.press("Enter")
+    expect(panel.locator(".gs-msg.gs-customer").last).to_have_text("Typed without a mouse", timeout=20_000)
+    page.keyboard.press("Escape")
+    expect(launcher).to_have_attribute("aria-expanded", "false")
+    expect(launcher).to_be_focused()
+    expect(page.locator("#search")).to_have_value("")
