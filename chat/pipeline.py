@@ -15,7 +15,6 @@ import weakref
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 from django.db import transaction
 
 from chat import assistant, presence
@@ -24,6 +23,7 @@ from chat.handoff import TOLD_HUMAN_IS_COMING, TOLD_NOBODY_ONLINE, HandoffRules,
 from chat.models import Conversation, ConversationStatus, Message, Widget
 from chat.sentiment import ScoringTarget, record_sentiment, score_text, scoring_target
 from core.background import in_background
+from core.broadcast import notify
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +108,8 @@ async def escalate(conversation_id: int, reason: str) -> None:
     online = await presence.agents_online(conversation.organization_id)
     await sync_to_async(set_status)(conversation, ConversationStatus.NEEDS_HUMAN, reason=reason,
                                     system_text=TOLD_HUMAN_IS_COMING if online else TOLD_NOBODY_ONLINE)
-    if not online:
-        await get_channel_layer().group_send(conversation_group(conversation_id), {"type": "chat.ask_email"})
+    if not online:  # after the status and the notice just announced (notify keeps the order)
+        notify(conversation_group(conversation_id), {"type": "chat.ask_email"})
 
 
 async def handle_customer_message(arrived: Incoming) -> None:

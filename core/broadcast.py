@@ -1,9 +1,12 @@
 """Announce changes over the channel layer ("the doorbell"; the database is the source of truth).
 
-Web code runs inside Daphne's event loop (or a sync view that async_to_sync can hop back from),
-so it sends directly. Celery workers and CLI commands have no loop of their own: calling
-async_to_sync there per message makes channels_redis reuse connections of closed loops ("Event
-loop is closed"), so they use one long-lived event loop thread for every send.
+Web code runs in Daphne's event loop, or in a sync_to_async thread that belongs to it: its sends go
+through that loop's outbox, one after another in the order they were made, and the caller does not
+wait for Redis (a sync thread used to block on every send: Channels runs all database work on one
+such thread, so each doorbell held up every socket's next write). Celery workers and CLI commands
+have no loop of their own: calling async_to_sync there per message makes channels_redis reuse
+connections of closed loops ("Event loop is closed"), so they use one long-lived event loop thread
+for every send.
 """
 
 from __future__ import annotations
@@ -11,14 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 
 from core.background import in_background
@@ -92,16 +97,60 @@ def notify_coalesced(group: str, message: dict, merge: Callable[[dict, dict], di
     _call(group, _coalesced_send, group, message, merge, window)
 
 
-def _call(group: str, send: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+Send = Callable[..., Coroutine[Any, Any, None]]
+
+
+def _call(group: str, send: Send, *args: Any) -> None:
     try:
-        if _use_loop_thread or _loop_running_here():
+        if _use_loop_thread:
             future = LoopThread.get().submit(send(*args))
             future.add_done_callback(_log_failure)
-        else:
+        elif (loop := _running_loop()) is not None:
+            _Outbox.of(loop).put(group, send, args)
+        elif (loop := _owning_loop()) is not None:
+            loop.call_soon_threadsafe(lambda: _Outbox.of(loop).put(group, send, args))
+        else:  # a sync thread of no loop (a management command without background_loop, a test)
             async_to_sync(send)(*args)
     except Exception as error:  # the channel layer must never break a database write or a training step
         # One line, not a traceback: with Redis down this fires on every progress step.
         logger.warning("could not notify group %s: %s", group, error)
+
+
+class _Outbox:
+    """One event loop's sends, made one at a time in the order they were asked for (a message's
+    doorbell never overtakes the one of the message before it)."""
+
+    _per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Outbox] = weakref.WeakKeyDictionary()
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: deque[tuple[str, Send, tuple]] = deque()
+        self.draining = False
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _Outbox:
+        outbox = cls._per_loop.get(loop)
+        if outbox is None:
+            outbox = cls._per_loop[loop] = cls(loop)
+        return outbox
+
+    def put(self, group: str, send: Send, args: tuple) -> None:
+        """Call on the loop's own thread."""
+        self.queue.append((group, send, args))
+        if not self.draining:
+            self.draining = True
+            in_background(self._drain(), self.loop)
+
+    async def _drain(self) -> None:
+        try:
+            while self.queue:
+                group, send, args = self.queue.popleft()
+                try:
+                    await send(*args)
+                except Exception as error:
+                    logger.warning("could not notify group %s: %s", group, error)
+        finally:
+            self.draining = False
 
 
 @dataclass
@@ -139,13 +188,21 @@ async def _flush(loop: asyncio.AbstractEventLoop, group: str, bell: _Doorbell) -
             logger.warning("could not notify group %s: %s", group, error)
 
 
-def _loop_running_here() -> bool:
-    """Sync code called on a thread that runs an event loop cannot use async_to_sync there."""
+def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
-        asyncio.get_running_loop()
+        return asyncio.get_running_loop()
     except RuntimeError:
-        return False
-    return True
+        return None
+
+
+def _owning_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop whose sync_to_async thread this is, if any (where async_to_sync would go back
+    to: asgiref keeps it in a thread local, checked against the pid as asgiref itself does)."""
+    local = SyncToAsync.threadlocal
+    loop = getattr(local, "main_event_loop", None)
+    if loop is None or getattr(local, "main_event_loop_pid", None) != os.getpid() or loop.is_closed():
+        return None
+    return loop
 
 
 def _log_failure(future: Future) -> None:

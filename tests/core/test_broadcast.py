@@ -39,3 +39,34 @@ async def test_a_burst_of_rings_becomes_one_now_and_one_at_the_end_of_the_window
     assert (await asyncio.wait_for(layer.receive(channel), 1))["n"] == 5
     assert asyncio.get_running_loop().time() - started < WINDOW
     await layer.group_discard("bell-test", channel)
+
+
+async def test_sync_code_does_not_wait_for_its_sends_and_they_go_out_in_order(monkeypatch):
+    import random
+
+    from core import broadcast
+
+    release = asyncio.Event()
+    sent: list[int] = []
+
+    async def slow_send(group: str, message: dict) -> None:  # Redis under load, each send a different delay
+        await release.wait()
+        await asyncio.sleep(random.uniform(0, 0.01))
+        sent.append(message["n"])
+
+    monkeypatch.setattr(broadcast, "_group_send", slow_send)
+
+    def ring_twenty() -> None:  # as transaction.on_commit calls it, on Channels' database thread
+        for number in range(20):
+            broadcast.notify("order-test", {"type": "bell", "n": number})
+
+    # Returns although no send can finish yet: the database thread is not held up by Redis.
+    await asyncio.wait_for(sync_to_async(ring_twenty)(), 2)
+    assert sent == []
+    broadcast.notify("order-test", {"type": "bell", "n": 20})  # from the loop itself: same queue, after them
+    release.set()
+    for _ in range(200):
+        if len(sent) == 21:
+            break
+        await asyncio.sleep(0.01)
+    assert sent == list(range(21))
