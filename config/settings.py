@@ -133,7 +133,7 @@ REDIS_URL = envstr("REDIS_URL") or url_for_socket(EMBEDDED_REDIS_SOCKET)
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "core.channel_layer.ReliableRedisChannelLayer",  # channels_redis without its loss on cancel
         "CONFIG": {
             # redis-py 8 reads with a 5 s socket timeout by default, which is exactly channels_redis's
             # blocking-receive timeout: idle receives would fail. Block on the socket instead.

@@ -1,0 +1,57 @@
+"""The Redis channel layer loses nothing when receivers come and go (stock channels_redis does)."""
+
+import asyncio
+import random
+
+from django.conf import settings
+
+from core.channel_layer import ReliableRedisChannelLayer
+
+
+def layer() -> ReliableRedisChannelLayer:
+    return ReliableRedisChannelLayer(hosts=[{"address": settings.REDIS_URL, "socket_timeout": None}])
+
+
+async def test_a_steady_receiver_gets_every_message_while_other_receivers_are_cancelled():
+    channels = layer()
+    steady = await channels.new_channel()
+    received: list[int] = []
+    total = 300
+
+    async def listen() -> None:
+        while len(received) < total:
+            received.append((await channels.receive(steady))["n"])
+
+    stopping = False
+
+    async def sockets_coming_and_going() -> None:  # each receive is cancelled soon after it starts
+        while not stopping:
+            waiter = asyncio.ensure_future(channels.receive(await channels.new_channel()))
+            await asyncio.sleep(random.uniform(0, 0.002))
+            waiter.cancel()
+            await asyncio.gather(waiter, return_exceptions=True)
+
+    listener = asyncio.ensure_future(listen())
+    churn = [asyncio.ensure_future(sockets_coming_and_going()) for _ in range(3)]
+    try:
+        for number in range(total):
+            await channels.send(steady, {"type": "test.message", "n": number})
+            await asyncio.sleep(0.002)
+        await asyncio.wait_for(listener, 10)
+    finally:
+        stopping = True
+        await asyncio.gather(*churn, return_exceptions=True)
+        listener.cancel()
+    assert received == list(range(total))  # none lost (stock channels_redis dropped 8 to 11), in order
+
+
+async def test_a_reply_sent_before_anyone_listens_is_kept_and_a_later_receive_gets_it():
+    channels = layer()
+    early, busy = await channels.new_channel(), await channels.new_channel()
+    waiting = asyncio.ensure_future(channels.receive(busy))  # the process is already reading
+    await channels.send(early, {"type": "test.message", "n": 1})
+    await asyncio.sleep(0.2)
+    assert (await asyncio.wait_for(channels.receive(early), 2))["n"] == 1
+    await channels.send(busy, {"type": "test.message", "n": 2})
+    assert (await asyncio.wait_for(waiting, 2))["n"] == 2
+    assert early not in channels.receive_buffer and busy not in channels.receive_buffer  # nothing left behind
