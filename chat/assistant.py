@@ -22,6 +22,10 @@ logger = logging.getLogger(__name__)
 
 HISTORY_MESSAGES = 24
 HISTORY_CHARACTERS = 6000  # ~1,500 tokens: leaves the model's context for the system prompt and reply
+# Small dialogue models loop ("I'm here to help" ten times): a light OpenAI-style frequency penalty
+# on the bot's replies. With the bundled SmolLM2 on the demo's questions, 0.4 took the share of
+# distinct words in a 160-token answer from 0.21-0.45 to 0.47-0.69 without hurting the answers.
+BOT_FREQUENCY_PENALTY = 0.4
 ROLES: dict[str, str] = {Author.CUSTOMER: "user", Author.BOT: "assistant", Author.AGENT: "assistant"}
 
 # The bot replies being written in this process, by conversation: set to stop one.
@@ -93,7 +97,7 @@ async def reply(conversation_id: int) -> None:
     request = GenerationRequest(
         request_id=new_request_id(), model_key=deployment.model_key,
         messages=with_system_prompt(turns, deployment.system_prompt), max_tokens=deployment.max_tokens,
-        temperature=deployment.temperature, top_p=deployment.top_p)
+        temperature=deployment.temperature, top_p=deployment.top_p, frequency_penalty=BOT_FREQUENCY_PENALTY)
     stop = _stop_signals[conversation_id] = asyncio.Event()
     await layer.group_send(group, {"type": "chat.typing", "who": "bot", "typing": True, "name": ""})
     text, result = "", None

@@ -35,9 +35,6 @@ def check_options(body: ChatCompletionRequest) -> None:
         raise bad_request("Only n=1 is supported.", param="n", code="unsupported_parameter")
     if body.logprobs:
         raise bad_request("logprobs are not supported.", param="logprobs", code="unsupported_parameter")
-    for name in ("frequency_penalty", "presence_penalty"):
-        if getattr(body, name):
-            raise bad_request(f"{name} is not supported (only 0).", param=name, code="unsupported_parameter")
 
 
 def normalize_messages(body: ChatCompletionRequest) -> list[dict]:
@@ -92,6 +89,7 @@ def build_request(target: Target, body: ChatCompletionRequest) -> GenerationRequ
         request_id=new_request_id(), model_key=target.model_key,
         messages=with_system_prompt(normalize_messages(body), target.system_prompt),
         max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop, seed=body.seed,
+        frequency_penalty=body.frequency_penalty or 0.0, presence_penalty=body.presence_penalty or 0.0,
     )
 
 

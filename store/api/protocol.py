@@ -91,8 +91,8 @@ class ChatCompletionRequest(BaseModel):
     store: bool | None = None
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None
-    frequency_penalty: float | None = None
-    presence_penalty: float | None = None
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
     logprobs: bool | None = None
 
 

@@ -20,7 +20,7 @@ from store.serving.counters import EngineCounters
 from store.serving.kv_cache import keep_rows, left_pad, merge_caches, new_batch_cache, to_slab_cache
 from store.serving.model_cache import Lease, ModelEntry
 from store.serving.protocol import CANCELLED, GenerationRequest
-from store.serving.sampling import SamplingState, choose_tokens, row_generator
+from store.serving.sampling import RowSampling, SamplingState, choose_tokens, row_generator
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +117,10 @@ class Row:
         return self.lease.adapter
 
     @property
-    def sampling(self) -> tuple[float, float, torch.Generator | None]:
-        return self.request.temperature, self.request.top_p, self.generator
+    def sampling(self) -> RowSampling:
+        request = self.request
+        return RowSampling(request.temperature, request.top_p, self.generator, request.frequency_penalty,
+                           request.presence_penalty)
 
     def accept(self, token: int) -> bool:
         """Take the next token; True when the row has finished."""

@@ -56,6 +56,9 @@ class GenerationRequest:
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     expires_at: float | None = None
+    #: OpenAI's penalties (-2 to 2) on tokens already generated: per occurrence, and once per token.
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
     #: Keep generating past the end-of-turn token, up to max_tokens (benchmarks and tests only).
     ignore_eos: bool = False
 

@@ -31,6 +31,7 @@ async def test_it_acks_stores_and_streams_the_bot_reply(widget, scripted_bot, sc
     history = scripted_bot.requests[0].messages
     assert history[0]["role"] == "system" and history[-1] == {"role": "user",
                                                               "content": "How long do I have to return shoes?"}
+    assert scripted_bot.requests[0].frequency_penalty > 0  # small models loop without one
     texts = await sync_to_async(lambda: list(Message.objects.order_by("seq").values_list("author", "text")))()
     assert texts == [("customer", "How long do I have to return shoes?"), ("bot", "".join(BOT_PIECES))]
     await socket.disconnect()

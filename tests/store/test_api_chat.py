@@ -33,7 +33,8 @@ def chat(model="acme-support", **extra):
     ({"n": 2}, "n"),
     ({"logprobs": True}, "logprobs"),
     ({"top_logprobs": 2}, "top_logprobs"),
-    ({"presence_penalty": 0.5}, "presence_penalty"),
+    ({"presence_penalty": 2.5}, "presence_penalty"),
+    ({"frequency_penalty": -3}, "frequency_penalty"),
     ({"logit_bias": {"1": 2}}, "logit_bias"),
     ({"bogus_option": 1}, "bogus_option"),
     ({"temperature": 3}, "temperature"),
@@ -135,3 +136,15 @@ def test_deployment_system_prompt_goes_first(alice_deployment):
                                   Deployment.objects.get().system_prompt)
     assert messages[0] == {"role": "system", "content": "You are Acme's assistant.\n\nBe brief."}
     assert messages[1:] == [{"role": "user", "content": "Hi"}]
+
+
+def test_penalties_reach_the_engine_request():
+    from store.api.completions import build_request
+    from store.api.protocol import ChatCompletionRequest
+    from store.api.targets import Target
+
+    target = Target("bot", "deployment", "dialogue", "base:x", "org", 0, "x")
+    body = ChatCompletionRequest.model_validate(chat(frequency_penalty=0.7, presence_penalty=-0.5))
+    request = build_request(target, body)
+    assert (request.frequency_penalty, request.presence_penalty) == (0.7, -0.5)
+    assert build_request(target, ChatCompletionRequest.model_validate(chat())).frequency_penalty == 0.0
