@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections import OrderedDict
 
 from channels_redis.core import RedisChannelLayer
 
 logger = logging.getLogger(__name__)
 
 READ_RETRY_SECONDS = 0.5  # after a Redis error (a restart, pools closed by flush())
+CLOSED_REMEMBERED = 10_000  # channels whose receiver went away: late messages to them are dropped
 
 
 class ReliableRedisChannelLayer(RedisChannelLayer):
@@ -29,6 +31,9 @@ class ReliableRedisChannelLayer(RedisChannelLayer):
         super().__init__(*args, **kwargs)
         self._readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = (
             weakref.WeakKeyDictionary())
+        # A message that arrives after its socket closed (a group send in flight) would otherwise sit
+        # in a buffer nobody reads until the process restarts.
+        self._closed: OrderedDict[str, None] = OrderedDict()
 
     async def receive(self, channel: str) -> dict:
         if "!" not in channel:  # a normal channel (no one in this project uses them): stock behaviour
@@ -37,14 +42,18 @@ class ReliableRedisChannelLayer(RedisChannelLayer):
         process_channel = self.non_local_name(channel)
         assert process_channel.endswith(self.client_prefix + "!"), "Wrong client prefix"
         self._start_reader(process_channel)
+        self._closed.pop(channel, None)
         queue = self.receive_buffer[channel]
         try:
             message = await queue.get()  # a cancelled get leaves the message in the queue
         except asyncio.CancelledError:
             # The receiver is going away (a closed socket) or gave up: like stock channels_redis,
-            # forget its buffer, so channels nobody reads do not pile up.
+            # forget its buffer, and (unlike it) drop what still arrives for it.
             if self.receive_buffer.get(channel) is queue:
                 del self.receive_buffer[channel]
+            self._closed[channel] = None
+            if len(self._closed) > CLOSED_REMEMBERED:
+                self._closed.popitem(last=False)
             raise
         if queue.empty() and self.receive_buffer.get(channel) is queue:
             del self.receive_buffer[channel]
@@ -69,4 +78,5 @@ class ReliableRedisChannelLayer(RedisChannelLayer):
                 await asyncio.sleep(READ_RETRY_SECONDS)
                 continue
             for name in target if isinstance(target, list) else [target]:
-                self.receive_buffer[name].put_nowait(message)
+                if name not in self._closed:
+                    self.receive_buffer[name].put_nowait(message)

@@ -55,3 +55,16 @@ async def test_a_reply_sent_before_anyone_listens_is_kept_and_a_later_receive_ge
     await channels.send(busy, {"type": "test.message", "n": 2})
     assert (await asyncio.wait_for(waiting, 2))["n"] == 2
     assert early not in channels.receive_buffer and busy not in channels.receive_buffer  # nothing left behind
+
+
+async def test_messages_for_a_receiver_that_went_away_are_not_kept():
+    channels = layer()
+    gone, alive = await channels.new_channel(), await channels.new_channel()
+    waiter = asyncio.ensure_future(channels.receive(gone))
+    await asyncio.sleep(0.05)
+    waiter.cancel()  # its socket closed
+    await asyncio.gather(waiter, return_exceptions=True)
+    await channels.send(gone, {"type": "test.message", "n": 1})  # a group send that was already on its way
+    await channels.send(alive, {"type": "test.message", "n": 2})
+    assert (await asyncio.wait_for(channels.receive(alive), 2))["n"] == 2  # read after the late one
+    assert gone not in channels.receive_buffer
