@@ -175,17 +175,15 @@ async def _coalesced_send(group: str, message: dict, merge: Callable[[dict, dict
         await _group_send(group, message)
         return
     bell.pending = message
-    loop.call_later(wait, lambda: in_background(_flush(loop, group, bell), loop))
+    loop.call_later(wait, _flush, loop, group, bell)
 
 
-async def _flush(loop: asyncio.AbstractEventLoop, group: str, bell: _Doorbell) -> None:
+def _flush(loop: asyncio.AbstractEventLoop, group: str, bell: _Doorbell) -> None:
+    """End of the window (on the loop's thread): the folded message joins the loop's outbox."""
     message, bell.pending = bell.pending, None
     bell.last_sent = loop.time()
     if message is not None:
-        try:
-            await _group_send(group, message)
-        except Exception as error:
-            logger.warning("could not notify group %s: %s", group, error)
+        _Outbox.of(loop).put(group, _group_send, (group, message))
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -49,15 +49,18 @@ class ReliableRedisChannelLayer(RedisChannelLayer):
         except asyncio.CancelledError:
             # The receiver is going away (a closed socket) or gave up: like stock channels_redis,
             # forget its buffer, and (unlike it) drop what still arrives for it.
-            if self.receive_buffer.get(channel) is queue:
-                del self.receive_buffer[channel]
             self._closed[channel] = None
             if len(self._closed) > CLOSED_REMEMBERED:
                 self._closed.popitem(last=False)
+            self._forget(channel, queue)
             raise
-        if queue.empty() and self.receive_buffer.get(channel) is queue:
-            del self.receive_buffer[channel]
+        if queue.empty():
+            self._forget(channel, queue)
         return message
+
+    def _forget(self, channel: str, queue: asyncio.Queue) -> None:
+        if self.receive_buffer.get(channel) is queue:
+            del self.receive_buffer[channel]
 
     def _start_reader(self, process_channel: str) -> None:
         loop = asyncio.get_running_loop()

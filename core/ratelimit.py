@@ -14,19 +14,30 @@ from dataclasses import dataclass
 
 from core.redis_client import async_redis
 
-_BUCKET = """
+# Shared by both scripts: the clock, and a bucket's level refilled at capacity per minute.
+_REFILL = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local function level(key, capacity)
+  local state = redis.call('HMGET', key, 'tokens', 'ts')
+  local tokens = tonumber(state[1])
+  local ts = tonumber(state[2])
+  if tokens == nil then return capacity end
+  return math.min(capacity, tokens + (now - ts) * capacity / 60.0)
+end
+local function store(key, capacity, tokens)
+  redis.call('HSET', key, 'tokens', tokens, 'ts', now)
+  redis.call('EXPIRE', key, 120 + math.ceil(60 * math.max(0, capacity - tokens) / capacity))
+end
+"""
+
+_BUCKET = _REFILL + """
 local key = KEYS[1]
 local capacity = tonumber(ARGV[1])
 local rate = capacity / 60.0
 local cost = tonumber(ARGV[2])
 local mode = ARGV[3]            -- 'take': take cost if available; 'peek': allow if > 0; 'charge': always take
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local state = redis.call('HMGET', key, 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil then tokens = capacity; ts = now end
-tokens = math.min(capacity, tokens + (now - ts) * rate)
+local tokens = level(key, capacity)
 local allowed = 1
 local retry = 0
 if mode == 'take' then
@@ -36,32 +47,23 @@ elseif mode == 'peek' then
 else
   tokens = math.max(tokens - cost, -capacity)
 end
-redis.call('HSET', key, 'tokens', tokens, 'ts', now)
-redis.call('EXPIRE', key, 120 + math.ceil(60 * math.max(0, capacity - tokens) / capacity))
+store(key, capacity, tokens)
 return {allowed, tostring(retry), tostring(tokens)}
 """
 
 
 # Take one unit from every bucket, or from none when any is empty (one round trip for a chat
 # message's per-visitor and per-IP limits). Returns {allowed, index of the empty bucket, retry}.
-_TAKE_ALL = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+_TAKE_ALL = _REFILL + """
 local levels = {}
 for i, key in ipairs(KEYS) do
   local capacity = tonumber(ARGV[i])
-  local state = redis.call('HMGET', key, 'tokens', 'ts')
-  local tokens = tonumber(state[1])
-  local ts = tonumber(state[2])
-  if tokens == nil then tokens = capacity; ts = now end
-  tokens = math.min(capacity, tokens + (now - ts) * capacity / 60.0)
+  local tokens = level(key, capacity)
   if tokens < 1 then return {0, i, tostring((1 - tokens) * 60.0 / capacity)} end
   levels[i] = tokens - 1
 end
 for i, key in ipairs(KEYS) do
-  local capacity = tonumber(ARGV[i])
-  redis.call('HSET', key, 'tokens', levels[i], 'ts', now)
-  redis.call('EXPIRE', key, 120 + math.ceil(60 * math.max(0, capacity - levels[i]) / capacity))
+  store(key, tonumber(ARGV[i]), levels[i])
 end
 return {1, 0, '0'}
 """
@@ -75,6 +77,9 @@ class Decision:
     limit: int
 
 
+_scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _script(source: str):
     """The script bound to this loop's client: called by its sha (EVALSHA), not re-sent every time."""
     client = async_redis()
@@ -82,9 +87,6 @@ def _script(source: str):
     if source not in scripts:
         scripts[source] = client.register_script(source)
     return scripts[source]
-
-
-_scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 async def _run(key: str, limit: int, cost: int, mode: str) -> Decision:

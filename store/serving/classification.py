@@ -80,14 +80,14 @@ def classify(entry: ModelEntry, adapter: str, texts: list[str]) -> tuple[list[di
     number of forward calls it took (texts of similar length go through together)."""
     model = entry.peft if entry.peft is not None else entry.model
     device = entry.model.device
-    unpadded = entry.tokenizer(texts, truncation=True, max_length=entry.context_length)["input_ids"]
-    lengths = [len(ids) for ids in unpadded]
+    tokenized = entry.tokenizer(texts, truncation=True, max_length=entry.context_length)  # once, unpadded
+    lengths = [len(ids) for ids in tokenized["input_ids"]]
     labels = entry.labels
     results: list[dict] = [{} for _ in texts]
     groups = length_groups(lengths)
     for group in groups:
-        encoded = entry.tokenizer([texts[i] for i in group], padding=True, truncation=True,
-                                  max_length=entry.context_length, return_tensors="pt").to(device)
+        encoded = entry.tokenizer.pad({name: [values[i] for i in group] for name, values in tokenized.items()},
+                                      padding=True, return_tensors="pt").to(device)
         with torch.inference_mode(), _adapter_context(entry, adapter):
             logits = model(**encoded).logits
         probabilities = torch.softmax(logits.float(), dim=-1).cpu()
