@@ -60,3 +60,34 @@ def note(conversation: Conversation, agent, text: str) -> Message:
     """A private note for the team: stored in the transcript, never sent to the customer."""
     message, _ = append_message(conversation, Author.AGENT, _clean(text), agent=agent, internal=True)
     return message
+
+
+def mark_wrong(conversation: Conversation, agent, seq: int) -> Message:
+    """An agent flags a bot reply as wrong (counted on the review page; the reply stays in the transcript)."""
+    message = conversation.messages.filter(seq=seq, author=Author.BOT).first()
+    if message is None:
+        raise ValidationError("Only a bot reply can be marked wrong.")
+    if message.marked_wrong_at is None:
+        Message.objects.filter(pk=message.pk).update(marked_wrong_at=timezone.now(), marked_wrong_by=agent)
+        message.refresh_from_db()
+    return message
+
+
+def save_as_answer(conversation: Conversation, agent, seq: int):
+    """An agent's reply becomes a knowledge entry: the customer's question before it, and the reply as
+    its answer, in the knowledge base the conversation's bot answers from — the next customer gets it."""
+    from knowledge.models import DeploymentKnowledge
+    from knowledge.sources import save_answer
+
+    reply_ = conversation.messages.filter(seq=seq, author=Author.AGENT, internal=False).first()
+    if reply_ is None:
+        raise ValidationError("Only a reply an agent sent to the customer can be saved as an answer.")
+    question = conversation.messages.filter(seq__lt=seq, author=Author.CUSTOMER).order_by("-seq").first()
+    if question is None:
+        raise ValidationError("There is no customer question before that reply.")
+    attached = DeploymentKnowledge.objects.filter(deployment_id=conversation.widget.deployment_id,
+                                                  knowledge_base__isnull=False).select_related("knowledge_base").first()
+    if attached is None or attached.knowledge_base is None:
+        raise ValidationError("The bot of this conversation has no knowledge base to save the answer in.")
+    return save_answer(attached.knowledge_base, question.text, reply_.text, user=agent,
+                       title=f"Saved from conversation #{conversation.pk}: {question.text[:120]}")

@@ -1,4 +1,5 @@
-"""The bot's reply: the conversation's history through the serving engine, streamed to the widget."""
+"""The bot's reply: the conversation's history through knowledge/replies.py (the deployment's knowledge
+base, answer policy and checks, or its model on its own), streamed to the widget."""
 
 from __future__ import annotations
 
@@ -12,11 +13,9 @@ from channels.layers import get_channel_layer
 from chat.conversations import append_message, conversation_group, set_status
 from chat.handoff import TOLD_BOT_UNAVAILABLE
 from chat.models import Author, Conversation, ConversationStatus
-from store.api.completions import with_system_prompt
+from knowledge.replies import ReplyResult, Sampling, Served, stream_reply
 from store.models import DeploymentStatus
-from store.serving.client import InferenceError, InferenceUnavailable, new_request_id, stream_generation
-from store.serving.protocol import GenerationRequest
-from store.usage import record_usage
+from store.serving.client import InferenceError, InferenceUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -68,13 +67,12 @@ def _prepare(conversation_id: int):
     return conversation, conversation.widget.deployment, history(conversation)
 
 
-def _finish(conversation_id: int, text: str, result: dict, deployment_slug: str) -> bool:
+def _finish(conversation_id: int, result: ReplyResult) -> bool:
     conversation = Conversation.objects.get(pk=conversation_id)
     if conversation.status != ConversationStatus.BOT:
         return False  # an agent took over while the bot was typing: their word wins
-    append_message(conversation, Author.BOT, text.strip() or "…")
-    record_usage(conversation.organization_id, deployment_slug, result.get("prompt_tokens", 0),
-                 result.get("completion_tokens", 0), source="widget")
+    record = result.record() if result.outcome != "generated" else {}
+    append_message(conversation, Author.BOT, result.text.strip() or "…", knowledge=record)
     return True
 
 
@@ -85,43 +83,42 @@ def _bot_unavailable(conversation_id: int) -> None:
                    system_text=TOLD_BOT_UNAVAILABLE)
 
 
-async def reply(conversation_id: int) -> None:
-    """Generate and store the bot's answer; on any serving failure, hand over to a human — never silence."""
+async def reply(conversation_id: int) -> ReplyResult | None:
+    """Write, stream and store the bot's answer; on any serving failure, hand over to a human — never
+    silence. Returns the stored reply (its `handoff` says the bot did not know and a person should
+    take over), or None when nothing was stored."""
     conversation, deployment, turns = await sync_to_async(_prepare)(conversation_id)
     if not turns:
-        return
+        return None
     layer, group = get_channel_layer(), conversation_group(conversation_id)
     if deployment.status != DeploymentStatus.ACTIVE:
         await sync_to_async(_bot_unavailable)(conversation_id)
-        return
-    request = GenerationRequest(
-        request_id=new_request_id(), model_key=deployment.model_key,
-        messages=with_system_prompt(turns, deployment.system_prompt), max_tokens=deployment.max_tokens,
-        temperature=deployment.temperature, top_p=deployment.top_p, frequency_penalty=BOT_FREQUENCY_PENALTY)
+        return None
     stop = _stop_signals[conversation_id] = asyncio.Event()
     await layer.group_send(group, {"type": "chat.typing", "who": "bot", "typing": True, "name": ""})
-    text, result = "", None
+    result: ReplyResult | None = None
     try:
         # Closing the stream early (an agent took over) tells the worker to stop generating this row.
-        async with contextlib.aclosing(stream_generation(request)) as stream:
+        async with contextlib.aclosing(stream_reply(Served.deployment(deployment), turns, source="widget",
+                                                    sampling=Sampling(frequency_penalty=BOT_FREQUENCY_PENALTY))
+                                       ) as stream:
             async for event in stream:
                 if stop.is_set():
                     logger.info("bot reply for conversation %s stopped: an agent took over", conversation_id)
                     break
-                if event.kind == "text":
-                    text += event.text
+                if event.kind == "text" and event.text:
                     await layer.group_send(group, {"type": "chat.token", "text": event.text})
                 elif event.kind == "done":
-                    result = event.info or {}
-                    text = result.get("text", text)
+                    result = event.result
     except (InferenceError, InferenceUnavailable) as error:
         logger.warning("bot reply for conversation %s failed: %s", conversation_id, error)
         await layer.group_send(group, {"type": "chat.typing", "who": "bot", "typing": False, "name": ""})
         await sync_to_async(_bot_unavailable)(conversation_id)
-        return
+        return None
     finally:
         if _stop_signals.get(conversation_id) is stop:
             del _stop_signals[conversation_id]
     await layer.group_send(group, {"type": "chat.typing", "who": "bot", "typing": False, "name": ""})
-    if result is not None and not stop.is_set():
-        await sync_to_async(_finish)(conversation_id, text, result, deployment.slug)
+    if result is None or stop.is_set():
+        return None
+    return result if await sync_to_async(_finish)(conversation_id, result) else None

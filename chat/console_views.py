@@ -83,6 +83,13 @@ def conversation_live(request: HttpRequest, conversation_id: int) -> HttpRespons
     return render(request, "chat/partials/conversation_live.html", _conversation_context(conversation))
 
 
+def _seq(request: HttpRequest) -> int:
+    value = request.POST.get("seq", "")
+    if not value.isdigit():
+        raise ValidationError("Which message? (seq is missing)")
+    return int(value)
+
+
 @require_POST
 @organization_required
 def conversation_action(request: HttpRequest, conversation_id: int, action: str) -> HttpResponse:
@@ -98,6 +105,11 @@ def conversation_action(request: HttpRequest, conversation_id: int, action: str)
             agents.reply(conversation, request.user, request.POST.get("text", ""))
         elif action == "note":
             agents.note(conversation, request.user, request.POST.get("text", ""))
+        elif action == "mark-wrong":
+            agents.mark_wrong(conversation, request.user, _seq(request))
+        elif action == "save-answer":
+            source = agents.save_as_answer(conversation, request.user, _seq(request))
+            messages.success(request, f"Saved to {source.knowledge_base.name}: the bot answers it once it is embedded.")
         else:
             return HttpResponse(status=404)
     except ValidationError as error:

@@ -33,6 +33,12 @@ def console_group(organization_id: int) -> str:
     return f"chat-console-{organization_id}"
 
 
+def sources_of(message: Message) -> list[dict]:
+    """The citations a customer sees under a bot reply: where it comes from, and a link if there is one."""
+    return [{"title": passage.get("title", ""), "url": passage.get("url", "")}
+            for passage in (message.knowledge or {}).get("passages", [])]
+
+
 def message_payload(message: Message) -> dict:
     return {
         "seq": message.seq, "author": message.author, "text": message.text,
@@ -40,14 +46,17 @@ def message_payload(message: Message) -> dict:
         "agent": (message.agent.get_full_name() or message.agent.username) if message.agent else None,
         "sentiment": ({"label": message.sentiment_label, "score": message.sentiment_score,
                        "value": message.sentiment_value} if message.sentiment_label else None),
+        "sources": sources_of(message),
+        "knowledge": message.knowledge or None,
+        "marked_wrong": message.marked_wrong_at is not None,
     }
 
 
 def customer_payload(message: Message) -> dict:
-    """What the widget sees: no sentiment, no internal fields."""
+    """What the widget sees: no sentiment, no internal fields, no confidence: only the sources."""
     payload = message_payload(message)
-    payload.pop("sentiment")
-    payload.pop("internal")
+    for private in ("sentiment", "internal", "knowledge", "marked_wrong"):
+        payload.pop(private)
     return payload
 
 
@@ -96,7 +105,7 @@ def _take_seq(conversation_id: int, now, customer_text: str | None) -> int:
 
 
 def append_message(conversation: Conversation, author: str, text: str, *, agent=None, internal: bool = False,
-                   client_id: str = "") -> tuple[Message, bool]:
+                   client_id: str = "", knowledge: dict | None = None) -> tuple[Message, bool]:
     """Store a message with the next sequence number; returns (message, created).
 
     A message resent with the same client_id (the customer's reconnecting widget) is not stored
@@ -109,7 +118,8 @@ def append_message(conversation: Conversation, author: str, text: str, *, agent=
                 now = timezone.now()
                 seq = _take_seq(conversation.pk, now, text if author == Author.CUSTOMER else None)
                 message = Message.objects.create(conversation=conversation, seq=seq, author=author, text=text,
-                                                 agent=agent, internal=internal, client_id=client_id, created_at=now)
+                                                 agent=agent, internal=internal, client_id=client_id, created_at=now,
+                                                 knowledge=knowledge or {})
                 _broadcast_message(conversation, message)
                 return message, True
         except IntegrityError:

@@ -14,6 +14,8 @@ ROLLING_WEIGHT = 0.5
 TOLD_HUMAN_IS_COMING = "I'm bringing in a member of our support team — someone will join this chat shortly."
 TOLD_NOBODY_ONLINE = ("No one from our team is online right now. Leave your email address here and we will "
                       "reply as soon as we are back.")
+# The escalation reason when the knowledge base did not cover the question (the insights page counts them).
+BOT_DID_NOT_KNOW = "the bot did not know"
 TOLD_BOT_UNAVAILABLE = ("Sorry — our assistant is unavailable right now. A member of our team will pick up "
                         "this conversation.")
 

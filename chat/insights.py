@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from django.db.models import Avg, Count, F, Q
 
 from accounts.models import Organization
+from chat.handoff import BOT_DID_NOT_KNOW
 from chat.models import Author, Conversation, Message
 from chat.records import day_bounds
 
@@ -28,8 +29,20 @@ def insights(organization: Organization, start: date, end: date) -> dict:
         average=Avg(F("first_agent_reply_at") - F("escalated_at")))["average"]
     csat = conversations.aggregate(up=Count("pk", filter=Q(csat=1)), down=Count("pk", filter=Q(csat=-1)))
     rated = csat["up"] + csat["down"]
+    total = conversations.count()
+    bot_only = conversations.filter(escalated_at__isnull=True, assignee__isnull=True).count()
+    bot_replies = Message.objects.filter(conversation__organization=organization, author=Author.BOT,
+                                         created_at__range=(low, high))
+    outcomes = Counter(bot_replies.exclude(knowledge={}).values_list("knowledge__outcome", flat=True))
     return {
-        "conversations": conversations.count(),
+        "bot_only": bot_only,
+        "bot_only_percent": round(100 * bot_only / total) if total else None,
+        "did_not_know": outcomes.get("did_not_know", 0),
+        "did_not_know_handoffs": conversations.filter(escalation_reason=BOT_DID_NOT_KNOW).count(),
+        "answered_from_knowledge": sum(outcomes.get(name, 0) for name in ("quoted", "grounded", "replaced")),
+        "replaced": outcomes.get("replaced", 0),
+        "marked_wrong": bot_replies.filter(marked_wrong_at__isnull=False).count(),
+        "conversations": total,
         "messages_scored": sum(totals.values()),
         "totals": dict(totals),
         "distribution": distribution,

@@ -156,6 +156,12 @@ class Message(models.Model):
     sentiment_label = models.CharField(max_length=40, blank=True)
     sentiment_score = models.FloatField(null=True, blank=True, help_text="probability of the label")
     sentiment_value = models.FloatField(null=True, blank=True, help_text="P(positive) - P(negative), -1..1")
+    # A bot reply from knowledge: how it was made, its confidence and the passages it used (their text
+    # as they were, so the console shows what the bot saw even after the knowledge base changed).
+    knowledge = models.JSONField(default=dict, blank=True)
+    marked_wrong_at = models.DateTimeField(null=True, blank=True)
+    marked_wrong_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="+")
 
     class Meta:
         ordering = ["seq"]

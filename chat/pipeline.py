@@ -19,7 +19,14 @@ from django.db import transaction
 
 from chat import assistant, presence
 from chat.conversations import conversation_group, set_status
-from chat.handoff import TOLD_HUMAN_IS_COMING, TOLD_NOBODY_ONLINE, HandoffRules, asks_for_human, decide
+from chat.handoff import (
+    BOT_DID_NOT_KNOW,
+    TOLD_HUMAN_IS_COMING,
+    TOLD_NOBODY_ONLINE,
+    HandoffRules,
+    asks_for_human,
+    decide,
+)
 from chat.models import Conversation, ConversationStatus, Message, Widget
 from chat.sentiment import ScoringTarget, record_sentiment, score_text, scoring_target
 from core.background import in_background
@@ -131,7 +138,9 @@ async def handle_customer_message(arrived: Incoming) -> None:
             if decision.escalate:
                 await escalate(conversation_id, decision.reason)
             elif conversation.status == ConversationStatus.BOT:
-                await assistant.reply(conversation_id)
+                answered = await assistant.reply(conversation_id)
+                if answered is not None and answered.handoff:  # it said "I don't know — shall I get someone?"
+                    await escalate(conversation_id, BOT_DID_NOT_KNOW)
         except Exception:
             logger.exception("handling message %s of conversation %s failed", message.pk, conversation_id)
         finally:

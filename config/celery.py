@@ -11,7 +11,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("gptstore")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["core", "store.serving", "finetune", "chat"])
+app.autodiscover_tasks(["core", "store.serving", "finetune", "knowledge", "chat"])
 
 TRAINING_QUEUE = "training"
 INFERENCE_QUEUE = "inference"
@@ -22,6 +22,7 @@ app.conf.task_routes = {
     "finetune.tasks.compute_token_stats": {"queue": INFERENCE_QUEUE},
     "finetune.tasks.*": {"queue": TRAINING_QUEUE},
     "store.serving.tasks.*": {"queue": INFERENCE_QUEUE},
+    "knowledge.tasks.*": {"queue": INFERENCE_QUEUE},
 }
 
 

@@ -2,5 +2,6 @@
 
 from chat.routing import websocket_urlpatterns as chat_routes
 from finetune.routing import websocket_urlpatterns as finetune_routes
+from knowledge.routing import websocket_urlpatterns as knowledge_routes
 
-websocket_urlpatterns = [*finetune_routes, *chat_routes]
+websocket_urlpatterns = [*finetune_routes, *knowledge_routes, *chat_routes]

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "accounts",
     "store",
     "finetune",
+    "knowledge",
     "chat",
 ]
 
@@ -182,6 +183,7 @@ TRAINING_DEVICE = envstr("TRAINING_DEVICE", "auto")
 # --- Limits -------------------------------------------------------------------------------------
 DATASET_MAX_BYTES = envbytes("DATASET_MAX_BYTES", 50 * 1000**2)
 DATASET_MAX_LINE_CHARS = envint("DATASET_MAX_LINE_CHARS", 100_000)
+KNOWLEDGE_MAX_BYTES = envbytes("KNOWLEDGE_MAX_BYTES", 20 * 1000**2)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 SERVING_MEMORY_BUDGET_BYTES = envbytes("SERVING_MEMORY_BUDGET_BYTES", 6 * 1024**3)

@@ -4,11 +4,12 @@ from django.urls import include, path, re_path
 
 from core.views import healthz
 from finetune.api_urls import urlpatterns as finetune_api
+from knowledge.api_urls import urlpatterns as knowledge_api
 from store.api.urls import urlpatterns as store_api
 from store.api.views import not_found as api_not_found
 
 # The OpenAI-compatible API: each app owns its endpoints; they are mounted together under /v1.
-v1 = [*store_api, *finetune_api, re_path(r"^.*$", api_not_found)]
+v1 = [*store_api, *knowledge_api, *finetune_api, re_path(r"^.*$", api_not_found)]
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -16,6 +17,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("finetune/", include("finetune.urls")),
+    path("", include("knowledge.urls")),
     path("", include("chat.urls")),
     path("", include("store.urls")),
 ]

@@ -71,31 +71,50 @@ DEMO_BOT = "acme-support"
 DEMO_SENTIMENT = "acme-sentiment"
 DEMO_FAQ_SUFFIX = "acme-support-faq"
 DEMO_WIDGET_TITLE = "Acme Shoes help"
+DEMO_KNOWLEDGE = "Acme help centre"
+DEMO_KNOWLEDGE_FILE = "acme-faq.md"
+DEMO_KNOWLEDGE_URL = "https://acme-shoes.example/help"
 DEMO_CUSTOMER_ID = "demo-customer-1"
 TRAINING_SYSTEM_PROMPT = ("You are the customer support assistant of Acme Shoes, an online shoe store. Answer in a "
                           "friendly, concise way, using only Acme Shoes' policies.")
 
 
-def demo_system_prompt() -> str:
-    """The bundled model has never seen Acme: its system prompt carries the shop's facts."""
-    return TRAINING_SYSTEM_PROMPT + "\n\n" + (DEMO_DATA / "acme-facts.txt").read_text().strip()
+def ensure_demo_knowledge(organization: Organization):
+    """Acme's help centre (acme-faq.md) as a knowledge base; an inference worker embeds it on first start."""
+    from knowledge import sources
+    from knowledge.models import KnowledgeBase
+
+    knowledge_base = KnowledgeBase.objects.filter(organization=organization, name=DEMO_KNOWLEDGE).first()
+    if knowledge_base is None:
+        knowledge_base = sources.create_knowledge_base(organization, DEMO_KNOWLEDGE,
+                                                       "Shipping, orders, returns, sizes, payment, warranty, contact.")
+    if not knowledge_base.sources.exists():
+        path = DEMO_DATA / DEMO_KNOWLEDGE_FILE
+        sources.add_file(knowledge_base, path.read_bytes(), path.name, url=DEMO_KNOWLEDGE_URL)
+    return knowledge_base
 
 
 def ensure_demo_bot(organization: Organization):
-    """Deploy the tuned FAQ model when one exists, else the bundled SmolLM2 with the facts in its prompt."""
+    """Deploy the tuned FAQ model when one exists, else the bundled SmolLM2; either answers from Acme's
+    knowledge base with the default policy for its size (the bundled 135M model quotes)."""
+    from knowledge import deployments
+    from knowledge.policy import DEFAULT_THRESHOLD, default_policy
     from store import deploy
-    from store.models import TunedModel
+    from store.models import FoundationModel, TunedModel
 
     tuned = TunedModel.objects.filter(organization=organization, suffix=DEMO_FAQ_SUFFIX, task="dialogue").first()
     if tuned is not None:
         choice, prompt = deploy.ModelChoice(tuned=tuned), tuned.default_system_prompt or TRAINING_SYSTEM_PROMPT
     else:
-        from store.models import FoundationModel
-
         choice = deploy.ModelChoice(base=FoundationModel.objects.get(slug="smollm2-135m-instruct"))
-        prompt = demo_system_prompt()
-    return deploy.create_or_update(organization, DEMO_BOT, choice, name="Acme support bot", system_prompt=prompt,
-                                   temperature=0.2, max_tokens=160)
+        prompt = TRAINING_SYSTEM_PROMPT
+    bot = deploy.create_or_update(organization, DEMO_BOT, choice, name="Acme support bot", system_prompt=prompt,
+                                  temperature=0.2, max_tokens=160)
+    current = deployments.current(bot)
+    if current.pk is None or current.knowledge_base is None:
+        deployments.configure(bot, knowledge_base=ensure_demo_knowledge(organization),
+                              policy=default_policy(bot.base.parameter_count), threshold=DEFAULT_THRESHOLD)
+    return bot
 
 
 def ensure_demo_sentiment(organization: Organization):

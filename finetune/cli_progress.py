@@ -50,7 +50,14 @@ class TerminalProgress:
     def format_evaluation(metrics: dict) -> str:
         lines = ["Evaluation:"]
         tuned = metrics.get("tuned", {})
-        if metrics.get("task") == "sentiment":
+        if metrics.get("task") == "embedding":
+            base = (metrics.get("baselines") or {}).get("base", {})
+            for name, row in (("tuned", tuned), ("base", base)):
+                if row:
+                    lines.append(f"  {name}: recall@1 {row.get('recall_at_1', 0):.3f}, "
+                                 f"recall@3 {row.get('recall_at_3', 0):.3f}, MRR {row.get('mrr', 0):.3f} "
+                                 f"({row.get('queries', 0)} queries, {row.get('passages', 0)} passages)")
+        elif metrics.get("task") == "sentiment":
             lines.append(f"  tuned: accuracy {tuned.get('accuracy', 0):.3f}, macro-F1 {tuned.get('macro_f1', 0):.3f}")
             for name, baseline in (metrics.get("baselines") or {}).items():
                 if isinstance(baseline, dict) and "macro_f1" in baseline:

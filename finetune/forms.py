@@ -7,7 +7,8 @@ from store.models import FoundationModel, Method, Task
 
 
 class DatasetUploadForm(forms.Form):
-    file = forms.FileField(help_text="JSONL (chat or text/label) or CSV (text,label). UTF-8.")
+    file = forms.FileField(help_text="JSONL (chat, text/label or query/passage) or CSV (text,label or "
+                                     "query,passage). UTF-8.")
     name = forms.CharField(max_length=120, required=False, help_text="Defaults to the file name.")
     task = forms.ChoiceField(choices=[("", "Detect from the file"), *Task.choices], required=False)
     token_stats_base = forms.ModelChoiceField(

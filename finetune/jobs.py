@@ -22,7 +22,7 @@ from core.broadcast import notify
 from finetune.models import ACTIVE_STATUSES, Dataset, FineTuneJob, JobEvent, JobStatus
 from finetune.training.spec import Hyperparameters, check_combination, default_hyperparameters
 from store.catalog import is_available
-from store.models import FoundationModel, Method
+from store.models import FoundationModel, Method, Task
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +64,11 @@ def hyperparameters_for(base: FoundationModel, task: str, method: str, rows: int
 
 
 def default_method(base: FoundationModel, task: str) -> str:
-    # Small encoders tune fully in about a minute and classify best that way; decoders use LoRA so
-    # many tuned versions share one loaded base when served.
-    return Method.FULL if task == "sentiment" and not base.is_decoder else Method.LORA
+    # Small encoders tune fully in about a minute and classify (or embed) best that way; decoders use
+    # LoRA so many tuned versions share one loaded base when served.
+    if task == Task.EMBEDDING:
+        return Method.FULL
+    return Method.FULL if task == Task.SENTIMENT and not base.is_decoder else Method.LORA
 
 
 def check_job_request(organization: Organization, base: FoundationModel, dataset: Dataset, task: str, method: str,

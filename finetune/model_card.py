@@ -39,12 +39,37 @@ def dialogue_section(metrics: dict) -> list[str]:
             f"{_pct(base.get('token_accuracy'))} |"]
 
 
+def embedding_section(metrics: dict) -> list[str]:
+    tuned, base = metrics.get("tuned", {}), (metrics.get("baselines") or {}).get("base", {})
+    lines = ["## Evaluation (held-out queries)", "",
+             f"Each held-out question is searched among all {tuned.get('passages', '—')} distinct passages of the "
+             "dataset.", "", "| | recall@1 | recall@3 | MRR |", "|---|---|---|---|"]
+    for name, row in (("this model", tuned), ("base model", base)):
+        lines.append(f"| {name} | {_pct(row.get('recall_at_1'))} | {_pct(row.get('recall_at_3'))} | "
+                     f"{_num(row.get('mrr'))} |")
+    return lines
+
+
+_TASK_LINES = {
+    "dialogue": "answers customers in the voice and with the facts of its training conversations",
+    "embedding": "turns questions and passages into vectors, so a question finds the passage that answers it",
+}
+_INTENDED_USE = {
+    "dialogue": "Customer-support replies for the organization that trained it, behind its system prompt and "
+                "handoff rules. Small models can state wrong facts confidently: keep a human in the loop.",
+    "sentiment": "Scoring the sentiment of customer messages so agents see the conversations that go badly first. "
+                 "Trained on a small, synthetic-or-internal set: check it on your own traffic before relying on it.",
+    "embedding": "Retrieval over the organization's own knowledge base: pick it as the knowledge base's embedding "
+                 "model. It was tuned on this organization's questions; check recall on questions it has not seen "
+                 "before relying on it.",
+}
+_SECTIONS = {"sentiment": classification_section, "dialogue": dialogue_section, "embedding": embedding_section}
+
+
 def build_card(job: FineTuneJob, metrics: dict) -> str:
     base, dataset = job.base_model, job.dataset
     hyper = job.hyperparameters
-    task_line = ("answers customers in the voice and with the facts of its training conversations"
-                 if job.task == "dialogue" else
-                 f"classifies a text as one of: {', '.join(dataset.labels)}")
+    task_line = _TASK_LINES.get(job.task, f"classifies a text as one of: {', '.join(dataset.labels)}")
     lines = [
         f"## {job.suffix} — tuned from {base.display_name}",
         "",
@@ -70,16 +95,12 @@ def build_card(job: FineTuneJob, metrics: dict) -> str:
     if distribution:
         lines += ["Label distribution of the training file: "
                   + ", ".join(f"{label} {count}" for label, count in distribution.items()), ""]
-    lines += classification_section(metrics) if job.task == "sentiment" else dialogue_section(metrics)
+    lines += _SECTIONS[job.task](metrics)
     lines += [
         "",
         "## Intended use",
         "",
-        ("Customer-support replies for the organization that trained it, behind its system prompt and "
-         "handoff rules. Small models can state wrong facts confidently: keep a human in the loop."
-         if job.task == "dialogue" else
-         "Scoring the sentiment of customer messages so agents see the conversations that go badly first. "
-         "Trained on a small, synthetic-or-internal set: check it on your own traffic before relying on it."),
+        _INTENDED_USE[job.task],
         "",
         "## Files",
         "",

@@ -4,6 +4,9 @@
 - Stratified by label for classification, so every part keeps the label balance.
 - Near-duplicate texts (same words up to case and punctuation, or MinHash Jaccard >= 0.8 on
   character shingles) form one group and land in one part: a test row never has a twin in train.
+- Retrieval pairs group by query the same way, and pairs that share a passage join one group, so
+  test queries are asked about passages the tuned model never trained on — unless one passage holds
+  so many rows that keeping them together would leave a part empty; then only queries group.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ def normalize(text: str) -> str:
 def row_text(row: dict) -> str:
     if "messages" in row:
         return "\n".join(m["content"] for m in row["messages"] if m["role"] != "system")
+    if "query" in row:
+        return row["query"]
     return row["text"]
 
 
@@ -117,11 +122,31 @@ def check_ratios(ratios: tuple[float, ...] | list[float]) -> list[str]:
     return errors
 
 
+def shared_passage_groups(rows: list[dict], groups: list[int]) -> list[int]:
+    """`groups` with the groups of rows that pair with the same (normalized) passage merged."""
+    merged = _UnionFind(len(rows))
+    first_of_group: dict[int, int] = {}
+    first_of_passage: dict[str, int] = {}
+    for index, (row, group) in enumerate(zip(rows, groups, strict=True)):
+        merged.union(first_of_group.setdefault(group, index), index)
+        merged.union(first_of_passage.setdefault(normalize(row["passage"]), index), index)
+    return [merged.find(i) for i in range(len(rows))]
+
+
 def split_rows(rows: list[dict], ratios=DEFAULT_RATIOS, seed: int = 42) -> dict[str, list[int]]:
     """Row indices per part. Whole near-duplicate groups go to one part, stratified by label."""
     if check_ratios(ratios):
         raise ValueError("; ".join(check_ratios(ratios)))
     groups = near_duplicate_groups([row_text(row) for row in rows])
+    if rows and "passage" in rows[0]:
+        parts = _assign_groups(rows, shared_passage_groups(rows, groups), ratios, seed)
+        starved = any(ratio > 0 and not parts[name] for name, ratio in zip(PARTS, ratios, strict=True))
+        if not starved or len(rows) < len(PARTS):
+            return parts
+    return _assign_groups(rows, groups, ratios, seed)
+
+
+def _assign_groups(rows: list[dict], groups: list[int], ratios, seed: int) -> dict[str, list[int]]:
     members: dict[int, list[int]] = defaultdict(list)
     for index, group in enumerate(groups):
         members[group].append(index)

@@ -17,9 +17,14 @@ def _percentile(ordered: list[int], q: float) -> int:
 
 
 def token_lengths(tokenizer, rows: list[dict], task: str) -> list[int]:
+    """Tokens per row; a retrieval pair counts its longer side (each side is read, and cut, on its own)."""
     if task == "dialogue":
         return [len(tokenizer.apply_chat_template(row["messages"], tokenize=True, return_dict=True)["input_ids"])
                 for row in rows]
+    if task == "embedding":
+        queries = tokenizer([row["query"] for row in rows])["input_ids"]
+        passages = tokenizer([row["passage"] for row in rows])["input_ids"]
+        return [max(len(query), len(passage)) for query, passage in zip(queries, passages, strict=True)]
     return [len(ids) for ids in tokenizer([row["text"] for row in rows])["input_ids"]]
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 ROLES = ("system", "user", "assistant")
+# Embedding pairs: our names first, then the sentence-transformers names of the same columns.
+PAIR_FIELDS = (("query", "anchor"), ("passage", "positive"))
 MAX_PROBLEMS = 200
 MIN_ROWS = 4
 PREVIEW_ROWS = 5
@@ -78,10 +80,18 @@ def detect_format(filename: str, text: str) -> str:
     return "jsonl" if text.lstrip().startswith("{") else "csv"
 
 
+def _is_pair_record(keys) -> bool:
+    return any(name in keys for names in PAIR_FIELDS for name in names)
+
+
 def detect_task(file_format: str, text: str) -> str | None:
-    """Dialogue files have `messages`; classification files have `text` and `label`."""
+    """Dialogue files have `messages`; classification files have `text` and `label`; embedding files have
+    `query` and `passage` (or `anchor` and `positive`)."""
     if file_format == "csv":
-        return "sentiment"
+        header = text.lstrip("\ufeff").split("\n", 1)[0]
+        delimiter = "\t" if "\t" in header else ","
+        columns = {name.strip().strip('"').lower() for name in header.split(delimiter)}
+        return "embedding" if _is_pair_record(columns) and not {"text", "label"} <= columns else "sentiment"
     for line in text.splitlines():
         if line.strip():
             try:
@@ -92,6 +102,8 @@ def detect_task(file_format: str, text: str) -> str | None:
                 return "dialogue"
             if isinstance(first, dict) and ("text" in first or "label" in first):
                 return "sentiment"
+            if isinstance(first, dict) and _is_pair_record(first):
+                return "embedding"
             return None
     return None
 
@@ -137,14 +149,16 @@ def validate_dataset(data: bytes, filename: str, task: str | None = None) -> Val
     report.file_format = detect_format(filename, text)
     report.task = task or detect_task(report.file_format, text)
     if report.task is None:
-        report.add(1, 'cannot tell the task: expected {"messages": [...]} (dialogue) or "text" and "label" '
-                      "(sentiment) on the first line")
+        report.add(1, 'cannot tell the task: expected {"messages": [...]} (dialogue), "text" and "label" '
+                      '(sentiment) or "query" and "passage" (embedding) on the first line')
         return report
     if report.task == "dialogue":
         if report.file_format != "jsonl":
             report.add(None, "dialogue datasets must be JSONL in OpenAI's chat format")
             return report
         _validate_dialogue(text, report)
+    elif report.task == "embedding":
+        _validate_pairs(text, report)
     else:
         _validate_classification(text, report)
     if report.ok and len(report.rows) < MIN_ROWS:
@@ -202,7 +216,7 @@ def _validate_dialogue(text: str, report: ValidationReport) -> None:
 
 def _validate_classification(text: str, report: ValidationReport) -> None:
     if report.file_format == "csv":
-        records = _csv_records(text, report)
+        records = _csv_records(text, report, (("text",), ("label",)))
     else:
         records = _jsonl_records(text, report)
     seen: dict[str, tuple[str, int]] = {}
@@ -233,7 +247,7 @@ def _validate_classification(text: str, report: ValidationReport) -> None:
             continue
         assert isinstance(text_value, str)
         text_value, label = text_value.strip(), str(label_value).strip()
-        key = unicodedata.normalize("NFKC", text_value).casefold()
+        key = _fold(text_value)
         if key in seen:
             first_label, first_line = seen[key]
             if first_label == label:
@@ -257,7 +271,49 @@ def _validate_classification(text: str, report: ValidationReport) -> None:
     report.stats["conflicting_duplicates"] = len(conflicts)
 
 
-def _csv_records(text: str, report: ValidationReport) -> list[tuple[int, dict]]:
+def _validate_pairs(text: str, report: ValidationReport) -> None:
+    """(query, passage) pairs for retrieval; the same pair twice (up to case and Unicode form) is dropped."""
+    if report.file_format == "csv":
+        records = _csv_records(text, report, PAIR_FIELDS)
+    else:
+        records = [(number, _pair_fields(record)) for number, record in _jsonl_records(text, report)]
+    seen: set[tuple[str, str]] = set()
+    duplicates = 0
+    for number, record in records:
+        values = {}
+        for name in ("query", "passage"):
+            value = record.get(name)
+            if value is None:
+                report.add(number, f'missing "{name}"')
+            elif not isinstance(value, str):
+                report.add(number, f'"{name}" must be a string')
+            elif not value.strip():
+                report.add(number, f"empty {name}")
+            else:
+                values[name] = value.strip()
+        if len(values) < 2:
+            continue
+        key = (_fold(values["query"]), _fold(values["passage"]))
+        if key in seen:
+            duplicates += 1
+            continue
+        seen.add(key)
+        report.rows.append({"query": values["query"], "passage": values["passage"]})
+        report.line_numbers.append(number)
+    report.stats["duplicates_removed"] = duplicates
+
+
+def _pair_fields(record: dict) -> dict:
+    """A JSONL pair under our names, whichever of the accepted names it used."""
+    return {names[0]: next((record[name] for name in names if name in record), None) for names in PAIR_FIELDS}
+
+
+def _fold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def _csv_records(text: str, report: ValidationReport, fields: tuple[tuple[str, ...], ...]) -> list[tuple[int, dict]]:
+    """Records keyed by each field's first name; a field's column may carry any of its names."""
     dialect: type[csv.Dialect] = csv.excel_tab if "\t" in text.split("\n", 1)[0] else csv.excel
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
     try:
@@ -266,12 +322,12 @@ def _csv_records(text: str, report: ValidationReport) -> list[tuple[int, dict]]:
         report.add(1, f"cannot read the CSV header ({error})")
         return []
     columns = [name.strip().lower() for name in header]
-    missing = [name for name in ("text", "label") if name not in columns]
+    indices = {names[0]: next((columns.index(name) for name in names if name in columns), None) for names in fields}
+    missing = [name for name, index in indices.items() if index is None]
     if missing:
-        report.add(1, f"the CSV header must have text and label columns; missing {', '.join(missing)} "
+        report.add(1, f"the CSV header must have {' and '.join(indices)} columns; missing {', '.join(missing)} "
                       f"(found: {', '.join(header) or 'nothing'})")
         return []
-    text_index, label_index = columns.index("text"), columns.index("label")
     records = []
     previous_end = 1
     while True:
@@ -287,12 +343,8 @@ def _csv_records(text: str, report: ValidationReport) -> list[tuple[int, dict]]:
         previous_end = reader.line_num
         if not row or all(not cell.strip() for cell in row):
             continue
-        record: dict = {}
-        if len(row) > text_index:
-            record["text"] = row[text_index]
-        if len(row) > label_index:
-            record["label"] = row[label_index]
-        records.append((start, record))
+        records.append((start, {name: row[index] for name, index in indices.items()
+                                if index is not None and len(row) > index}))
     return records
 
 
@@ -331,6 +383,12 @@ def _stats(report: ValidationReport) -> dict:
         stats["assistant_turns"] = sum(1 for r in report.rows for m in r["messages"] if m["role"] == "assistant")
         stats["characters"] = _percentiles([sum(len(m["content"]) for m in r["messages"]) for r in report.rows])
         stats["with_system_prompt"] = sum(1 for r in report.rows if r["messages"][0]["role"] == "system")
+    elif report.task == "embedding":
+        stats["distinct_passages"] = len({r["passage"] for r in report.rows})
+        stats["distinct_queries"] = len({r["query"] for r in report.rows})
+        stats["characters"] = _percentiles([len(r["query"]) + len(r["passage"]) for r in report.rows])
+        stats["query_characters"] = _percentiles([len(r["query"]) for r in report.rows])
+        stats["passage_characters"] = _percentiles([len(r["passage"]) for r in report.rows])
     else:
         distribution = Counter(r["label"] for r in report.rows)
         stats["label_distribution"] = dict(sorted(distribution.items()))

@@ -15,8 +15,10 @@ from finetune import jobs
 from finetune.datasets import create_dataset, request_token_stats, resplit
 from finetune.forms import HYPERPARAMETER_FIELDS, DatasetUploadForm, JobForm, ResplitForm
 from finetune.jobs import JobRequestError
+from finetune.knowledge_pairs import TooFewPairs, create_pairs_dataset
 from finetune.models import Dataset, FineTuneJob, JobEvent
 from finetune.validation import DatasetTooLarge, check_size
+from knowledge.models import KnowledgeBase
 from store.models import FoundationModel, TunedModel
 
 
@@ -57,7 +59,8 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
 @organization_admin_required
 def _dataset_upload(request: HttpRequest) -> HttpResponse:
     form = DatasetUploadForm(request.POST or None, request.FILES or None)
-    context: dict = {"form": form, "problems": [], "max_mb": settings.DATASET_MAX_BYTES / 1e6}
+    context: dict = {"form": form, "problems": [], "max_mb": settings.DATASET_MAX_BYTES / 1e6,
+                     "knowledge_bases": KnowledgeBase.objects.filter(organization=_org(request))}
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         try:
@@ -77,6 +80,45 @@ def _dataset_upload(request: HttpRequest) -> HttpResponse:
         context["more_problems"] = result.report.truncated_problem_count
         return render(request, "finetune/dataset_upload.html", context, status=400)
     return render(request, "finetune/dataset_upload.html", context)
+
+
+@require_POST
+@organization_admin_required
+def dataset_from_knowledge(request: HttpRequest, kb_id: int) -> HttpResponse:
+    """A retrieval dataset of a knowledge base's own questions and passages (finetune/knowledge_pairs.py)."""
+    knowledge_base = get_for_organization(KnowledgeBase, _org(request), pk=kb_id)
+    try:
+        result = create_pairs_dataset(_org(request), knowledge_base, user=request.user)
+    except TooFewPairs as error:
+        messages.error(request, str(error))
+        return redirect("finetune:dataset_upload")
+    if result.dataset is None:
+        messages.error(request, f"The pairs of {knowledge_base.name} did not validate: "
+                                f"{'; '.join(str(p) for p in result.report.problems[:5])}")
+        return redirect("finetune:dataset_upload")
+    messages.success(request, f"{result.dataset.name}: {result.dataset.row_count} question–passage pairs.")
+    return redirect("finetune:dataset_detail", result.dataset.public_id)
+
+
+@require_POST
+@organization_admin_required
+def answer_recipe_from_knowledge(request: HttpRequest, kb_id: int) -> HttpResponse:
+    """A dialogue dataset that teaches a chat model to answer from passages (finetune/answer_recipe.py)."""
+    from finetune.answer_recipe import TooFewExamples, create_recipe_dataset
+
+    knowledge_base = get_for_organization(KnowledgeBase, _org(request), pk=kb_id)
+    try:
+        result = create_recipe_dataset(_org(request), knowledge_base, user=request.user)
+    except TooFewExamples as error:
+        messages.error(request, str(error))
+        return redirect("knowledge:detail", knowledge_base.slug)
+    if result.dataset is None:
+        messages.error(request, f"The examples of {knowledge_base.name} did not validate: "
+                                f"{'; '.join(str(p) for p in result.report.problems[:5])}")
+        return redirect("knowledge:detail", knowledge_base.slug)
+    messages.success(request, f"{result.dataset.name}: {result.dataset.row_count} examples. Fine-tune a chat model "
+                              "on it, then deploy it with the grounded policy.")
+    return redirect("finetune:dataset_detail", result.dataset.public_id)
 
 
 def _dataset(request: HttpRequest, public_id: str) -> Dataset:

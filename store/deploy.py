@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -20,6 +21,25 @@ from store.models import (
 )
 
 CONFIG_FIELDS = ("name", "system_prompt", "temperature", "top_p", "max_tokens", "status")
+
+
+@dataclass(frozen=True)
+class RevisionPart:
+    """Settings another app keeps for a deployment (its knowledge base, say) that revisions must
+    cover: `snapshot` returns them as JSON, `restore` puts a snapshot back (None: never recorded).
+    The store knows nothing of them beyond that."""
+
+    snapshot: Callable[[Deployment], dict]
+    restore: Callable[[Deployment, dict | None], None]
+
+
+_revision_parts: dict[str, RevisionPart] = {}
+
+
+def register_revision_part(name: str, snapshot: Callable[[Deployment], dict],
+                           restore: Callable[[Deployment, dict | None], None]) -> None:
+    """Called from an app's ready(): its settings join every revision from then on."""
+    _revision_parts[name] = RevisionPart(snapshot, restore)
 
 
 @dataclass
@@ -66,11 +86,22 @@ def check_slug(organization: Organization, slug: str, deployment: Deployment | N
 
 
 def _snapshot(deployment: Deployment, note: str, user=None) -> DeploymentRevision:
+    config = {field: getattr(deployment, field) for field in CONFIG_FIELDS}
+    config.update({name: part.snapshot(deployment) for name, part in _revision_parts.items()})
     return DeploymentRevision.objects.create(
         deployment=deployment, number=deployment.revision, tuned_model=deployment.tuned_model,
-        base_model=deployment.base_model, config={field: getattr(deployment, field) for field in CONFIG_FIELDS},
-        note=note[:200], created_by=user,
+        base_model=deployment.base_model, config=config, note=note[:200], created_by=user,
     )
+
+
+@transaction.atomic
+def new_revision(deployment: Deployment, note: str, user=None) -> Deployment:
+    """Record the deployment's current settings (its own and its registered parts') as a new revision."""
+    deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
+    deployment.revision += 1
+    deployment.save(update_fields=["revision", "updated_at"])
+    _snapshot(deployment, note, user)
+    return deployment
 
 
 def _validate_config(values: dict) -> None:
@@ -136,6 +167,8 @@ def rollback(deployment: Deployment, number: int, user=None) -> Deployment:
             setattr(deployment, field, revision.config[field])
     deployment.revision += 1
     deployment.save()
+    for name, part in _revision_parts.items():
+        part.restore(deployment, revision.config.get(name))
     _snapshot(deployment, f"rolled back to revision {number}", user)
     return deployment
 

@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Sum
-from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -18,13 +18,13 @@ from accounts.access import organization_admin_required
 from accounts.scoping import get_for_organization
 from core.charts import bar_chart
 from store import deploy
-from store.api.completions import inference_error, sse_stream, with_system_prompt
+from store.api.completions import inference_error
 from store.api.errors import ApiError
 from store.api_keys import create_api_key, revoke
 from store.forms import ApiKeyForm, DeploymentForm
 from store.models import ApiKey, Deployment, DeploymentStatus, UsageDaily
 from store.serving.client import InferenceError, InferenceUnavailable, classify, new_request_id
-from store.serving.protocol import ClassificationRequest, GenerationRequest
+from store.serving.protocol import ClassificationRequest
 from store.usage import record_usage
 
 
@@ -120,7 +120,7 @@ def deployment_delete(request: HttpRequest, slug: str) -> HttpResponseBase:
     return redirect("store:deployment_list")
 
 
-# --- playground (session-authenticated, same serving path as /v1) ------------------------------
+# --- playground (session-authenticated, same serving path as /v1; the chat one is knowledge's) -----
 
 
 def _playground_target(request: HttpRequest, slug: str) -> Deployment:
@@ -128,36 +128,6 @@ def _playground_target(request: HttpRequest, slug: str) -> Deployment:
     if deployment.status != DeploymentStatus.ACTIVE:
         raise ApiError(409, "This deployment is paused.", code="deployment_paused")
     return deployment
-
-
-@organization_admin_required
-async def playground_chat(request: HttpRequest, slug: str) -> HttpResponseBase:
-    if request.method != "POST":
-        return ApiError(405, "POST a JSON body {messages: [...]}.").response()
-    try:
-        deployment = await sync_to_async(_playground_target)(request, slug)
-        payload = json.loads(request.body or b"{}")
-        history = [{"role": m["role"], "content": str(m["content"])[:8000]} for m in payload.get("messages", [])
-                   if m.get("role") in ("user", "assistant") and m.get("content")][-20:]
-        if not history or history[-1]["role"] != "user":
-            raise ApiError(400, "Send the conversation, ending with a user message.", param="messages")
-    except (ApiError, ValueError, KeyError, TypeError) as error:
-        return (error if isinstance(error, ApiError) else ApiError(400, "Malformed request body.")).response()
-    engine_request = GenerationRequest(
-        request_id=new_request_id(), model_key=deployment.model_key,
-        messages=with_system_prompt(history, deployment.system_prompt), max_tokens=deployment.max_tokens,
-        temperature=deployment.temperature, top_p=deployment.top_p)
-    organization_id = deployment.organization_id
-
-    async def on_done(result: dict) -> None:
-        await sync_to_async(record_usage)(organization_id, deployment.slug, result.get("prompt_tokens", 0),
-                                          result.get("completion_tokens", 0), source="playground")
-
-    response = StreamingHttpResponse(sse_stream(engine_request, deployment.slug, True, on_done),
-                                     content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
 
 
 @organization_admin_required

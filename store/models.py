@@ -9,6 +9,7 @@ from django.utils import timezone
 class Task(models.TextChoices):
     DIALOGUE = "dialogue", "Dialogue"
     SENTIMENT = "sentiment", "Sentiment / classification"
+    EMBEDDING = "embedding", "Embedding (retrieval)"
 
 
 class SourceKind(models.TextChoices):
@@ -30,6 +31,8 @@ class FoundationModel(models.Model):
     architecture = models.CharField(max_length=120, help_text="transformers architecture class")
     supports_dialogue = models.BooleanField(default=False)
     supports_sentiment = models.BooleanField(default=False)
+    supports_embedding = models.BooleanField(default=False, help_text="An encoder whose pooled states are "
+                                                                       "sentence embeddings")
     parameter_count = models.BigIntegerField(default=0)
     context_length = models.PositiveIntegerField(default=512)
     license = models.CharField(max_length=60, blank=True)
@@ -51,7 +54,8 @@ class FoundationModel(models.Model):
     @property
     def tasks(self) -> list[str]:
         return [task for task, flag in ((Task.DIALOGUE, self.supports_dialogue),
-                                        (Task.SENTIMENT, self.supports_sentiment)) if flag]
+                                        (Task.SENTIMENT, self.supports_sentiment),
+                                        (Task.EMBEDDING, self.supports_embedding)) if flag]
 
     def supports(self, task: str) -> bool:
         return task in self.tasks
@@ -141,6 +145,14 @@ class TunedModel(models.Model):
         return self.method != Method.FULL
 
 
+def engine_key(task: str, *, tuned_id: int | None = None, base_slug: str | None = None) -> str:
+    """The serving engine's key of a model: `tuned:<id>`, or for a catalog base `base:<slug>` (a chat
+    model) or `encoder:<slug>` (its sentence embeddings). The one place these keys are made."""
+    if tuned_id is not None:
+        return f"tuned:{tuned_id}"
+    return f"{'encoder' if task == Task.EMBEDDING else 'base'}:{base_slug}"
+
+
 class DeploymentStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     PAUSED = "paused", "Paused"
@@ -196,7 +208,8 @@ class Deployment(models.Model):
     @property
     def model_key(self) -> str:
         """What the serving engine loads: the pinned tuned version or the base."""
-        return f"tuned:{self.tuned_model_id}" if self.tuned_model_id else f"base:{self.base_model.slug}"  # type: ignore[union-attr]
+        return engine_key(self.task, tuned_id=self.tuned_model_id,
+                          base_slug=None if self.tuned_model_id else self.base_model.slug)  # type: ignore[union-attr]
 
     @property
     def served_model_label(self) -> str:

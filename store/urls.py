@@ -21,7 +21,6 @@ urlpatterns = [
     path("deployments/<slug:slug>/rollback/", dv.deployment_rollback, name="deployment_rollback"),
     path("deployments/<slug:slug>/status/", dv.deployment_status, name="deployment_status"),
     path("deployments/<slug:slug>/delete/", dv.deployment_delete, name="deployment_delete"),
-    path("deployments/<slug:slug>/playground/chat", dv.playground_chat, name="playground_chat"),
     path("deployments/<slug:slug>/playground/sentiment", dv.playground_sentiment, name="playground_sentiment"),
     path("api-keys/", dv.api_keys, name="api_keys"),
     path("api-keys/<int:key_id>/revoke/", dv.api_key_revoke, name="api_key_revoke"),

@@ -1,4 +1,4 @@
-"""Turn dataset rows into token ids and labels.
+"""Turn dataset rows into token ids and labels (or, for retrieval, query and passage token ids).
 
 Dialogue rows are rendered with the base model's own chat template, and the loss is put on
 exactly the assistant replies: each assistant message's content tokens plus the end-of-turn
@@ -32,6 +32,19 @@ class Encoded:
     @property
     def length(self) -> int:
         return len(self.input_ids)
+
+
+@dataclass(frozen=True)
+class EncodedPair:
+    """One retrieval row: a query and the passage that answers it, each read on its own by the encoder."""
+
+    query_ids: list[int]
+    passage_ids: list[int]
+
+    @property
+    def length(self) -> int:
+        """Tokens of both sides: what a row costs in a batch."""
+        return len(self.query_ids) + len(self.passage_ids)
 
 
 @dataclass
@@ -153,4 +166,15 @@ def encode_sentiment(tokenizer, rows: Sequence[dict], labels: Sequence[str],
     for row in rows:
         ids = tokenizer(row["text"], truncation=True, max_length=max_seq_length)["input_ids"]
         encoded.append(Encoded(list(ids), [index[row["label"]]]))
+    return encoded, EncodingReport(kept=len(encoded))
+
+
+def encode_pairs(tokenizer, rows: Sequence[dict], max_seq_length: int) -> tuple[list[EncodedPair], EncodingReport]:
+    """Queries and passages truncated to max_seq_length each, with the encoder's own [CLS]/[SEP] tokens:
+    the serving engine embeds a text exactly so."""
+    if not rows:
+        return [], EncodingReport()
+    queries = tokenizer([row["query"] for row in rows], truncation=True, max_length=max_seq_length)["input_ids"]
+    passages = tokenizer([row["passage"] for row in rows], truncation=True, max_length=max_seq_length)["input_ids"]
+    encoded = [EncodedPair(list(query), list(passage)) for query, passage in zip(queries, passages, strict=True)]
     return encoded, EncodingReport(kept=len(encoded))

@@ -4,6 +4,8 @@ Sentiment: accuracy, macro-F1, per-class figures and the confusion matrix on the
 rows, for the tuned classifier and for the VADER lexicon (what you get with no training at all).
 Dialogue: loss, perplexity and next-token accuracy over the assistant tokens, for the base and
 the tuned model, plus greedy replies of both to held-out prompts, next to the reference answer.
+Embedding: recall@1, recall@3 and MRR of held-out queries against every distinct passage of the
+dataset, for the base and the tuned encoder, plus the top passage of each for a few queries.
 
 Metrics are computed here (no sklearn dependency). Macro averages run over the labels that occur
 in the references or the predictions, as sklearn does when it is not given a label list: a label
@@ -18,9 +20,17 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from finetune.training.batching import collate, evaluation_batches
-from finetune.training.data import Encoded, encode_dialogue, encode_sentiment, render_chat
+from finetune.training.batching import collate, evaluation_batches, group_ids, pad_sequences
+from finetune.training.data import Encoded, EncodedPair, encode_dialogue, encode_sentiment, render_chat
 from finetune.training.modeling import autocast, base_behaviour, classifier_logits, labelled_logits
+from finetune.training.retrieval import (
+    answer_ranks,
+    in_batch_negatives_loss,
+    retrieval_metrics,
+    retrieval_task,
+    sentence_embeddings,
+    shared_answers,
+)
 
 VADER_LABELS = ("negative", "neutral", "positive")
 # Perplexity is exp(loss); beyond this it only says "random" and would overflow JSON floats.
@@ -207,3 +217,83 @@ def evaluate_dialogue(model, tokenizer, rows: Sequence[dict], *, max_seq_length:
         ],
     }
 
+
+@torch.no_grad()
+def embed_sequences(model, sequences: Sequence[Sequence[int]], pad_token_id: int, *, batch_size: int,
+                    device: str) -> torch.Tensor:
+    """(N, H) unit vectors on the CPU, in input order, of token id sequences (length-sorted batches)."""
+    was_training = model.training
+    model.eval()
+    vectors: list[torch.Tensor] = []
+    order: list[int] = []
+    for indices in evaluation_batches([len(ids) for ids in sequences], batch_size):
+        input_ids, attention_mask = pad_sequences([sequences[i] for i in indices], pad_token_id)
+        with autocast(device):
+            vectors.append(sentence_embeddings(model, input_ids.to(device), attention_mask.to(device)).cpu())
+        order.extend(indices)
+    model.train(was_training)
+    if not vectors:
+        return torch.zeros((0, 0))
+    stacked = torch.cat(vectors)
+    return stacked[torch.tensor(order).argsort()]
+
+
+def pair_scores(model, encoded: Sequence[EncodedPair], pad_token_id: int, *, batch_size: int, device: str) -> dict:
+    """Validation during training: the in-batch loss over batches of about `batch_size` rows (as in
+    training), and the recall@1 of each distinct query among the distinct validation passages."""
+    query_keys = [tuple(row.query_ids) for row in encoded]
+    passage_keys = [tuple(row.passage_ids) for row in encoded]
+    queries, passages, relevant = retrieval_task(query_keys, list(zip(query_keys, passage_keys, strict=True)))
+
+    def vectors(keys: list) -> torch.Tensor:
+        return embed_sequences(model, [list(key) for key in keys], pad_token_id, batch_size=batch_size, device=device)
+
+    query_vectors, passage_vectors = vectors(queries), vectors(passages)
+    query_position = {key: i for i, key in enumerate(queries)}
+    passage_position = {key: i for i, key in enumerate(passages)}
+    query_row = torch.tensor([query_position[key] for key in query_keys], dtype=torch.long)
+    passage_row = torch.tensor([passage_position[key] for key in passage_keys], dtype=torch.long)
+    query_groups, passage_groups = group_ids(query_keys), group_ids(passage_keys)
+    loss = 0.0
+    # Nearly equal chunks: a last batch of one row would have no negatives and a loss of 0.
+    for chunk in torch.arange(len(encoded)).tensor_split(max(1, math.ceil(len(encoded) / batch_size))):
+        loss += float(in_batch_negatives_loss(query_vectors[query_row[chunk]], passage_vectors[passage_row[chunk]],
+                                              shared_answers(query_groups[chunk], passage_groups[chunk])))
+    ranks, _ = answer_ranks(query_vectors, passage_vectors, relevant)
+    return {"loss": loss / len(encoded) if encoded else 0.0, "recall_at_1": retrieval_metrics(ranks)["recall_at_1"]}
+
+
+def evaluate_retrieval(model, tokenizer, rows: Sequence[dict], pool_rows: Sequence[dict], *, max_seq_length: int,
+                       device: str = "cpu", base_model=None, batch_size: int = 64, sample_count: int = 8) -> dict:
+    """Base and tuned encoder on the distinct queries of `rows`, each against every distinct passage of
+    `pool_rows` (and `rows`). A query's right answers are all the passages it is paired with.
+
+    `base_model` is needed only for fully tuned models; an adapter is simply switched off.
+    """
+    queries, passages, relevant = retrieval_task(
+        [row["query"] for row in rows], [(row["query"], row["passage"]) for row in [*pool_rows, *rows]])
+
+    def token_ids(texts: list[str]) -> list[list[int]]:
+        return tokenizer(texts, truncation=True, max_length=max_seq_length)["input_ids"] if texts else []
+
+    query_ids, passage_ids = token_ids(queries), token_ids(passages)
+
+    def score(encoder) -> tuple[dict, list[int], list[int]]:
+        query_vectors, passage_vectors = (embed_sequences(encoder, ids, tokenizer.pad_token_id, batch_size=batch_size,
+                                                          device=device) for ids in (query_ids, passage_ids))
+        ranks, tops = answer_ranks(query_vectors, passage_vectors, relevant)
+        return {**retrieval_metrics(ranks), "passages": len(passages)}, ranks, tops
+
+    tuned, tuned_ranks, tuned_tops = score(model)
+    if base_model is not None:
+        base, base_ranks, base_tops = score(base_model)
+    else:
+        with base_behaviour(model) as plain:
+            base, base_ranks, base_tops = score(plain)
+    reference: dict[str, str] = {}
+    for row in rows:
+        reference.setdefault(row["query"], row["passage"])
+    samples = [{"query": query, "reference": reference[query], "base": passages[base_tops[i]],
+                "tuned": passages[tuned_tops[i]], "base_rank": base_ranks[i], "tuned_rank": tuned_ranks[i]}
+               for i, query in enumerate(queries[:sample_count])]
+    return {"task": "embedding", "tuned": tuned, "baselines": {"base": base}, "samples": samples}

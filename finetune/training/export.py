@@ -73,7 +73,7 @@ def merge_and_export(base_folder: Path, adapter_folder: Path, out_dir: Path, tas
     import torch
     from peft import PeftConfig, PeftModel
 
-    from store.serving.loading import load_causal_lm, load_sequence_classifier, load_tokenizer
+    from store.serving.loading import load_causal_lm, load_encoder, load_sequence_classifier, load_tokenizer
 
     adapter_folder, out_dir = Path(adapter_folder), Path(out_dir)
     config = PeftConfig.from_pretrained(str(adapter_folder))
@@ -84,6 +84,8 @@ def merge_and_export(base_folder: Path, adapter_folder: Path, out_dir: Path, tas
     tokenizer = load_tokenizer(adapter_folder if has_tokenizer else Path(base_folder))
     if task == "dialogue":
         base = load_causal_lm(Path(base_folder), "cpu", torch.float32)
+    elif task == "embedding":
+        base = load_encoder(Path(base_folder), "cpu", torch.float32)
     else:
         base = load_sequence_classifier(Path(base_folder), list(labels), "cpu", torch.float32,
                                         pad_token_id=tokenizer.pad_token_id)

@@ -14,6 +14,7 @@ import json
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -22,9 +23,9 @@ import numpy as np
 import torch
 
 from finetune.training import checkpoints as ckpt
-from finetune.training.batching import collate, epoch_batches, steps_per_epoch
+from finetune.training.batching import TrainingRow, collate, epoch_batches, steps_per_epoch
 from finetune.training.checkpoints import LoopState, latest_checkpoint
-from finetune.training.data import Encoded, EncodingReport, encode_dialogue, encode_sentiment
+from finetune.training.data import EncodingReport, encode_dialogue, encode_pairs, encode_sentiment
 from finetune.training.modeling import (
     adalora_penalty,
     autocast,
@@ -150,21 +151,25 @@ class _Run:
 
     # --- set-up ----------------------------------------------------------------------------
 
-    def _encode(self, rows: list[dict], split: str) -> list[Encoded]:
+    def _encode(self, rows: list[dict], split: str) -> list[TrainingRow]:
         spec = self.spec
+        encoded: Sequence[TrainingRow]
         try:
             if spec.task == "dialogue":
                 encoded, report = encode_dialogue(self.tokenizer, rows, self.hyper.max_seq_length)
+            elif spec.task == "embedding":
+                encoded, report = encode_pairs(self.tokenizer, rows, self.hyper.max_seq_length)
             else:
                 encoded, report = encode_sentiment(self.tokenizer, rows, spec.labels, self.hyper.max_seq_length)
         except ValueError as error:
             raise TrainingError(f"The {split} rows cannot be used: {error}.") from None
         except (KeyError, TypeError) as error:
-            shape = '{"messages": [{"role", "content"}, ...]}' if spec.task == "dialogue" else '{"text", "label"}'
+            shape = {"dialogue": '{"messages": [{"role", "content"}, ...]}',
+                     "embedding": '{"query", "passage"}'}.get(spec.task, '{"text", "label"}')
             raise TrainingError(f"A {split} row is malformed ({error!r} is missing or wrong): "
                                 f"{spec.task} rows look like {shape}.") from None
         self._report_dropped(report, split)
-        return encoded
+        return list(encoded)
 
     def _report_dropped(self, report: EncodingReport, split: str) -> None:
         message = report.describe(split)
@@ -240,8 +245,11 @@ class _Run:
     def _plan(self, epoch: int) -> list[list[list[int]]]:
         """Optimizer steps of an epoch, each a list of micro-batches of row indices."""
         if epoch not in self._plans:
+            # Retrieval pairs are batched at random: a pair's length is mostly its passage's, so length
+            # grouping would line up the questions of one passage, which are not each other's negatives.
+            pairs = self.spec.task == "embedding"
             batches = epoch_batches([row.length for row in self.train], self.hyper.batch_size, self.hyper.seed, epoch,
-                                    self.spec.batching)
+                                    "baseline" if pairs else self.spec.batching, even=pairs)
             accumulation = self.hyper.gradient_accumulation
             self._plans = {epoch: [batches[i:i + accumulation] for i in range(0, len(batches), accumulation)]}
         return self._plans[epoch]

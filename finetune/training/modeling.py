@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from finetune.training.batching import Batch
 from finetune.training.data import IGNORE_INDEX
+from finetune.training.retrieval import pair_loss_sum
 from finetune.training.spec import Hyperparameters, TrainingSpec
 
 ADAPTER = "default"
@@ -51,11 +52,13 @@ def autocast(device: str) -> contextlib.AbstractContextManager:
 
 
 def load_base(spec: TrainingSpec, pad_token_id: int | None):
-    from store.serving.loading import load_causal_lm, load_sequence_classifier
+    from store.serving.loading import load_causal_lm, load_encoder, load_sequence_classifier
 
     dtype = weights_dtype(spec.method, spec.device)
     if spec.task == "dialogue":
         model = load_causal_lm(spec.base_folder, spec.device, dtype)
+    elif spec.task == "embedding":
+        model = load_encoder(spec.base_folder, spec.device, dtype)  # the bare encoder the engine serves
     else:
         model = load_sequence_classifier(spec.base_folder, spec.labels, spec.device, dtype, pad_token_id=pad_token_id)
     model.config.use_cache = False  # training never decodes; a cache only costs memory
@@ -86,7 +89,7 @@ def head_name(model) -> str:
 def peft_config(task: str, method: str, hyper: Hyperparameters, total_steps: int, head: str):
     from peft import AdaLoraConfig, IA3Config, LoraConfig, PrefixTuningConfig, TaskType
 
-    task_type = TaskType.CAUSAL_LM if task == "dialogue" else TaskType.SEQ_CLS
+    task_type = {"dialogue": TaskType.CAUSAL_LM, "embedding": TaskType.FEATURE_EXTRACTION}.get(task, TaskType.SEQ_CLS)
     # The classification head is new and random: it has to be trained, and saved with the adapter.
     to_save = [head] if task == "sentiment" else None
     if method == "lora":
@@ -243,6 +246,8 @@ def classifier_logits(model, batch: Batch) -> torch.Tensor:
 def loss_sum(model, batch: Batch, task: str, path: str) -> torch.Tensor:
     if task == "dialogue":
         return dialogue_loss_sum(model, batch, path)
+    if task == "embedding":
+        return pair_loss_sum(model, batch)
     return F.cross_entropy(classifier_logits(model, batch), batch.labels, reduction="sum")
 
 

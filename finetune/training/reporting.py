@@ -6,16 +6,20 @@ Functions here take the loop's private run object; they are not a public interfa
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 import torch
 
 from finetune.training.checkpoints import restore_weights
+from finetune.training.data import Encoded, EncodedPair
 from finetune.training.evaluation import (
     classifier_scores,
     evaluate_classifier,
     evaluate_dialogue,
+    evaluate_retrieval,
     language_model_scores,
+    pair_scores,
 )
 from finetune.training.export import export_model
 from finetune.training.modeling import load_base, trainable_parameters
@@ -29,14 +33,20 @@ EVAL_BATCH_SIZE = 16
 def validation_metrics(run: _Run) -> dict:
     spec, pad = run.spec, run.tokenizer.pad_token_id
     batch_size = max(run.hyper.batch_size, EVAL_BATCH_SIZE)
+    if spec.task == "embedding":
+        # The in-batch loss depends on how many negatives a batch holds: batches of the training size.
+        pairs = pair_scores(run.model, cast(Sequence[EncodedPair], run.validation), pad,
+                            batch_size=run.hyper.batch_size, device=spec.device)
+        return {"validation_loss": pairs["loss"], "validation_recall_at_1": pairs["recall_at_1"]}
+    encoded = cast(Sequence[Encoded], run.validation)
     if spec.task == "dialogue":
-        scores = language_model_scores(run.model, run.validation, pad, batch_size=batch_size, device=spec.device,
+        scores = language_model_scores(run.model, encoded, pad, batch_size=batch_size, device=spec.device,
                                        path=run.path)
         return {"validation_loss": scores["loss"], "validation_perplexity": scores["perplexity"],
                 "validation_token_accuracy": scores["token_accuracy"]}
-    loss, predictions = classifier_scores(run.model, run.validation, pad, batch_size=batch_size, device=spec.device)
-    correct = sum(guess == row.labels[0] for guess, row in zip(predictions, run.validation, strict=True))
-    return {"validation_loss": loss, "validation_accuracy": correct / len(run.validation)}
+    loss, predictions = classifier_scores(run.model, encoded, pad, batch_size=batch_size, device=spec.device)
+    correct = sum(guess == row.labels[0] for guess, row in zip(predictions, encoded, strict=True))
+    return {"validation_loss": loss, "validation_accuracy": correct / len(encoded)}
 
 
 def evaluate_during_training(run: _Run) -> bool:
@@ -113,12 +123,18 @@ class Finisher:
             report = evaluate_classifier(run.model, run.tokenizer, rows, spec.labels,
                                          max_seq_length=run.hyper.max_seq_length, device=spec.device,
                                          sample_count=spec.sample_count)
+            return {**report, "split": split}
+        base_model = None
+        if spec.method == "full":  # no adapter to switch off: the base is loaded again
+            base_model = load_base(spec, run.tokenizer.pad_token_id).eval()
+        if spec.task == "embedding":
+            report = evaluate_retrieval(run.model, run.tokenizer, rows,
+                                        [*spec.train_rows, *spec.validation_rows, *spec.test_rows],
+                                        max_seq_length=run.hyper.max_seq_length, device=spec.device,
+                                        base_model=base_model, sample_count=spec.sample_count)
         else:
-            base_model = None
-            if spec.method == "full":  # no adapter to switch off: the base is loaded again
-                base_model = load_base(spec, run.tokenizer.pad_token_id).eval()
             report = evaluate_dialogue(run.model, run.tokenizer, rows, max_seq_length=run.hyper.max_seq_length,
                                        device=spec.device, base_model=base_model, sample_count=spec.sample_count,
                                        max_new_tokens=spec.sample_max_new_tokens)
-            del base_model
+        del base_model
         return {**report, "split": split}

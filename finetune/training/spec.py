@@ -10,9 +10,12 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-TASKS = ("dialogue", "sentiment")
+TASKS = ("dialogue", "sentiment", "embedding")
 METHODS = ("lora", "adalora", "ia3", "prefix_tuning", "full")
 PEFT_METHODS = ("lora", "adalora", "ia3", "prefix_tuning")
+# An embedding model is served as a bare encoder that the engine pools: full weights, or a LoRA adapter
+# that peft attaches to the shared base (the engine's other ways of serving adapters are for decoders).
+EMBEDDING_METHODS = ("full", "lora")
 BATCHING_MODES = ("grouped", "baseline")
 
 # Below these lengths a row cannot hold its scaffolding: a ChatML system + user + assistant turn
@@ -75,7 +78,9 @@ SMALL_MODEL_PARAMETERS = 500_000_000
 
 def _learning_rate(task: str, method: str, parameter_count: int) -> float:
     if method == "full":
-        return 2e-5 if task == "dialogue" else 5e-5
+        # A pretrained sentence encoder already ranks well: a larger step forgets that faster than
+        # a small dataset can teach it something better (sentence-transformers' usual 2e-5).
+        return 2e-5 if task in ("dialogue", "embedding") else 5e-5
     if method == "ia3":
         return 3e-3  # IA3 scales activations by ~1.0 vectors: it needs a much larger step than LoRA
     if method == "prefix_tuning":
@@ -85,6 +90,8 @@ def _learning_rate(task: str, method: str, parameter_count: int) -> float:
         # validation loss (2.90) and recalled 4% of held-out facts; 2e-3 over 5 epochs reached 2.00
         # and 28%. Larger (or unknown-size) models keep the usual, safer 2e-4.
         return 2e-3 if 0 < parameter_count <= SMALL_MODEL_PARAMETERS else 2e-4
+    if task == "embedding":
+        return 2e-4
     return 5e-4
 
 
@@ -99,6 +106,10 @@ def default_hyperparameters(task: str, method: str, architecture: str, n_train_r
     if task == "dialogue":
         # An adapter needs several passes to learn a shop's facts; full tuning overfits sooner.
         epochs, batch_size, max_seq_length = (3 if method == "full" else 5), 8, 512
+    elif task == "embedding":
+        # Every other passage of a batch is a negative for a query: larger batches teach more per step.
+        # 256 word pieces is what all-MiniLM-L6-v2 was trained to read.
+        epochs, batch_size, max_seq_length = 4, 32, 256
     else:
         epochs, max_seq_length = 4, 128
         batch_size = 16 if decoder else 32
@@ -128,6 +139,8 @@ def check_combination(task: str, method: str, architecture: str, hyper: Hyperpar
     if task == "dialogue" and not decoder:
         errors.append(f"Dialogue needs a chat (causal decoder) model; {architecture} is an encoder. "
                       "Use it for sentiment instead.")
+    if task == "embedding":
+        _check_embedding(method, decoder, architecture, hyper, errors)
     if task == "sentiment" and method == "prefix_tuning":
         # peft 0.21 looks for a `past_key_values` argument that transformers 5 renamed to `cache`,
         # and its classifier fallback misreads transformers 5 outputs: the run would crash.
@@ -141,6 +154,19 @@ def check_combination(task: str, method: str, architecture: str, hyper: Hyperpar
         errors.append(f"Maximum sequence length must be between {minimum} and {MAX_SEQ_LENGTH} tokens "
                       f"(shorter cannot hold {what}).")
     return errors
+
+
+def _check_embedding(method: str, decoder: bool, architecture: str, hyper: Hyperparameters,
+                     errors: list[str]) -> None:
+    if decoder:
+        errors.append(f"Embedding needs an encoder (a BERT-like model such as all-MiniLM-L6-v2); {architecture} is a "
+                      "causal decoder. Use it for dialogue or sentiment instead.")
+    if method in METHODS and method not in EMBEDDING_METHODS:
+        errors.append(f"Embedding models are tuned fully or with LoRA; {method} is not available for them "
+                      "(the serving engine pools a bare encoder, with or without a LoRA adapter).")
+    if hyper.batch_size == 1:  # below 1 is reported with the other training values
+        errors.append("Embedding training compares each query with the other passages of its batch: "
+                      "the batch size must be at least 2.")
 
 
 def _check_training_values(hyper: Hyperparameters, errors: list[str]) -> None:
@@ -193,7 +219,8 @@ class TrainingSpec:
     base_folder: Path
     architecture: str
     hyper: Hyperparameters
-    train_rows: list[dict]  # dialogue: {"messages": [{"role", "content"}, ...]}; sentiment: {"text", "label"}
+    # dialogue: {"messages": [{"role", "content"}, ...]}; sentiment: {"text", "label"}; embedding: {"query", "passage"}
+    train_rows: list[dict]
     validation_rows: list[dict]
     test_rows: list[dict]
     labels: list[str]  # sentiment label names in a fixed order; [] for dialogue

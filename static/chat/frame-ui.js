@@ -107,8 +107,37 @@
     const label = author === 'agent' ? (message.agent || LABELS.agent) : LABELS[author];
     const item = makeItem(author, String(message.text == null ? '' : message.text), label);
     stamp(item.firstChild, message.seq, message.created_at);
+    if (author === 'bot' && Array.isArray(message.sources) && message.sources.length) {
+      item.appendChild(sourcesLine(message.sources));
+    }
     keepingScroll(() => insertInOrder(item, message.seq));
     return item;
+  }
+
+  /** "From: Shipping › How much does shipping cost?" under a bot reply, a link where the source has one
+      (http(s) only: a source's address is data, never script). */
+  function sourcesLine(sources) {
+    const line = document.createElement('div');
+    line.className = 'gs-sources';
+    line.appendChild(document.createTextNode('From: '));
+    sources.forEach(function (source, index) {
+      if (index) { line.appendChild(document.createTextNode('; ')); }
+      const title = String(source.title || 'our help centre');
+      const url = String(source.url || '');
+      let node;
+      if (/^https?:\/\//i.test(url)) {
+        node = document.createElement('a');
+        node.href = url;
+        node.target = '_blank';
+        node.rel = 'noopener noreferrer';
+      } else {
+        node = document.createElement('span');
+      }
+      node.className = 'gs-source';
+      node.textContent = title;
+      line.appendChild(node);
+    });
+    return line;
   }
 
   /** The customer's own message before the server has stored it. */

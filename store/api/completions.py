@@ -1,16 +1,13 @@
-"""Chat completions shared by the /v1 API and the playground: build the engine request, stream SSE."""
+"""Chat completion requests of the /v1 API: every OpenAI option checked (and refused by name when we do not
+implement it) and turned into engine settings; inference errors as API errors. The reply itself is
+served by knowledge/replies.py, the same for the API, the playground and the widget."""
 
 from __future__ import annotations
-
-import json
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 from store.api.errors import ApiError, bad_request, unavailable
 from store.api.protocol import UNSUPPORTED, ChatCompletionRequest
 from store.api.targets import Target
-from store.serving.client import InferenceError, InferenceUnavailable, new_request_id, stream_generation
+from store.serving.client import InferenceError, InferenceUnavailable, new_request_id
 from store.serving.protocol import GenerationRequest
 
 MAX_STOP_SEQUENCES = 4
@@ -104,53 +101,3 @@ def inference_error(error: Exception) -> ApiError:
     if error.code in ("does_not_fit", "timeout", "expired"):
         return ApiError(503, error.message, type="server_error", code=error.code, headers={"Retry-After": "5"})
     return ApiError(500, f"Inference failed: {error.message}", type="server_error", code=error.code)
-
-
-def completion_id() -> str:
-    return f"chatcmpl-{uuid.uuid4().hex[:24]}"
-
-
-def _sse(payload: dict | str) -> bytes:
-    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    return f"data: {data}\n\n".encode()
-
-
-async def sse_stream(request: GenerationRequest, model_id: str, include_usage: bool,
-                     on_done: Callable[[dict], Awaitable[None]] | None = None) -> AsyncIterator[bytes]:
-    """OpenAI's streaming format: chat.completion.chunk events, then `data: [DONE]`.
-
-    If the client goes away, Daphne cancels this generator; stream_generation's own cleanup then
-    tells the worker to stop the row.
-    """
-    ident, created = completion_id(), int(time.time())
-
-    def chunk(delta: dict, finish_reason: str | None = None) -> dict:
-        return {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model_id,
-                "system_fingerprint": None,
-                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
-
-    events = stream_generation(request)  # an async generator: aclose() runs its cleanup
-    try:
-        yield _sse(chunk({"role": "assistant", "content": ""}))
-        async for event in events:
-            if event.kind == "text":
-                yield _sse(chunk({"content": event.text}))
-            elif event.kind == "done":
-                result = event.info or {}
-                reason = "length" if result.get("finish_reason") == "length" else "stop"
-                yield _sse(chunk({}, reason))
-                usage = {"prompt_tokens": result.get("prompt_tokens", 0),
-                         "completion_tokens": result.get("completion_tokens", 0)}
-                usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-                if include_usage:
-                    yield _sse({"id": ident, "object": "chat.completion.chunk", "created": created, "model": model_id,
-                                "choices": [], "usage": usage, "system_fingerprint": None})
-                if on_done is not None:
-                    await on_done(result)
-        yield _sse("[DONE]")
-    except (InferenceError, InferenceUnavailable) as error:
-        api_error = inference_error(error)
-        yield _sse({"error": {"message": api_error.message, "type": api_error.type, "param": api_error.param,
-                              "code": api_error.code}})
-    finally:
-        await events.aclose()  # type: ignore[attr-defined]

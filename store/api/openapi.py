@@ -19,7 +19,13 @@ OPERATIONS: list[tuple[str, str, str, object, type, str, str]] = [
     ("post", "/v1/chat/completions", "Create a chat completion", p.ChatCompletionRequest, p.ChatCompletion, "Chat",
      "OpenAI-compatible. With `stream: true` the answer is Server-Sent Events of `chat.completion.chunk` "
      "objects ending with `data: [DONE]`; `stream_options.include_usage` adds a usage chunk. Unsupported "
-     "options (tools, response_format, logprobs, n>1, …) answer 400 naming the parameter."),
+     "options (tools, response_format, logprobs, n>1, …) answer 400 naming the parameter. A deployment with a "
+     "knowledge base answers from it: the response adds `citations` (the passages used) and `grounding` "
+     "(how the reply was made and its confidence); a stream carries both on its last chunk."),
+    ("post", "/v1/embeddings", "Create embeddings", p.EmbeddingsRequest, p.EmbeddingsResponse, "Embeddings",
+     "OpenAI-compatible. `encoding_format` float (lists of numbers) or base64 (little-endian float32, what "
+     "the SDKs ask for by default). Models: all-minilm-l6-v2 and your tuned embedding models (or their "
+     "deployments). Up to 2048 inputs; an input longer than the model reads is refused, never cut."),
     ("post", "/v1/sentiment", "Score sentiment", p.SentimentRequest, p.SentimentResponse, "Sentiment",
      "GPT Store's own endpoint: label, score and per-label probabilities for each input, from a tuned "
      "sentiment model or its deployment. Up to 256 inputs per request."),

@@ -117,6 +117,28 @@ UNSUPPORTED = {
 }
 
 
+class EmbeddingsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1)
+    user: str | None = None
+
+
+class EmbeddingObject(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str = Field(description="floats, or base64 of little-endian float32")
+
+
+class EmbeddingsResponse(BaseModel):
+    object: Literal["list"] = "list"
+    model: str
+    data: list[EmbeddingObject]
+    usage: Usage
+
+
 class ChatCompletionMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str
@@ -130,6 +152,24 @@ class Choice(BaseModel):
     logprobs: None = None
 
 
+class Citation(BaseModel):
+    passage_id: int
+    source_id: int
+    title: str = Field(description="where the passage sits, e.g. 'Shipping › How much does shipping cost?'")
+    url: str = Field("", description="the source's link, if it has one")
+    confidence: float = Field(description="the answer checker's probability that the passage answers the question")
+
+
+class Grounding(BaseModel):
+    outcome: Literal["quoted", "grounded", "replaced", "did_not_know", "small_talk", "generated"] = Field(
+        description="quoted: the reply is the passage; grounded: the model phrased it from the passages; replaced: "
+                    "a grounded reply stated something the passages do not hold and the passage was used instead; "
+                    "did_not_know: the knowledge base does not answer it; generated: no knowledge base")
+    confidence: float | None = None
+    unsupported: list[str] | None = Field(None, description="what a replaced reply stated without support")
+    retrieval_ms: float | None = Field(None, description="time spent retrieving and checking passages")
+
+
 class ChatCompletion(BaseModel):
     id: str
     object: Literal["chat.completion"] = "chat.completion"
@@ -138,6 +178,9 @@ class ChatCompletion(BaseModel):
     choices: list[Choice]
     usage: Usage
     system_fingerprint: str | None = None
+    # Extensions (the SDKs keep unknown fields): the sources of a deployment's knowledge-based reply.
+    citations: list[Citation] = Field(default_factory=list)
+    grounding: Grounding | None = None
 
 
 class Delta(BaseModel):
@@ -160,6 +203,8 @@ class ChatCompletionChunk(BaseModel):
     choices: list[ChunkChoice]
     usage: Usage | None = None
     system_fingerprint: str | None = None
+    citations: list[Citation] | None = Field(None, description="on the chunk that carries the finish_reason")
+    grounding: Grounding | None = None
 
 
 # --- sentiment (ours) -------------------------------------------------------------------------

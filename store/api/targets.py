@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 
 from store.api.errors import model_not_found
-from store.models import ApiKey, Deployment, DeploymentStatus, FoundationModel, Task, TunedModel
+from store.models import ApiKey, Deployment, DeploymentStatus, FoundationModel, Task, TunedModel, engine_key
 
 
 @dataclass
@@ -49,9 +49,11 @@ def _tuned_target(t: TunedModel) -> Target:
 
 
 def _base_target(b: FoundationModel) -> Target:
-    return Target(model_id=b.slug, kind="base", task=Task.DIALOGUE if b.supports_dialogue else Task.SENTIMENT,
-                  model_key=f"base:{b.slug}", owned_by="gpt-store", created=int(b.created_at.timestamp()),
-                  root=b.slug)
+    # What a base model does through the API as it is: chat, or sentence embeddings (an encoder needs
+    # tuning before it classifies).
+    task = Task.DIALOGUE if b.supports_dialogue else Task.EMBEDDING if b.supports_embedding else Task.SENTIMENT
+    return Target(model_id=b.slug, kind="base", task=task, model_key=engine_key(task, base_slug=b.slug),
+                  owned_by="gpt-store", created=int(b.created_at.timestamp()), root=b.slug)
 
 
 def _restricted(key: ApiKey) -> list[int]:

@@ -1,20 +1,22 @@
-"""/v1 endpoints owned by the store: models, chat completions, sentiment."""
+"""/v1 endpoints owned by the store: models, embeddings, sentiment. (Chat completions are served by
+knowledge/api.py: a deployment may answer from its knowledge base.)"""
 
 from __future__ import annotations
 
-import time
+import base64
 
 from asgiref.sync import sync_to_async
-from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponseBase
 
 from core import ratelimit
 from store.api.auth import api_view, json_response, parse_json
-from store.api.completions import build_request, completion_id, inference_error, sse_stream
+from store.api.completions import inference_error
 from store.api.errors import ApiError, bad_request
-from store.api.protocol import ChatCompletionRequest, ModelList, ModelObject, SentimentRequest
+from store.api.protocol import EmbeddingsRequest, ModelList, ModelObject, SentimentRequest
 from store.api.targets import Target, afind_target, avisible_targets
-from store.serving.client import InferenceError, InferenceUnavailable, classify, generate, new_request_id
-from store.serving.protocol import ClassificationRequest
+from store.models import Task
+from store.serving.client import InferenceError, InferenceUnavailable, classify, embed, new_request_id
+from store.serving.protocol import ClassificationRequest, EmbeddingRequest, unpack_vectors
 from store.usage import record_usage
 
 MAX_SENTIMENT_INPUTS = 256
@@ -55,34 +57,62 @@ def _meter(key, model_id: str):
     return on_done
 
 
+MAX_EMBEDDING_INPUTS = 2048
+MAX_EMBEDDING_CHARS = 20_000
+
+
 @api_view(("POST",))
-async def chat_completions(request: HttpRequest) -> HttpResponseBase:
+async def embeddings(request: HttpRequest) -> HttpResponseBase:
+    """OpenAI's embeddings endpoint: float lists, or base64 of little-endian float32 (the SDKs' default)."""
     key = request.api_key  # type: ignore[attr-defined]
-    body = parse_json(request, ChatCompletionRequest)
+    body = parse_json(request, EmbeddingsRequest)
+    if isinstance(body.input, str):
+        texts = [body.input]
+    elif all(isinstance(item, str) for item in body.input):
+        texts = list(body.input)  # type: ignore[arg-type]
+    else:
+        raise bad_request("Token arrays are not supported: send the input as text.", param="input",
+                          code="unsupported_parameter")
+    if not texts:
+        raise bad_request("input must be a non-empty string or list of strings.", param="input")
+    if len(texts) > MAX_EMBEDDING_INPUTS:
+        raise ApiError(413, f"Too many inputs: {len(texts)} (at most {MAX_EMBEDDING_INPUTS} per request).",
+                       param="input", code="request_too_large")
+    for index, text in enumerate(texts):
+        if not text.strip():
+            raise bad_request("Inputs must not be empty.", param=f"input[{index}]")
+        if len(text) > MAX_EMBEDDING_CHARS:
+            raise ApiError(413, f"input[{index}] is {len(text)} characters (at most {MAX_EMBEDDING_CHARS}).",
+                           param=f"input[{index}]", code="request_too_large")
     target = await afind_target(key, body.model)
-    engine_request = build_request(target, body)
+    if target.task != Task.EMBEDDING:
+        raise bad_request(f"`{target.model_id}` does not make embeddings (it is a {target.task} model); use an "
+                          "embedding model such as all-minilm-l6-v2.", param="model")
+    if target.paused:
+        raise ApiError(409, f"The deployment `{target.model_id}` is paused.", param="model", code="deployment_paused")
     await _check_token_budget(key)
-    on_done = _meter(key, target.model_id)
-    if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        response = StreamingHttpResponse(sse_stream(engine_request, target.model_id, include_usage, on_done),
-                                         content_type="text/event-stream")
-        response["Cache-Control"] = "no-cache"
-        response["X-Accel-Buffering"] = "no"  # proxies must not buffer the stream
-        return response
     try:
-        result = await generate(engine_request)
+        result = await embed(EmbeddingRequest(request_id=new_request_id(), model_key=target.model_key, texts=texts))
     except (InferenceError, InferenceUnavailable) as error:
-        raise inference_error(error) from None
-    await on_done(result)
-    prompt, completion = result.get("prompt_tokens", 0), result.get("completion_tokens", 0)
-    finish_reason = "length" if result.get("finish_reason") == "length" else "stop"
+        api_error = inference_error(error)
+        if api_error.code == "context_length_exceeded":
+            api_error.param = "input"
+        raise api_error from None
+    if body.dimensions is not None and body.dimensions != int(result["dim"]):
+        raise bad_request(f"`{target.model_id}` makes {result['dim']}-dimensional embeddings; it cannot shorten "
+                          f"them to {body.dimensions}.", param="dimensions", code="unsupported_parameter")
+    prompt_tokens = int(result.get("prompt_tokens", 0))
+    await _meter(key, target.model_id)({"prompt_tokens": prompt_tokens, "completion_tokens": 0})
+    if body.encoding_format == "base64":
+        width = int(result["dim"]) * 4
+        raw = result["vectors"]
+        vectors: list = [base64.b64encode(raw[i * width:(i + 1) * width]).decode() for i in range(len(texts))]
+    else:
+        vectors = unpack_vectors(result)
     return json_response({
-        "id": completion_id(), "object": "chat.completion", "created": int(time.time()), "model": target.model_id,
-        "system_fingerprint": None,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": result.get("text", ""), "refusal": None},
-                     "logprobs": None, "finish_reason": finish_reason}],
-        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+        "object": "list", "model": target.model_id,
+        "data": [{"object": "embedding", "index": i, "embedding": vector} for i, vector in enumerate(vectors)],
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
     })
 
 

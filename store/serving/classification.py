@@ -1,8 +1,11 @@
-"""Batched classification: texts of every waiting request for one model go through one forward.
+"""Batched text models: classification and embedding. Texts of every waiting request for one model
+go through one forward.
 
-Sentiment scoring of chat messages arrives as many small concurrent requests (one or a few
-texts each); classifying them one request at a time would spend most of the time in per-call
-overhead, so texts are pooled per model key and split into batches of `batch_size`.
+Sentiment scoring of chat messages and the embedding of knowledge passages and queries arrive as
+many small concurrent requests (one or a few texts each); running them one request at a time would
+spend most of the time in per-call overhead, so texts are pooled per model key and split into
+batches of `batch_size`. A classifier's result per text is a label with scores; an encoder's is a
+mean-pooled, L2-normalised vector (what sentence-transformers computes for all-MiniLM-L6-v2).
 """
 
 from __future__ import annotations
@@ -20,17 +23,25 @@ from store.serving.adapters import BASE_ADAPTER
 from store.serving.counters import EngineCounters
 from store.serving.generation import call_sink
 from store.serving.model_cache import Lease, ModelEntry
-from store.serving.protocol import INTERNAL, ClassificationRequest
+from store.serving.protocol import (
+    CONTEXT_LENGTH_EXCEEDED,
+    INTERNAL,
+    ClassificationRequest,
+    EmbeddingRequest,
+    EngineError,
+)
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
 class ClassificationJob:
-    request: ClassificationRequest
+    """A classification or embedding request in the scheduler (the lease's entry says which)."""
+
+    request: ClassificationRequest | EmbeddingRequest
     sink: Any
     lease: Lease
-    results: list[dict | None] = field(default_factory=list)
+    results: list[Any] = field(default_factory=list)
     next_text: int = 0
     done_texts: int = 0
     prompt_tokens: int = 0
@@ -96,6 +107,48 @@ def classify(entry: ModelEntry, adapter: str, texts: list[str]) -> tuple[list[di
     return results, lengths, len(groups)
 
 
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T, H) states and a (B, T) mask -> (B, H) unit vectors in float32: the mean over real tokens,
+    L2-normalised (sentence-transformers' pooling for all-MiniLM-L6-v2). Training evaluates with this
+    same function (finetune/training/retrieval.py), so a tuned model is measured as it is served."""
+    hidden = hidden.float()
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return torch.nn.functional.normalize((hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1), dim=-1)
+
+
+def embed(entry: ModelEntry, adapter: str, texts: list[str]) -> tuple[list[Any], list[int], int]:
+    """One normalised vector per text (mean of the last hidden states over real tokens), each text's
+    token count, and the number of forward calls. A text longer than the model reads is an error,
+    never silently cut: its vector would not say what the text says."""
+    model = entry.peft if entry.peft is not None else entry.model
+    device = entry.model.device
+    tokenized = entry.tokenizer(texts)
+    lengths = [len(ids) for ids in tokenized["input_ids"]]
+    limit = entry.context_length
+    too_long = [i for i, length in enumerate(lengths) if length > limit]
+    if too_long:
+        raise EngineError(CONTEXT_LENGTH_EXCEEDED, f"text {too_long[0]} has {lengths[too_long[0]]} tokens; this "
+                                                   f"model reads at most {limit}")
+    vectors: list[Any] = [None] * len(texts)
+    groups = length_groups(lengths)
+    for group in groups:
+        encoded = entry.tokenizer.pad({name: [values[i] for i in group] for name, values in tokenized.items()},
+                                      padding=True, return_tensors="pt").to(device)
+        with torch.inference_mode(), _adapter_context(entry, adapter):
+            pooled = mean_pool(model(**encoded).last_hidden_state, encoded["attention_mask"])
+        for i, row in zip(group, pooled.cpu(), strict=True):
+            vectors[i] = row
+    return vectors, lengths, len(groups)
+
+
+def _pack(vectors: list[Any]) -> dict:
+    """Vectors as one little-endian float32 buffer: a tenth of the size of JSON floats on the wire."""
+    if not vectors:
+        return {"vectors": b"", "dim": 0}
+    stacked = torch.stack(vectors).to(torch.float32).contiguous()
+    return {"vectors": stacked.numpy().astype("<f4").tobytes(), "dim": int(stacked.shape[1])}
+
+
 class ClassificationScheduler:
     """Waiting classification jobs, pooled per model key."""
 
@@ -151,21 +204,25 @@ class ClassificationScheduler:
                 break
         jobs = list(dict.fromkeys(job for job, _ in pieces))
         lease = jobs[0].lease
+        encoder = lease.entry.kind == "encoder"
+        texts = [job.request.texts[i] for job, i in pieces]
         try:
-            results, token_counts, forward_calls = classify(lease.entry, lease.adapter,
-                                                            [job.request.texts[i] for job, i in pieces])
+            results, token_counts, forward_calls = (embed if encoder else classify)(lease.entry, lease.adapter, texts)
         except Exception as error:
-            logger.exception("classification batch for %s failed", model_key)
+            if not isinstance(error, EngineError):
+                logger.exception("batch of %s failed", model_key)
+                error = EngineError(INTERNAL, f"{'embedding' if encoder else 'classification'} failed: {error}")
             for job in jobs:
                 queue.remove(job)
                 self.release(job.lease)
-                call_sink(job.sink.on_error, INTERNAL, f"classification failed: {error}")
+                call_sink(job.sink.on_error, error.code, error.message)
             self.counters.add("failed", len(jobs))
             return
-        self.counters.add("classification_forward_calls", forward_calls)
-        self.counters.add("classified_texts", len(pieces))
+        self.counters.add("embedding_forward_calls" if encoder else "classification_forward_calls", forward_calls)
+        self.counters.add("embedded_texts" if encoder else "classified_texts", len(pieces))
         for (job, i), result, tokens in zip(pieces, results, token_counts, strict=True):
-            job.results[i] = {**result, "tokens": int(tokens)}  # lets a caller that batched texts meter each
+            # Per-text token counts let a caller that batched texts meter each one.
+            job.results[i] = result if encoder else {**result, "tokens": int(tokens)}
             job.done_texts += 1
             job.prompt_tokens += int(tokens)
         for job in jobs:
@@ -175,4 +232,7 @@ class ClassificationScheduler:
 
     def _finish(self, job: ClassificationJob) -> None:
         self.release(job.lease)
-        call_sink(job.sink.on_done, {"results": job.results, "prompt_tokens": job.prompt_tokens})
+        if isinstance(job.request, EmbeddingRequest):
+            call_sink(job.sink.on_done, {**_pack(job.results), "prompt_tokens": job.prompt_tokens})
+        else:
+            call_sink(job.sink.on_done, {"results": job.results, "prompt_tokens": job.prompt_tokens})

@@ -19,12 +19,13 @@ from celery import current_app
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from store.serving.protocol import ClassificationRequest, GenerationRequest
+from store.serving.protocol import ClassificationRequest, EmbeddingRequest, GenerationRequest
 
 logger = logging.getLogger(__name__)
 
 GENERATE_TASK = "store.serving.tasks.generate"
 CLASSIFY_TASK = "store.serving.tasks.classify"
+EMBED_TASK = "store.serving.tasks.embed"
 INFERENCE_QUEUE = "inference"
 
 
@@ -139,7 +140,21 @@ async def generate(request: GenerationRequest) -> dict:
 
 
 async def classify(request: ClassificationRequest) -> dict:
-    layer, reply, _control = await _dispatch(CLASSIFY_TASK, asdict(request))
+    return await _single_answer(CLASSIFY_TASK, asdict(request))
+
+
+async def embed(request: EmbeddingRequest) -> dict:
+    """{"vectors": float32 little-endian bytes, "dim", "prompt_tokens"}: see protocol.unpack_vectors."""
+    return await _single_answer(EMBED_TASK, asdict(request))
+
+
+async def call_worker(task: str, payload: dict) -> dict:
+    """Any other worker task that answers once on the reply channel (e.g. knowledge retrieval)."""
+    return await _single_answer(task, payload)
+
+
+async def _single_answer(task: str, payload: dict) -> dict:
+    layer, reply, _control = await _dispatch(task, payload)
     while True:
         message = await _receive(layer, reply, settings.SERVING_IDLE_TIMEOUT)
         if message is None:

@@ -30,6 +30,7 @@ from store.serving.protocol import (
     INVALID_REQUEST,
     MODEL_NOT_FOUND,
     ClassificationRequest,
+    EmbeddingRequest,
     EngineError,
     GenerationRequest,
     ModelSpec,
@@ -50,11 +51,56 @@ class Sink(Protocol):
 
 @dataclass
 class _Submission:
-    request: GenerationRequest | ClassificationRequest
+    request: GenerationRequest | ClassificationRequest | EmbeddingRequest
     sink: Sink
-    #: Resolved once: a request waiting for room in a full batch is looked at again every step.
+    #: Resolved once: a request waiting for room in a full batch is looked at again every step. An
+    #: in-process caller may also hand over a spec of its own (a model that is not in the catalog).
     spec: ModelSpec | None = None
     entry_key: str = ""
+    search: tuple[Any, int] | None = None  # (VectorIndex, k): answer with nearest rows instead of vectors
+
+
+class _SearchSink:
+    """Turns an embedding result into the nearest rows of an index (in the engine thread: one
+    matrix product per request), then lets the index go."""
+
+    def __init__(self, sink: Sink, lease: Lease, k: int, release: Callable[[Lease], None],
+                 counters: EngineCounters) -> None:
+        self.sink, self.lease, self.k, self.release, self.counters = sink, lease, k, release, counters
+        self.released = False
+
+    def _let_go(self) -> None:
+        if not self.released:
+            self.released = True
+            self.release(self.lease)
+
+    def on_start(self, info: dict) -> None:
+        self.sink.on_start(info)
+
+    def on_tokens(self, text: str, n_tokens: int) -> None:
+        pass
+
+    def on_done(self, result: dict) -> None:
+        import torch
+
+        from store.serving.search import nearest
+
+        try:
+            index = self.lease.entry.payload
+            dim = int(result["dim"])
+            queries = torch.frombuffer(bytearray(result["vectors"]), dtype=torch.float32).reshape(-1, dim) \
+                if dim else torch.zeros((0, 0))
+            hits = nearest(index, queries, self.k)
+            self.counters.add("searches")
+            answer = {"hits": [[(index.ids[row], score) for row, score in row_hits] for row_hits in hits],
+                      "index_key": index.key, "prompt_tokens": result.get("prompt_tokens", 0)}
+        finally:
+            self._let_go()
+        self.sink.on_done(answer)
+
+    def on_error(self, code: str, message: str) -> None:
+        self._let_go()
+        self.sink.on_error(code, message)
 
 
 class _WaitingSink:
@@ -149,8 +195,21 @@ class InferenceEngine:
     def submit_generation(self, request: GenerationRequest, sink: Sink) -> None:
         self._submit(_Submission(request, sink))
 
-    def submit_classification(self, request: ClassificationRequest, sink: Sink) -> None:
-        self._submit(_Submission(request, sink))
+    def submit_classification(self, request: ClassificationRequest, sink: Sink, spec: ModelSpec | None = None) -> None:
+        self._submit(_Submission(request, sink, spec))
+
+    def submit_embedding(self, request: EmbeddingRequest, sink: Sink, spec: ModelSpec | None = None) -> None:
+        self._submit(_Submission(request, sink, spec))
+
+    def submit_search(self, request: EmbeddingRequest, index: Any, k: int, sink: Sink) -> None:
+        """Embed the request's texts with its model and answer {"hits": [[(id, score)] per text]}: the k
+        rows of `index` (a store.serving.search.VectorIndex) most similar to each, best first. The
+        index is kept in the model cache (same budget, same LRU) while its key stands."""
+        self._submit(_Submission(request, sink, search=(index, k)))
+
+    def held_index(self, key: str) -> Any:
+        """The index kept under `key`, if any (any thread)."""
+        return self.cache.peek_index(key)
 
     def cancel(self, request_id: str) -> None:
         with self._wake:
@@ -172,6 +231,8 @@ class InferenceEngine:
             request_id = f"warmup-{uuid.uuid4().hex}"
             if spec.kind == "classifier":
                 self.submit_classification(ClassificationRequest(request_id, key, ["Hello"]), sink)
+            elif spec.kind == "encoder":
+                self.submit_embedding(EmbeddingRequest(request_id, key, ["Hello"]), sink)
             else:
                 self.submit_generation(GenerationRequest(request_id, key, WARMUP_MESSAGES, max_tokens=2,
                                                          temperature=0), sink)
@@ -220,7 +281,8 @@ class InferenceEngine:
                 self._counters.add("generation_requests")
                 self._waiting.append(submission)
             else:
-                self._counters.add("classification_requests")
+                self._counters.add("classification_requests" if isinstance(submission.request, ClassificationRequest)
+                                   else "embedding_requests")
                 self._start_classification(submission)
         if cancels:
             self._apply_cancellations(cancels)
@@ -332,16 +394,25 @@ class InferenceEngine:
         self.cache.release(row.lease)
 
     def _start_classification(self, submission: _Submission) -> None:
+        """Classification and embedding requests: pooled per model by the text scheduler."""
         request = submission.request
-        assert isinstance(request, ClassificationRequest)
+        assert isinstance(request, ClassificationRequest | EmbeddingRequest)
         if self._refuse(submission, time.time()):
             return
+        wanted = "classifier" if isinstance(request, ClassificationRequest) else "encoder"
+        index_lease: Lease | None = None
         try:
-            spec = self._resolve(request.model_key)
-            if spec.kind != "classifier":
-                raise EngineError(INVALID_REQUEST, f"{request.model_key} is a chat model, not a classifier")
+            spec = submission.spec or self._resolve(request.model_key)
+            if spec.kind != wanted:
+                raise EngineError(INVALID_REQUEST, f"{request.model_key} is a {spec.kind} model, not a {wanted}")
+            if submission.search is not None:
+                index_lease = self.cache.hold_index(submission.search[0])
+                submission.sink = _SearchSink(submission.sink, index_lease, submission.search[1], self.cache.release,
+                                              self._counters)
             lease = self.cache.acquire(spec)
         except Exception as error:
+            if index_lease is not None:
+                self.cache.release(index_lease)
             self._fail_submission(submission, error)
             return
         call_sink(submission.sink.on_start, {"texts": len(request.texts), "model_key": request.model_key})

@@ -160,6 +160,19 @@ def load_causal_lm(foundation: FoundationModel | Path, device: str = "cpu", dtyp
     return model.to(device)  # type: ignore[arg-type]
 
 
+def load_encoder(foundation: FoundationModel | Path, device: str = "cpu", dtype: Any = None):
+    """The bare encoder (no head): embeddings are pooled from its last hidden states."""
+    from transformers import AutoModel
+
+    folder = foundation if isinstance(foundation, Path) else model_folder(foundation)
+    try:
+        with model_load_lock:
+            model = AutoModel.from_pretrained(folder, dtype=dtype or dtype_for(device))
+    except (OSError, ValueError) as error:
+        raise CatalogError(f"cannot load an encoder from {folder}: {error}") from None
+    return model.to(device)  # type: ignore[arg-type]
+
+
 def load_sequence_classifier(
     foundation: FoundationModel | Path,
     labels: list[str],

@@ -58,6 +58,7 @@ class ModelEntry:
     prefix_length: int = 0
     last_used: int = 0
     active: int = 0
+    payload: Any = None  # a search index (kind "index") instead of a model
 
     @property
     def total_bytes(self) -> int:
@@ -92,7 +93,7 @@ def plan_entry(spec: ModelSpec) -> tuple[str, str]:
     if spec.adapter_type == "full":
         return f"{spec.kind}|full|{spec.adapter_folder}|{labels}", "full"
     if spec.adapter_type is None or (spec.adapter_type == "lora" and (
-            spec.kind == "classifier" or lora_is_batchable(_adapter_config(spec)))):
+            spec.kind != "causal" or lora_is_batchable(_adapter_config(spec)))):
         return f"{spec.kind}|shared|{spec.base_folder}|{labels}", "shared"
     method = "prefix" if spec.adapter_type == "prefix_tuning" else "merged"
     return f"{spec.kind}|{method}|{spec.key}|{spec.adapter_folder}|{labels}", method
@@ -173,6 +174,29 @@ class ModelCache:
         entry.active += 1
         return Lease(entry, slot.name if slot else BASE_ADAPTER, slot)
 
+    def hold_index(self, index: Any) -> Lease:
+        """Keep a search index (store.serving.search.VectorIndex) under the budget, like a model: the
+        same one is reused while its key stands; idle older ones of its family are dropped."""
+        entry = self._entries.get(f"index|{index.key}")
+        if entry is None:
+            for stale in [e for e in self._entries.values()
+                          if e.kind == "index" and e.payload.family == index.family and e.active == 0]:
+                self._evict_entry(stale)
+            self._make_room(index.nbytes, pinned=None)
+            entry = ModelEntry(f"index|{index.key}", "index", "index", None, None, index.nbytes, payload=index)
+            with self._lock:
+                self._entries[entry.key] = entry
+            self.counters.add("index_loads")
+        entry.last_used = next(self._clock)
+        entry.active += 1
+        return Lease(entry)
+
+    def peek_index(self, key: str) -> Any:
+        """The index held under `key`, or None (any thread: lets a caller skip rebuilding it)."""
+        with self._lock:
+            entry = self._entries.get(f"index|{key}")
+            return entry.payload if entry is not None else None
+
     def release(self, lease: Lease) -> None:
         lease.entry.active -= 1
         if lease.slot is not None:
@@ -239,6 +263,8 @@ class ModelCache:
             warnings.simplefilter("ignore")
             if spec.kind == "causal":
                 model = loading.load_causal_lm(source, self.device, self.dtype)
+            elif spec.kind == "encoder":
+                model = loading.load_encoder(source, self.device, self.dtype)
             else:
                 model = loading.load_sequence_classifier(source, spec.labels, self.device, self.dtype,
                                                          pad_token_id=tokenizer.pad_token_id)
@@ -370,7 +396,7 @@ class ModelCache:
             del self._entries[entry.key]
         self.counters.add("model_evictions")
         self.counters.add("adapter_evictions", len(entry.adapters))
-        entry.model = entry.peft = entry.bank = None
+        entry.model = entry.peft = entry.bank = entry.payload = None
         entry.adapters.clear()
         self._release_device_memory()
 

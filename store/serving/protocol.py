@@ -11,7 +11,7 @@ from typing import Any
 
 #: peft methods the engine knows how to serve; `None` means the plain base model.
 ADAPTER_TYPES = (None, "lora", "adalora", "ia3", "prefix_tuning", "full")
-MODEL_KINDS = ("causal", "classifier")
+MODEL_KINDS = ("causal", "classifier", "encoder")
 
 #: Error codes, also used as the `code` of OpenAI-shaped API errors.
 MODEL_NOT_FOUND = "model_not_found"
@@ -83,6 +83,36 @@ class ClassificationRequest:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ClassificationRequest:
         return cls(**data)
+
+
+@dataclass
+class EmbeddingRequest:
+    """Texts to embed with an encoder (mean-pooled, L2-normalised vectors, as sentence-transformers does)."""
+
+    request_id: str
+    model_key: str
+    texts: list[str]
+    expires_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EmbeddingRequest:
+        return cls(**data)
+
+
+#: The engine's answer to an embedding request: vectors as one float32 little-endian buffer, row-major.
+def unpack_vectors(result: dict) -> list[list[float]]:
+    import array
+    import sys
+
+    values = array.array("f")
+    values.frombytes(result["vectors"])
+    if sys.byteorder == "big":
+        values.byteswap()
+    dim = int(result["dim"])
+    return [values[i:i + dim].tolist() for i in range(0, len(values), dim)] if dim else []
 
 
 class EngineError(Exception):

@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from channels.layers import get_channel_layer
 from django.conf import settings
 
 from core.broadcast import LoopThread
-from store.serving.protocol import ClassificationRequest, GenerationRequest
+from store.serving.protocol import INTERNAL, ClassificationRequest, EmbeddingRequest, EngineError, GenerationRequest
 from store.serving.relay import RelaySink, send_with_retry
 
 logger = logging.getLogger(__name__)
@@ -89,4 +90,29 @@ class ServingRuntime:
             return
         request = ClassificationRequest(**{**payload, "expires_at": time.time() + ENGINE_QUEUE_SECONDS})
         self.engine.submit_classification(request, sink)
+        self._wait(sink, request.request_id)
+
+    def answer_once(self, payload: dict, reply_channel: str, work: Callable[[], dict]) -> None:
+        """For worker tasks built on the engine that answer once (knowledge retrieval): accept, run
+        `work` in this task thread, answer with its result or its EngineError."""
+        sink = self._accept(payload, reply_channel)
+        if sink is None:
+            return
+        try:
+            result = work()
+        except EngineError as error:
+            sink.on_error(error.code, error.message)
+        except Exception as error:
+            logger.exception("request %s failed", payload.get("request_id"))
+            sink.on_error(INTERNAL, f"{type(error).__name__}: {error}")
+        else:
+            sink.on_done(result)
+        sink.finished.wait(MAX_REQUEST_SECONDS)
+
+    def handle_embedding(self, payload: dict, reply_channel: str) -> None:
+        sink = self._accept(payload, reply_channel)
+        if sink is None:
+            return
+        request = EmbeddingRequest(**{**payload, "expires_at": time.time() + ENGINE_QUEUE_SECONDS})
+        self.engine.submit_embedding(request, sink)
         self._wait(sink, request.request_id)

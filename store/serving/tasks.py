@@ -18,6 +18,13 @@ def classify(payload: dict, reply_channel: str) -> None:
     ServingRuntime.get().handle_classification(payload, reply_channel)
 
 
+@shared_task(name="store.serving.tasks.embed", ignore_result=True, acks_late=False)
+def embed(payload: dict, reply_channel: str) -> None:
+    from store.serving.runtime import ServingRuntime
+
+    ServingRuntime.get().handle_embedding(payload, reply_channel)
+
+
 @shared_task(name="store.serving.tasks.engine_stats")
 def engine_stats() -> dict:
     """The engine's counters and what it holds in memory (operators: `celery -A config call ...`)."""

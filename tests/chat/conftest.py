@@ -46,7 +46,7 @@ def scripted_bot(monkeypatch):
 
     bot = Bot()
     bot.requests = []
-    monkeypatch.setattr("chat.assistant.stream_generation", bot.stream)
+    monkeypatch.setattr("knowledge.replies.stream_generation", bot.stream)
     return bot
 
 

@@ -250,7 +250,7 @@ async def test_the_bot_stops_mid_reply_when_an_agent_takes_over(widget, alice, s
         finally:
             state["closed"] = True  # the client closed the stream: the worker is told to stop this row
 
-    monkeypatch.setattr("chat.assistant.stream_generation", endless_bot)
+    monkeypatch.setattr("knowledge.replies.stream_generation", endless_bot)
     socket = await customer_writes(widget, "Tell me everything about shoes", "m1")
     await receive_until(socket, "token")
     conversation = await sync_to_async(Conversation.objects.get)()

@@ -7,6 +7,8 @@ from core.demo import (
     ensure_demo_widget,
 )
 from finetune.models import FineTuneJob
+from knowledge.models import AnswerPolicy, DeploymentKnowledge
+from knowledge.policy import DEFAULT_THRESHOLD
 from store.models import Deployment
 from tests.factories import make_tuned
 
@@ -21,15 +23,21 @@ def test_it_creates_the_demo_organization_once_with_stable_logins(db, settings, 
     assert (tmp_path / "demo-credentials.json").stat().st_mode & 0o077 == 0
 
 
-def test_it_deploys_the_bundled_bot_with_the_shops_facts_and_embeds_it(db, catalog, settings, tmp_path):
+def test_it_deploys_the_bundled_bot_answering_from_acme_s_knowledge_base_and_embeds_it(db, catalog, settings,
+                                                                                          tmp_path):
     settings.DATA_DIR = tmp_path
     organization = ensure_demo_organization().organization
     widget = ensure_demo_widget(organization, ["http://localhost:8001"])
     bot = Deployment.objects.get(organization=organization, slug=DEMO_BOT)
     assert bot.base_model.slug == "smollm2-135m-instruct"
-    assert "30 days" in bot.system_prompt and "1-800-555-0199" in bot.system_prompt
+    attached = DeploymentKnowledge.objects.get(deployment=bot)
+    assert attached.policy == AnswerPolicy.QUOTE and attached.threshold == DEFAULT_THRESHOLD
+    [source] = attached.knowledge_base.sources.all()
+    assert source.versions.get().passage_count == 31 and source.url.startswith("https://")
+    assert bot.revisions.get(number=bot.revision).config["knowledge"]["knowledge_base"] == attached.knowledge_base_id
     assert widget.deployment == bot and widget.allowed_origins == ["http://localhost:8001"]
     assert ensure_demo_widget(organization, ["http://localhost:8001"]).pk == widget.pk
+    assert attached.knowledge_base.sources.count() == 1  # a second start adds nothing
 
 
 def test_it_switches_the_bot_to_the_tuned_faq_model_when_there_is_one(db, catalog, settings, tmp_path):

@@ -23,8 +23,8 @@ def walk(patterns):
             pattern.callback
 walk(get_resolver().url_patterns)
 import_module("config.routing")
-for app in ("accounts", "store", "finetune", "chat"):
-    for module in ("admin", "views", "urls", "consumers", "api"):
+for app in ("accounts", "store", "finetune", "knowledge", "chat"):
+    for module in ("admin", "views", "urls", "consumers", "api", "answer_views", "replies", "client", "sources"):
         try:
             import_module(f"{app}.{module}")
         except ModuleNotFoundError as error:

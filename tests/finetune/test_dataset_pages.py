@@ -93,3 +93,32 @@ def test_it_requests_token_statistics_from_a_worker(alice, sentiment_dataset, ti
     assert sentiment_dataset.token_stats["max"] >= sentiment_dataset.token_stats["p50"] > 3
     page = alice.client.get(reverse("finetune:dataset_detail", args=[sentiment_dataset.public_id])).content.decode()
     assert "Truncated at" in page
+
+
+PAIRS = b"".join(b'{"query": "question %d about parcels?", "passage": "Answer %d: parcels ship in %d days."}\n'
+                 % (i, i, i + 1) for i in range(6))
+
+
+def test_it_stores_retrieval_pairs_and_shows_them_side_by_side(alice):
+    response = upload(alice, PAIRS, name="pairs.jsonl")
+    dataset = Dataset.objects.get()
+    assert response.status_code == 302 and (dataset.task, dataset.row_count) == ("embedding", 6)
+    page = alice.client.get(response["Location"]).content.decode()
+    assert "<th>Query</th><th>Passage</th>" in page and "Answer 3: parcels ship in 4 days." in page
+    assert "Distinct passages / questions" in page and "questions about the same passage" in page
+
+
+def test_it_counts_the_tokens_of_the_longer_side_of_each_pair(alice, tiny_encoder_base, tiny_encoder_folder,
+                                                             django_capture_on_commit_callbacks):
+    from transformers import AutoTokenizer
+
+    upload(alice, PAIRS, name="pairs.jsonl")
+    dataset = Dataset.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        alice.client.post(reverse("finetune:dataset_token_stats", args=[dataset.public_id]),
+                          {"base": tiny_encoder_base.slug})
+    dataset.refresh_from_db()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_encoder_folder)
+    longest = len(tokenizer("Answer 5: parcels ship in 6 days.")["input_ids"])
+    assert dataset.token_stats_status == "ready" and dataset.token_stats["max"] == longest
+    assert dataset.token_stats["max_seq_length"] == 256

@@ -139,3 +139,78 @@ def test_it_requires_enough_rows():
     ('{"messages": []}', "dialogue"), ('{"text": "a", "label": "b"}', "sentiment"), ("[1, 2]", None)])
 def test_it_detects_the_task_from_the_first_line(line, expected):
     assert detect_task("jsonl", line) == expected
+
+
+def pair(query="Do you ship to Canada?", passage="Yes, to the US and Canada.", names=("query", "passage")):
+    return json.dumps(dict(zip(names, (query, passage), strict=True)))
+
+
+GOOD_PAIRS = "\n".join(pair(f"question {i}?", f"answer {i % 4}.") for i in range(6))
+
+
+def test_it_accepts_query_passage_pairs_with_their_statistics():
+    report = validate_dataset(GOOD_PAIRS.encode(), "pairs.jsonl")
+    assert report.ok and report.task == "embedding" and len(report.rows) == 6
+    assert report.rows[0] == {"query": "question 0?", "passage": "answer 0."}
+    assert (report.stats["rows"], report.stats["distinct_passages"], report.stats["distinct_queries"]) == (6, 4, 6)
+    assert report.stats["query_characters"]["max"] == 11 and report.stats["passage_characters"]["p50"] == 9
+
+
+def test_it_accepts_the_sentence_transformers_names_anchor_and_positive():
+    data = "\n".join(pair(f"q{i}", f"p{i}", names=("anchor", "positive")) for i in range(4))
+    report = validate_dataset(data.encode(), "pairs.jsonl")
+    assert report.ok and report.task == "embedding"
+    assert report.rows[3] == {"query": "q3", "passage": "p3"}
+
+
+def test_it_reports_every_bad_pair_with_its_line():
+    lines = GOOD_PAIRS.split("\n") + [
+        json.dumps({"query": "Where is my order?"}), json.dumps({"passage": "Ships in two days."}),
+        pair(query="   "), pair(passage=""), json.dumps({"query": 7, "passage": ["a"]}), '{"query": "oops',
+        "[1, 2]"]
+    assert problems("\n".join(lines), task="embedding") == [
+        "line 12: not valid JSON (Unterminated string starting at at column 11)",  # parsing comes first
+        "line 13: each line must be a JSON object",
+        'line 7: missing "passage"', 'line 8: missing "query"', "line 9: empty query", "line 10: empty passage",
+        'line 11: "query" must be a string', 'line 11: "passage" must be a string']
+
+
+def test_it_removes_duplicate_pairs_and_counts_them():
+    data = GOOD_PAIRS + "\n" + pair("QUESTION 0?", "answer 0.") + "\n" + pair("question 0?", "answer 1.")
+    report = validate_dataset(data.encode(), "pairs.jsonl")
+    assert report.ok and report.stats["duplicates_removed"] == 1 and len(report.rows) == 7
+
+
+def test_it_requires_four_pairs():
+    assert problems("\n".join([pair("a", "b"), pair("c", "d")])) == [
+        "only 2 usable rows; at least 4 are needed to train and evaluate"]
+
+
+PAIRS_CSV = "query,passage\n" + "\n".join(f'"question {i}?","answer {i}, in full."' for i in range(5))
+
+
+def test_it_reads_pairs_from_a_csv_with_a_query_passage_header():
+    report = validate_dataset(PAIRS_CSV.encode(), "pairs.csv")
+    assert report.ok and report.task == "embedding" and report.file_format == "csv"
+    assert report.rows[1] == {"query": "question 1?", "passage": "answer 1, in full."}
+
+
+def test_it_reports_an_empty_passage_cell_with_its_csv_line():
+    assert problems(PAIRS_CSV + '\n"question 9?",\n', "pairs.csv") == ["line 7: empty passage"]
+
+
+def test_it_reports_a_pair_csv_without_a_passage_column():
+    assert problems("query,answer\nx,y\n", "pairs.csv", task="embedding") == [
+        "line 1: the CSV header must have query and passage columns; missing passage (found: query, answer)"]
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("query,passage", "embedding"), ("anchor,positive", "embedding"), ("text,label", "sentiment"),
+    ('"Query","Passage"', "embedding"), ("id,text,label,query", "sentiment")])
+def test_it_detects_the_task_from_the_csv_header(header, expected):
+    assert detect_task("csv", header + "\nx,y\n") == expected
+
+
+@pytest.mark.parametrize("line", ['{"query": "a", "passage": "b"}', '{"anchor": "a", "positive": "b"}'])
+def test_it_detects_pairs_from_the_first_line(line):
+    assert detect_task("jsonl", line) == "embedding"

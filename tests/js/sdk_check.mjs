@@ -42,6 +42,16 @@ try {
   out.badRequest = { status: error.status, param: error.param };
 }
 
+// Embeddings: the SDK asks for base64 by default and decodes it; floats on request must agree.
+const embedded = await client.embeddings.create({ model: process.env.EMBEDDING_MODEL, input: ["hello", "world"] });
+const asFloats = await client.embeddings.create({
+  model: process.env.EMBEDDING_MODEL, input: "hello", encoding_format: "float",
+});
+out.embeddings = {
+  count: embedded.data.length, dim: embedded.data[0].embedding.length, usage: embedded.usage,
+  decoded: Array.from(embedded.data[0].embedding.slice(0, 8)), floats: asFloats.data[0].embedding.slice(0, 8),
+};
+
 const file = await client.files.create({
   file: await toFile(fs.readFileSync(process.env.TRAINING_FILE), "moods.csv"), purpose: "fine-tune",
 });

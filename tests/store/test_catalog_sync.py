@@ -14,7 +14,7 @@ def test_it_registers_both_bundled_models(db):
     assert smol.tasks == ["dialogue", "sentiment"]
     assert smol.bundled and smol.parameter_count == 134_515_008
     assert "SmolLM2" in smol.card_markdown
-    assert FoundationModel.objects.get(slug="all-minilm-l6-v2").tasks == ["sentiment"]
+    assert FoundationModel.objects.get(slug="all-minilm-l6-v2").tasks == ["sentiment", "embedding"]
 
 
 def test_it_is_idempotent(db):

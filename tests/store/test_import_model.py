@@ -21,9 +21,9 @@ def test_it_imports_a_local_chat_model_folder(db, tiny_chat_folder, capsys):
     assert capsys.readouterr().out.strip().splitlines()[-1] == "tiny"
 
 
-def test_it_imports_an_encoder_for_sentiment_only(db, tiny_encoder_folder):
+def test_it_imports_an_encoder_for_sentiment_and_embeddings(db, tiny_encoder_folder):
     model = import_model(str(tiny_encoder_folder))
-    assert model.tasks == ["sentiment"]
+    assert model.tasks == ["sentiment", "embedding"]
     assert model.family == "bert"
 
 

@@ -20,7 +20,7 @@ def test_the_javascript_sdk_works_unchanged(live, tiny_chat_base, tiny_encoder_b
     training = tmp_path / "moods.csv"
     training.write_bytes(sentiment_csv_bytes())
     env = dict(os.environ, GPT_STORE_URL=live.url, GPT_STORE_KEY=key, CHAT_MODEL="tiny-bot",
-               TRAINING_FILE=str(training))
+               EMBEDDING_MODEL="tiny-encoder", TRAINING_FILE=str(training))
     result = subprocess.run(["node", "sdk_check.mjs"], cwd=JS, env=env, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.strip().splitlines()[-1])
@@ -30,6 +30,9 @@ def test_the_javascript_sdk_works_unchanged(live, tiny_chat_base, tiny_encoder_b
     assert out["stream"]["finishes"] in (["stop"], ["length"]) and out["stream"]["usage"]["total_tokens"] > 0
     assert out["notFound"] == {"status": 404, "code": "model_not_found", "param": "model"}
     assert out["badRequest"] == {"status": 400, "param": "n"}
+    embeddings = out["embeddings"]
+    assert embeddings["count"] == 2 and embeddings["dim"] == 32 and embeddings["usage"]["prompt_tokens"] > 0
+    assert embeddings["decoded"] == pytest.approx(embeddings["floats"], abs=1e-6)
     fine_tuning = out["fineTuning"]
     assert fine_tuning["file"].startswith("file-") and fine_tuning["retrieved"] == fine_tuning["job"]
     assert fine_tuning["status"] in ("queued", "running") and fine_tuning["cancelled"] in ("cancelled", "running")

@@ -58,6 +58,25 @@ def sentiment_rows() -> list[dict]:
 
 LABELS = ["negative", "neutral", "positive"]
 
+FAQ = [("How long is shipping?", "Standard shipping takes 3 to 5 business days."),
+       ("Do you ship to Canada?", "Yes, we ship to the US and Canada."),
+       ("What is your return window?", "You can return unworn shoes within 30 days."),
+       ("Can I exchange a size?", "Yes, exchanges are free, once per order."),
+       ("Which cards do you take?", "Visa, Mastercard, American Express and PayPal."),
+       ("When are you open?", "Monday to Friday, 8 am to 8 pm Eastern."),
+       ("Is there a warranty?", "One year against manufacturing defects."),
+       ("How do I track my parcel?", "Use the tracking link in your shipping email."),
+       ("Do gift cards expire?", "No, Acme gift cards never expire."),
+       ("What sizes do you carry?", "Men 6 to 15 and women 5 to 12, with half sizes."),
+       ("How much is express delivery?", "Express delivery costs $12.95."),
+       ("Can I cancel my order?", "Yes, within one hour of ordering.")]
+
+
+@pytest.fixture
+def pair_rows() -> list[dict]:
+    """Retrieval pairs: twelve questions, each answered by its own passage."""
+    return [{"query": query, "passage": passage} for query, passage in FAQ]
+
 
 @dataclass
 class RecordingCallbacks:
@@ -91,7 +110,7 @@ class RecordingCallbacks:
 
 
 @pytest.fixture
-def make_spec(tmp_path, tiny_chat_folder, tiny_encoder_folder, chat_rows, sentiment_rows):
+def make_spec(tmp_path, tiny_chat_folder, tiny_encoder_folder, chat_rows, sentiment_rows, pair_rows):
     """A small TrainingSpec; keyword arguments override spec fields, `hyper=dict(...)` hyperparameters."""
     from finetune.training.spec import Hyperparameters, TrainingSpec
 
@@ -100,6 +119,7 @@ def make_spec(tmp_path, tiny_chat_folder, tiny_encoder_folder, chat_rows, sentim
     def build(task: str = "dialogue", method: str = "lora", hyper: dict | None = None, **overrides) -> TrainingSpec:
         run_dir = tmp_path / f"run-{next(counter)}"
         dialogue = task == "dialogue"
+        rows = {"dialogue": chat_rows, "sentiment": sentiment_rows, "embedding": pair_rows}[task]
         values = {"epochs": 1, "learning_rate": 1e-2, "batch_size": 4, "max_seq_length": 128,
                   "checkpoint_every_steps": 1000, "lora_dropout": 0.0, **(hyper or {})}
         spec = TrainingSpec(
@@ -107,10 +127,8 @@ def make_spec(tmp_path, tiny_chat_folder, tiny_encoder_folder, chat_rows, sentim
             base_folder=tiny_chat_folder if dialogue else tiny_encoder_folder,
             architecture="LlamaForCausalLM" if dialogue else "BertModel",
             hyper=Hyperparameters(**values),
-            train_rows=chat_rows if dialogue else sentiment_rows,
-            validation_rows=(chat_rows if dialogue else sentiment_rows)[:4],
-            test_rows=(chat_rows if dialogue else sentiment_rows)[-3:],
-            labels=[] if dialogue else list(LABELS),
+            train_rows=rows, validation_rows=rows[:4], test_rows=rows[-3:],
+            labels=list(LABELS) if task == "sentiment" else [],
             output_dir=run_dir / "out", checkpoint_dir=run_dir / "checkpoints",
             final_evaluation=False, sample_count=2, sample_max_new_tokens=8,
         )

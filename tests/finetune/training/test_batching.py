@@ -63,3 +63,10 @@ def test_it_pads_inputs_with_the_pad_id_and_labels_with_ignore_index():
     assert batch.attention_mask.tolist() == [[1, 1, 1], [1, 1, 0]]
     assert batch.labels.tolist() == [[-100, 6, 7], [-100, 8, -100]]
     assert (batch.real_tokens, batch.targets) == (5, 3)
+
+
+@pytest.mark.parametrize("mode", ["grouped", "baseline"])
+def test_it_evens_out_batch_sizes_so_no_batch_is_left_without_negatives(mode):
+    batches = epoch_batches([5 + i % 7 for i in range(65)], 32, seed=1, epoch=0, mode=mode, even=True)
+    assert sorted(len(batch) for batch in batches) == [21, 22, 22]
+    assert sorted(i for batch in batches for i in batch) == list(range(65))

@@ -98,3 +98,37 @@ def test_it_keeps_torch_out_of_the_package_import_and_the_form_checks():
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=Path(__file__).resolve().parents[3]).stdout
     assert output.strip() == "False"
+
+
+def test_it_suggests_full_tuning_defaults_for_an_embedding_encoder():
+    hyper = default_hyperparameters("embedding", "full", "BertModel", n_train_rows=2000)
+    assert (hyper.learning_rate, hyper.epochs, hyper.batch_size, hyper.max_seq_length) == (2e-5, 4, 32, 256)
+    assert default_hyperparameters("embedding", "lora", "BertModel", 2000).learning_rate == 2e-4
+
+
+def test_it_adds_epochs_for_small_embedding_datasets():
+    assert default_hyperparameters("embedding", "full", "BertModel", n_train_rows=64).epochs == 10
+
+
+def test_it_accepts_its_own_embedding_defaults():
+    for method in ("full", "lora"):
+        hyper = default_hyperparameters("embedding", method, "BertModel", 500)
+        assert check_combination("embedding", method, "BertModel", hyper) == []
+
+
+def test_it_rejects_embedding_on_a_causal_decoder():
+    errors = check_combination("embedding", "lora", "LlamaForCausalLM", Hyperparameters(3, 2e-4, 8))
+    assert errors == ["Embedding needs an encoder (a BERT-like model such as all-MiniLM-L6-v2); LlamaForCausalLM is a "
+                      "causal decoder. Use it for dialogue or sentiment instead."]
+
+
+@pytest.mark.parametrize("method", ["adalora", "ia3", "prefix_tuning"])
+def test_it_rejects_embedding_methods_other_than_full_and_lora(method):
+    errors = check_combination("embedding", method, "BertModel", Hyperparameters(3, 2e-4, 8, max_seq_length=128))
+    assert errors[0].startswith(f"Embedding models are tuned fully or with LoRA; {method} is not available")
+
+
+def test_it_rejects_an_embedding_batch_of_one_row():
+    errors = check_combination("embedding", "full", "BertModel", Hyperparameters(3, 2e-5, 1, max_seq_length=128))
+    assert errors == ["Embedding training compares each query with the other passages of its batch: "
+                      "the batch size must be at least 2."]

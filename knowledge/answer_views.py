@@ -1,0 +1,146 @@
+"""Where answers are tried: "ask the knowledge base", a deployment's knowledge settings, the playground.
+
+The playground streams exactly what the widget and /v1 would answer (knowledge/replies.py).
+"""
+
+from __future__ import annotations
+
+import json
+
+from asgiref.sync import sync_to_async
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.access import organization_admin_required
+from accounts.scoping import get_for_organization
+from knowledge import client as knowledge_client
+from knowledge import deployments as knowledge_settings
+from knowledge.api import reply_sse, streaming_response
+from knowledge.forms import AskForm, DeploymentKnowledgeForm
+from knowledge.models import KnowledgeBase
+from knowledge.policy import DEFAULT_THRESHOLD, decide, dont_know_text, quote_text, retrieval_queries
+from knowledge.replies import ReplyResult, Served, stream_reply
+from store.api.completions import inference_error
+from store.api.errors import ApiError
+from store.models import Deployment, DeploymentStatus, Task
+from store.serving.client import InferenceError, InferenceUnavailable
+
+MAX_PLAYGROUND_TURNS = 20
+MAX_TURN_CHARS = 8000
+
+
+def _org(request: HttpRequest):
+    return request.organization  # type: ignore[attr-defined]
+
+
+def _deployment(request: HttpRequest, slug: str) -> Deployment:
+    queryset = Deployment.objects.select_related("tuned_model__base", "base_model", "organization")
+    return get_for_organization(queryset, _org(request), slug=slug)
+
+
+# --- ask the knowledge base ------------------------------------------------------------------------
+
+
+def _ask_setup(request: HttpRequest, slug: str) -> tuple[KnowledgeBase, AskForm, Deployment | None]:
+    knowledge_base = get_for_organization(KnowledgeBase, _org(request), slug=slug)
+    attached = [a.deployment for a in knowledge_base.deployments.select_related("deployment__base_model",
+                                                                                  "deployment__tuned_model__base")]
+    form = AskForm(request.POST, deployments=attached)
+    chosen = None
+    if form.is_valid() and form.cleaned_data["deployment"]:
+        chosen = next((d for d in attached if d.slug == form.cleaned_data["deployment"]), None)
+    return knowledge_base, form, chosen
+
+
+@require_POST
+@organization_admin_required
+async def ask(request: HttpRequest, slug: str) -> HttpResponse:
+    """The passages found for a question (with their scores) and the answer the bot would give."""
+    knowledge_base, form, deployment = await sync_to_async(_ask_setup)(request, slug)
+    context: dict = {"knowledge_base": knowledge_base, "question": request.POST.get("question", "")}
+    if not form.is_valid():
+        context["error"] = "Type a question."
+        return render(request, "knowledge/partials/ask_result.html", context, status=400)
+    question = form.cleaned_data["question"]
+    turns = [{"role": "user", "content": question}]
+    try:
+        result = None
+        if deployment is not None:
+            async for event in stream_reply(Served.deployment(deployment), turns, source="playground"):
+                if event.kind == "done":
+                    result = event.result
+            candidates = result.candidates if result is not None else []
+        else:
+            candidates, _tokens = await knowledge_client.retrieve(knowledge_base.pk, retrieval_queries(turns))
+            decision = decide(candidates, DEFAULT_THRESHOLD)
+            result = ReplyResult(quote_text(decision.passages) if decision.answer else dont_know_text(True),
+                                 "quoted" if decision.answer else "did_not_know", confidence=decision.confidence,
+                                 passages=decision.passages)
+    except (InferenceError, InferenceUnavailable) as error:
+        context["error"] = inference_error(error).message
+        return render(request, "knowledge/partials/ask_result.html", context, status=503)
+    context.update({"candidates": candidates, "result": result, "deployment": deployment,
+                    "threshold": DEFAULT_THRESHOLD})
+    return render(request, "knowledge/partials/ask_result.html", context)
+
+
+# --- a deployment's knowledge settings -----------------------------------------------------------
+
+
+@organization_admin_required
+def deployment_knowledge(request: HttpRequest, slug: str) -> HttpResponseBase:
+    """The settings card on the deployment page (an htmx partial) and its form's target."""
+    deployment = _deployment(request, slug)
+    settings = knowledge_settings.current(deployment)
+    form = DeploymentKnowledgeForm(request.POST or None, organization=_org(request), initial={
+        "knowledge_base": settings.knowledge_base, "policy": settings.policy, "threshold": settings.threshold,
+        "when_unsure": settings.when_unsure})
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                knowledge_settings.configure(deployment, knowledge_base=data["knowledge_base"], policy=data["policy"],
+                                             threshold=data["threshold"], when_unsure=data["when_unsure"],
+                                             user=request.user)
+            except ValidationError as error:
+                messages.error(request, " ".join(error.messages))
+            else:
+                messages.success(request, "Knowledge settings saved as a new revision.")
+        else:
+            messages.error(request, "Check the knowledge settings: " + "; ".join(
+                f"{name}: {' '.join(str(e) for e in errors)}" for name, errors in form.errors.items()))
+        return redirect("store:deployment_detail", slug)
+    return render(request, "knowledge/partials/deployment_knowledge.html", {
+        "deployment": deployment, "settings": settings, "form": form,
+        "dialogue": deployment.task == Task.DIALOGUE})
+
+
+# --- the playground ----------------------------------------------------------------------------------
+
+
+def _playground_target(request: HttpRequest, slug: str) -> Deployment:
+    deployment = _deployment(request, slug)
+    if deployment.status != DeploymentStatus.ACTIVE:
+        raise ApiError(409, "This deployment is paused.", code="deployment_paused")
+    return deployment
+
+
+@organization_admin_required
+async def playground_chat(request: HttpRequest, slug: str) -> HttpResponseBase:
+    if request.method != "POST":
+        return ApiError(405, "POST a JSON body {messages: [...]}.").response()
+    try:
+        deployment = await sync_to_async(_playground_target)(request, slug)
+        payload = json.loads(request.body or b"{}")
+        turns = [{"role": m["role"], "content": str(m["content"])[:MAX_TURN_CHARS]}
+                 for m in payload.get("messages", [])
+                 if m.get("role") in ("user", "assistant") and m.get("content")][-MAX_PLAYGROUND_TURNS:]
+        if not turns or turns[-1]["role"] != "user":
+            raise ApiError(400, "Send the conversation, ending with a user message.", param="messages")
+    except (ApiError, ValueError, KeyError, TypeError, AttributeError) as error:
+        return (error if isinstance(error, ApiError) else ApiError(400, "Malformed request body.")).response()
+    events = stream_reply(Served.deployment(deployment), turns, source="playground")
+    return streaming_response(reply_sse(events, deployment.slug, True))

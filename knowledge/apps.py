@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class KnowledgeConfig(AppConfig):
+    name = "knowledge"
+    verbose_name = "Knowledge"
+
+    def ready(self) -> None:
+        from knowledge import deployments
+        from store import deploy
+
+        # A deployment's knowledge settings are part of its revisions: rollback restores them.
+        deploy.register_revision_part(deployments.REVISION_PART, deployments.snapshot, deployments.restore)

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from typing import cast
+
+from django import forms
+
+from knowledge.documents import ACCEPTED_EXTENSIONS
+from knowledge.models import AnswerPolicy, KnowledgeBase, WhenUnsure
+
+
+class KnowledgeBaseForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    description = forms.CharField(max_length=300, required=False)
+    embedding_model = forms.ChoiceField(help_text="Embeds the passages and the customers' questions.")
+
+    def __init__(self, *args, models=(), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["embedding_model"]).choices = [(m.slug, str(m)) for m in models]
+
+
+class EmbeddingModelForm(forms.Form):
+    embedding_model = forms.ChoiceField()
+
+    def __init__(self, *args, models=(), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["embedding_model"]).choices = [(m.slug, str(m)) for m in models]
+
+
+class SourceUploadForm(forms.Form):
+    file = forms.FileField(help_text=f"{', '.join(ACCEPTED_EXTENSIONS)} — Q&A files need question and answer "
+                                     "columns (CSV header or JSONL keys).")
+    title = forms.CharField(max_length=200, required=False, help_text="Defaults to the document's title.")
+    url = forms.URLField(max_length=500, required=False, assume_scheme="https",
+                         help_text="Optional: customers see it as the link of a citation.")
+
+
+class PasteForm(forms.Form):
+    title = forms.CharField(max_length=200)
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 10}),
+                           help_text="Markdown headings (#, ##, ###) split it into passages.")
+    url = forms.URLField(max_length=500, required=False, assume_scheme="https")
+
+
+class EditTextForm(forms.Form):
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 16}))
+
+
+class AskForm(forms.Form):
+    question = forms.CharField(max_length=2000, widget=forms.TextInput(
+        attrs={"placeholder": "How much is express shipping?", "autocomplete": "off"}))
+    deployment = forms.ChoiceField(required=False, label="Answer as")
+
+    def __init__(self, *args, deployments=(), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["deployment"]).choices = [("", "the default settings (quote)")] + [
+            (d.slug, d.name) for d in deployments]
+
+
+class DeploymentKnowledgeForm(forms.Form):
+    knowledge_base = forms.ModelChoiceField(KnowledgeBase.objects.none(), required=False,
+                                            empty_label="— none: the model answers on its own —")
+    policy = forms.ChoiceField(choices=AnswerPolicy.choices, label="Answer policy")
+    threshold = forms.FloatField(min_value=0, max_value=1, label="Confidence threshold",
+                                 help_text="Below it the bot does not answer (0–1).")
+    when_unsure = forms.ChoiceField(choices=WhenUnsure.choices, label="When unsure")
+
+    def __init__(self, *args, organization=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["knowledge_base"].queryset = KnowledgeBase.objects.filter(organization=organization)  # type: ignore[attr-defined]

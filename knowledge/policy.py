@@ -1,0 +1,138 @@
+"""When the bot answers from knowledge, with which passages, and what it says when it does not know.
+
+Pure Python: the web process decides from what the inference worker's retrieval returned. The
+numbers here were measured (`make quality`, docs/quality.md); each is decided here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from knowledge.models import AnswerPolicy
+
+# Calibrated on 16 businesses' knowledge bases (1,600 customer questions, docs/quality.md): the answer
+# checker's probability above which the top passage is taken to answer the question.
+DEFAULT_THRESHOLD = 0.5
+# A second passage joins the reply (a two-part question) when it clears this and adds another source.
+SECOND_PASSAGE_THRESHOLD = 0.6
+# Models up to this size quote by default: measured, the bundled 135M model rephrases facts wrongly
+# (docs/quality.md), so its best answer is the passage itself.
+QUOTE_BELOW_PARAMETERS = 1_000_000_000
+# A customer message this short (in words) that does not stand on its own is read with the one before.
+FOLLOW_UP_WORDS = 6
+
+DONT_KNOW_HANDOFF = "I don't know that one — shall I get someone from the team?"
+DONT_KNOW_CONTINUE = "I don't know that one, sorry: it isn't covered by our help centre."
+
+
+def default_policy(parameter_count: int) -> str:
+    """Quote for small models, grounded generation for larger ones."""
+    return AnswerPolicy.QUOTE if 0 < parameter_count < QUOTE_BELOW_PARAMETERS else AnswerPolicy.GROUNDED
+
+
+@dataclass
+class Candidate:
+    """A passage the worker's retrieval returned, with how well it matched."""
+
+    passage_id: int
+    source_id: int
+    title: str
+    text: str
+    question: str = ""
+    url: str = ""
+    similarity: float = 0.0  # cosine similarity of the embeddings
+    confidence: float = 0.0  # the checker's probability that it answers the question
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Candidate:
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+
+    def citation(self) -> dict:
+        """What a customer sees of a source (and the console, with the text)."""
+        return {"passage_id": self.passage_id, "source_id": self.source_id, "title": self.title, "url": self.url,
+                "confidence": round(self.confidence, 3)}
+
+
+@dataclass
+class Decision:
+    answer: bool
+    passages: list[Candidate] = field(default_factory=list)
+    confidence: float = 0.0
+
+
+def decide(candidates: list[Candidate], threshold: float = DEFAULT_THRESHOLD,
+           second_threshold: float = SECOND_PASSAGE_THRESHOLD) -> Decision:
+    """Answer with the most confident passage if it clears the threshold (and a second, for a
+    two-part question, if it clears the higher bar); otherwise do not guess."""
+    ranked = sorted(candidates, key=lambda c: c.confidence, reverse=True)
+    if not ranked or ranked[0].confidence < threshold:
+        return Decision(False, confidence=ranked[0].confidence if ranked else 0.0)
+    chosen = [ranked[0]]
+    for candidate in ranked[1:]:
+        if candidate.confidence >= max(second_threshold, threshold) and candidate.passage_id != ranked[0].passage_id:
+            chosen.append(candidate)
+            break
+    return Decision(True, chosen, ranked[0].confidence)
+
+
+def heading_of(title: str) -> str:
+    """The entry a passage is from: the last part of its title ("How much does shipping cost?")."""
+    return title.split(" › ")[-1].strip()
+
+
+def quote_text(passages: list[Candidate]) -> str:
+    """The quote answer: each passage as the business wrote it, under its entry's heading (the FAQ's
+    question says what the passage answers: "What is Acme Steps?" names what the text calls "our
+    loyalty program")."""
+    blocks = []
+    for passage in passages:
+        heading = (passage.question or heading_of(passage.title)).strip()
+        blocks.append(f"{heading}\n{passage.text.strip()}" if heading else passage.text.strip())
+    return "\n\n".join(blocks)
+
+
+def dont_know_text(handoff: bool) -> str:
+    return DONT_KNOW_HANDOFF if handoff else DONT_KNOW_CONTINUE
+
+
+# --- the customer's words -----------------------------------------------------------------------
+
+_FOLLOW_UP_START = re.compile(r"^\s*(?:and|or|also|what about|how about|but|plus|same for|and what|so)\b", re.I)
+_SMALL_TALK = {
+    "greeting": (re.compile(r"^\s*(?:hi+|hello+|hey+|hiya|yo|good (?:morning|afternoon|evening)|greetings)"
+                            r"(?:\s+(?:there|all|team|guys))?[\s!.,:)]*$", re.I),
+                 "Hello! What can I help you with?"),
+    "thanks": (re.compile(r"^\s*(?:(?:ok(?:ay)?|great|perfect|cool|awesome|brilliant|nice)[\s,!.]*)?"
+                          r"(?:thanks?(?: you)?|thx|ty|cheers|many thanks|thank you(?: so much| very much)?)"
+                          r"(?:[\s,!.]*(?:a lot|so much|mate|again))*[\s!.:)]*$", re.I),
+               "You're welcome! Is there anything else I can help with?"),
+    "goodbye": (re.compile(r"^\s*(?:ok(?:ay)?[\s,]*)?(?:bye+|goodbye|see you|that'?s all|that is all|nothing else|"
+                           r"no,? that'?s it)[\s!.:)]*$", re.I),
+                "Thanks for chatting — have a great day!"),
+    "acknowledgement": (re.compile(r"^\s*(?:ok(?:ay)?|got it|great|perfect|cool|alright|sounds good|understood|"
+                                   r"nice|awesome)[\s!.:)]*$", re.I),
+                        "Glad to help! Anything else?"),
+}
+
+
+def small_talk(text: str) -> str | None:
+    """The reply to a greeting, a thank-you or a goodbye: answering it from the knowledge base
+    (or saying "I don't know") would be absurd."""
+    for pattern, reply in _SMALL_TALK.values():
+        if pattern.match(text):
+            return reply
+    return None
+
+
+def retrieval_queries(turns: list[dict]) -> list[str]:
+    """What to look up: the customer's last message, and for a short follow-up ("and express?") the
+    previous customer message joined to it, so the question keeps its subject."""
+    customer = [turn["content"].strip() for turn in turns if turn["role"] == "user" and turn["content"].strip()]
+    if not customer:
+        return []
+    last = customer[-1]
+    queries = [last]
+    if len(customer) > 1 and (len(last.split()) <= FOLLOW_UP_WORDS or _FOLLOW_UP_START.match(last)):
+        queries.append(f"{customer[-2]} {last}")
+    return queries

@@ -1,0 +1,7 @@
+from django.urls import path
+
+from knowledge import consumers
+
+websocket_urlpatterns = [
+    path("ws/knowledge/<int:knowledge_base_id>/", consumers.KnowledgeUpdatesConsumer.as_asgi()),
+]

@@ -1,0 +1,113 @@
+"""Knowledge pages: admins of the organization only; bad files refused with the reason and nothing stored."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from knowledge import sources
+from knowledge.models import DeploymentKnowledge, KnowledgeBase, KnowledgeSource
+from store import deploy
+from tests.knowledge.conftest import SMALL_FAQ
+
+
+@pytest.fixture
+def faq_source(knowledge_base, alice):
+    return sources.add_text(knowledge_base, "FAQ", SMALL_FAQ, user=alice.user)
+
+
+def test_an_admin_creates_a_knowledge_base(alice, catalog):
+    response = alice.client.post("/knowledge/", {"name": "Help centre", "description": "",
+                                                 "embedding_model": "all-minilm-l6-v2"})
+    assert response.status_code == 302
+    knowledge_base = KnowledgeBase.objects.get(organization=alice.organization)
+    assert knowledge_base.embedding_key == "encoder:all-minilm-l6-v2"
+    assert alice.client.get("/knowledge/").content.count(b"Help centre") >= 1
+
+
+def test_the_pages_show_the_sources_and_passages(alice, knowledge_base, faq_source):
+    page = alice.client.get(f"/knowledge/{knowledge_base.slug}/").content.decode()
+    assert "FAQ" in page and "queued" in page
+    detail = alice.client.get(f"/knowledge/{knowledge_base.slug}/sources/{faq_source.pk}/").content.decode()
+    assert "Shipping › How much does shipping cost?" in detail and "$12.95" in detail
+
+
+def test_uploading_a_valid_file_stores_it(alice, knowledge_base):
+    upload = SimpleUploadedFile("faq.md", SMALL_FAQ.encode(), content_type="text/markdown")
+    response = alice.client.post(f"/knowledge/{knowledge_base.slug}/upload/", {"file": upload, "title": "",
+                                                                               "url": ""})
+    assert response.status_code == 302
+    assert knowledge_base.sources.get().versions.get().passage_count == 3
+
+
+def test_a_bad_upload_is_refused_naming_its_line_and_nothing_is_stored(alice, knowledge_base):
+    upload = SimpleUploadedFile("pairs.jsonl", b'{"question": "a", "answer": "b"}\n{"question": "c"}\n')
+    response = alice.client.post(f"/knowledge/{knowledge_base.slug}/upload/", {"file": upload})
+    assert response.status_code == 400
+    assert "line 2: missing &#x27;answer&#x27;" in response.content.decode()
+    assert not KnowledgeSource.objects.exists()
+
+
+def test_an_oversized_upload_is_refused_before_it_is_read(alice, knowledge_base, settings):
+    settings.KNOWLEDGE_MAX_BYTES = 1000
+    upload = SimpleUploadedFile("faq.md", b"# FAQ\n\n" + b"x" * 200_000)
+    response = alice.client.post(f"/knowledge/{knowledge_base.slug}/upload/", {"file": upload})
+    assert response.status_code == 413 and b"KNOWLEDGE_MAX_BYTES" in response.content
+    assert not KnowledgeSource.objects.exists()
+
+
+def test_editing_a_source_makes_a_new_version(alice, knowledge_base, faq_source):
+    response = alice.client.post(f"/knowledge/{knowledge_base.slug}/sources/{faq_source.pk}/",
+                                 {"text": SMALL_FAQ.replace("$12.95", "$13.95")})
+    assert response.status_code == 302
+    assert list(faq_source.versions.values_list("number", flat=True)) == [2, 1]
+
+
+def test_a_teammate_agent_and_an_outsider_cannot_see_or_change_it(bob, charlie, knowledge_base, faq_source):
+    slug = knowledge_base.slug
+    for path in ("/knowledge/", f"/knowledge/{slug}/", f"/knowledge/{slug}/sources/{faq_source.pk}/"):
+        assert bob.client.get(path).status_code == 403
+    for path in (f"/knowledge/{slug}/", f"/knowledge/{slug}/sources/{faq_source.pk}/", f"/knowledge/{slug}/live/"):
+        assert charlie.client.get(path).status_code == 404
+    assert charlie.client.post(f"/knowledge/{slug}/sources/{faq_source.pk}/delete/").status_code == 404
+    assert charlie.client.post(f"/knowledge/{slug}/paste/", {"title": "x", "text": "y"}).status_code == 404
+    assert charlie.client.post(f"/knowledge/{slug}/delete/").status_code == 404
+    assert KnowledgeSource.objects.filter(pk=faq_source.pk).exists()
+    assert "Help centre" not in charlie.client.get("/knowledge/").content.decode()
+
+
+def test_deployment_settings_are_revisions_that_rollback_restores(alice, knowledge_base, catalog):
+    bot = deploy.create_or_update(alice.organization, "bot", deploy.ModelChoice(base=catalog["smollm2-135m-instruct"]))
+    response = alice.client.post("/deployments/bot/knowledge/", {
+        "knowledge_base": knowledge_base.pk, "policy": "quote", "threshold": "0.6", "when_unsure": "handoff"})
+    assert response.status_code == 302
+    bot.refresh_from_db()
+    assert bot.revision == 2
+    settings_ = DeploymentKnowledge.objects.get(deployment=bot)
+    assert (settings_.knowledge_base, settings_.policy, settings_.threshold) == (knowledge_base, "quote", 0.6)
+    alice.client.post("/deployments/bot/knowledge/", {"knowledge_base": "", "policy": "off", "threshold": "0.5",
+                                                      "when_unsure": "continue"})
+    bot.refresh_from_db()
+    assert bot.revision == 3 and not DeploymentKnowledge.objects.get(deployment=bot).active
+    deploy.rollback(bot, 2)
+    settings_.refresh_from_db()
+    assert (settings_.knowledge_base, settings_.policy, settings_.threshold) == (knowledge_base, "quote", 0.6)
+    deploy.rollback(bot, 1)  # from before knowledge: nothing attached
+    settings_.refresh_from_db()
+    assert settings_.knowledge_base is None
+
+
+def test_a_deployment_cannot_use_another_organization_s_knowledge_base(alice, charlie, knowledge_base, catalog):
+    bot = deploy.create_or_update(charlie.organization, "bot",
+                                  deploy.ModelChoice(base=catalog["smollm2-135m-instruct"]))
+    response = charlie.client.post("/deployments/bot/knowledge/", {
+        "knowledge_base": knowledge_base.pk, "policy": "quote", "threshold": "0.5", "when_unsure": "handoff"})
+    assert response.status_code == 302  # back to the page with the form's error
+    assert not DeploymentKnowledge.objects.filter(deployment=bot, knowledge_base=knowledge_base).exists()
+    assert alice.client.get("/deployments/bot/knowledge/").status_code == 404
+
+
+def test_the_admin_shows_an_org_admin_only_their_knowledge(alice, charlie, knowledge_base, faq_source, catalog):
+    sources.create_knowledge_base(charlie.organization, "Charlie secrets")
+    page = alice.client.get("/admin/knowledge/knowledgebase/").content.decode()
+    assert "Help centre" in page and "Charlie secrets" not in page
+    assert alice.client.get(f"/admin/knowledge/knowledgesource/{faq_source.pk}/change/").status_code == 200
+    assert charlie.client.get(f"/admin/knowledge/knowledgesource/{faq_source.pk}/change/").status_code == 302

@@ -1,0 +1,78 @@
+"""Which passages answer, what the bot says when none does, and what a follow-up is looked up as."""
+
+import pytest
+
+from knowledge.models import AnswerPolicy
+from knowledge.policy import (
+    DONT_KNOW_HANDOFF,
+    Candidate,
+    decide,
+    default_policy,
+    dont_know_text,
+    quote_text,
+    retrieval_queries,
+    small_talk,
+)
+
+
+def candidate(pk: int, confidence: float, text: str = "") -> Candidate:
+    return Candidate(pk, 1, f"Title {pk}", text or f"Passage {pk}.", confidence=confidence)
+
+
+def test_it_answers_with_the_most_confident_passage_above_the_threshold():
+    decision = decide([candidate(1, 0.4), candidate(2, 0.9), candidate(3, 0.2)], threshold=0.5)
+    assert decision.answer and [p.passage_id for p in decision.passages] == [2]
+    assert decision.confidence == 0.9
+
+
+def test_it_adds_a_second_passage_only_when_it_is_also_confident():
+    assert [p.passage_id for p in decide([candidate(1, 0.9), candidate(2, 0.8)], 0.5, 0.6).passages] == [1, 2]
+    assert [p.passage_id for p in decide([candidate(1, 0.9), candidate(2, 0.55)], 0.5, 0.6).passages] == [1]
+
+
+def test_below_the_threshold_it_does_not_guess():
+    decision = decide([candidate(1, 0.49), candidate(2, 0.3)], threshold=0.5)
+    assert not decision.answer and decision.passages == [] and decision.confidence == 0.49
+    assert not decide([], 0.5).answer
+
+
+def test_the_quote_answer_is_the_passages_themselves_under_their_headings():
+    passages = [Candidate(1, 1, "Shipping › How much does shipping cost?", "Express costs $12.95.", confidence=0.9),
+                Candidate(2, 1, "Returns", "30 days.", question="How long do I have?", confidence=0.8)]
+    assert quote_text(passages) == ("How much does shipping cost?\nExpress costs $12.95.\n\n"
+                                    "How long do I have?\n30 days.")
+
+
+def test_not_knowing_offers_a_person_or_carries_on():
+    assert dont_know_text(True) == DONT_KNOW_HANDOFF
+    assert "shall I get someone" in DONT_KNOW_HANDOFF
+    assert "get someone" not in dont_know_text(False)
+
+
+def test_small_models_quote_and_larger_ones_phrase_from_the_passages():
+    assert default_policy(134_515_008) == AnswerPolicy.QUOTE
+    assert default_policy(7_000_000_000) == AnswerPolicy.GROUNDED
+
+
+@pytest.mark.parametrize("text", ["hi", "Hello there!", "thanks!", "Thank you so much", "ok thanks", "cheers mate",
+                                  "bye", "ok", "great"])
+def test_small_talk_gets_a_friendly_reply_not_a_lookup(text):
+    assert small_talk(text)
+
+
+@pytest.mark.parametrize("text", ["hi, how much is express shipping?", "thanks but where is my order",
+                                  "ok so can I return worn shoes?"])
+def test_a_question_is_never_small_talk(text):
+    assert small_talk(text) is None
+
+
+def test_a_short_follow_up_is_looked_up_with_the_question_before_it():
+    turns = [{"role": "user", "content": "How much is standard shipping?"},
+             {"role": "assistant", "content": "It is $4.95."}, {"role": "user", "content": "and express?"}]
+    assert retrieval_queries(turns) == ["and express?", "How much is standard shipping? and express?"]
+
+
+def test_a_question_that_stands_on_its_own_is_looked_up_alone():
+    turns = [{"role": "user", "content": "How much is standard shipping?"},
+             {"role": "user", "content": "Can I return shoes I have worn outside at the gym twice?"}]
+    assert retrieval_queries(turns) == ["Can I return shoes I have worn outside at the gym twice?"]

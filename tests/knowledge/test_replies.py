@@ -1,0 +1,127 @@
+"""Serving a deployment with knowledge: the one path the widget, the playground and /v1 share.
+
+Retrieval runs the real worker code on a real engine with the real all-MiniLM-L6-v2 and answer
+checker. Generation, the engine's other boundary, is scripted where a test needs exact words.
+"""
+
+import pytest
+from asgiref.sync import async_to_sync
+
+from knowledge import deployments, sources
+from knowledge.models import AnswerPolicy, WhenUnsure
+from knowledge.policy import DONT_KNOW_CONTINUE, DONT_KNOW_HANDOFF
+from knowledge.replies import Outcome, Served, stream_reply
+from store import deploy
+from store.models import UsageDaily
+from store.serving.client import StreamEvent
+from tests.knowledge.conftest import SMALL_FAQ, embed_live
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.real_model]
+
+
+@pytest.fixture
+def bot(alice, tiny_chat_base, knowledge_base, encoder_engine, worker_retrieval):
+    sources.add_text(knowledge_base, "FAQ", SMALL_FAQ, url="https://alice.example/help")
+    embed_live(knowledge_base, encoder_engine)
+    deployment = deploy.create_or_update(alice.organization, "bot", deploy.ModelChoice(base=tiny_chat_base),
+                                         system_prompt="You are Alice's assistant.")
+    deployments.configure(deployment, knowledge_base=knowledge_base, policy=AnswerPolicy.QUOTE, threshold=0.5)
+    return deployment
+
+
+def configure(bot, **changes):
+    current = deployments.snapshot(bot)
+    values = {"knowledge_base": bot.knowledge.knowledge_base, "policy": current["policy"],
+              "threshold": current["threshold"], "when_unsure": current["when_unsure"], **changes}
+    deployments.configure(bot, **values)
+
+
+def reply(bot, *texts, source="playground"):
+    turns = []
+    for text in texts:
+        turns.append({"role": "user", "content": text})
+    events = []
+
+    async def run():
+        async for event in stream_reply(Served.deployment(bot), turns, source=source):
+            events.append(event)
+
+    async_to_sync(run)()
+    return "".join(e.text for e in events if e.kind == "text"), events[-1].result
+
+
+@pytest.fixture
+def scripted_model(monkeypatch):
+    """The model says `.text` (in pieces), whatever it is asked; `.requests` keeps what it was asked."""
+
+    class Model:
+        text = ""
+        requests: list = []
+
+        async def stream(self, request):
+            self.requests.append(request)
+            for piece in self.text.split(" "):
+                yield StreamEvent("text", piece + " ")
+            yield StreamEvent("done", info={"text": self.text, "finish_reason": "stop", "prompt_tokens": 40,
+                                            "completion_tokens": 9})
+
+    model = Model()
+    model.requests = []
+    monkeypatch.setattr("knowledge.replies.stream_generation", model.stream)
+    return model
+
+
+def test_quote_answers_with_the_passage_its_heading_and_its_citation(bot):
+    text, result = reply(bot, "What does express shipping cost?")
+    assert result.outcome == Outcome.QUOTED and result.text == text
+    assert result.citations and len(result.citations) <= 2
+    for cited, passage in zip(result.citations, result.passages, strict=True):
+        assert cited["url"] == "https://alice.example/help" and cited["passage_id"] == passage.passage_id
+        assert cited["title"].split(" › ")[-1] in text
+        assert passage.text in text and passage.text in SMALL_FAQ  # the business's own words, untouched
+    usage = UsageDaily.objects.get(organization=bot.organization, model="bot")
+    assert usage.requests == 1 and usage.prompt_tokens > 0 and usage.completion_tokens == 0
+
+
+def test_below_the_threshold_it_says_it_does_not_know_and_offers_a_person(bot):
+    configure(bot, threshold=1.0)
+    text, result = reply(bot, "Who founded Alice Shoes?")
+    assert text == DONT_KNOW_HANDOFF and result.outcome == Outcome.DID_NOT_KNOW and result.handoff
+    assert result.citations == []
+    configure(bot, when_unsure=WhenUnsure.CONTINUE)
+    text, result = reply(bot, "Who founded Alice Shoes?")
+    assert text == DONT_KNOW_CONTINUE and not result.handoff
+
+
+def test_small_talk_is_answered_without_a_lookup(bot):
+    text, result = reply(bot, "thanks!")
+    assert result.outcome == Outcome.SMALL_TALK and "welcome" in text
+
+
+def test_a_grounded_reply_streams_only_checked_sentences(bot, scripted_model):
+    configure(bot, policy=AnswerPolicy.GROUNDED)
+    scripted_model.text = "Sure! Express shipping costs $12.95 and takes 1–2 business days."
+    text, result = reply(bot, "How much is express shipping?")
+    assert result.outcome == Outcome.GROUNDED and text.strip() == result.text == scripted_model.text
+    [request] = scripted_model.requests
+    system = request.messages[0]["content"]
+    assert request.messages[0]["role"] == "system" and "<passages>" in system and "$12.95" in system
+    assert result.prompt_tokens > 40 and result.completion_tokens == 9
+
+
+def test_a_grounded_reply_with_an_invented_specific_is_replaced_before_anyone_sees_it(bot, scripted_model):
+    configure(bot, policy=AnswerPolicy.GROUNDED)
+    scripted_model.text = "Happy to help. Express shipping costs $9.99 and arrives tomorrow."
+    text, result = reply(bot, "How much is express shipping?")
+    assert "$9.99" not in text and "9.99" not in result.text
+    assert result.outcome == Outcome.REPLACED and result.unsupported == ["$9.99"]
+    assert text.startswith("Happy to help.")  # what passed the check stays; the quote answer follows
+    assert result.passages[0].text in text
+
+
+def test_without_knowledge_the_model_answers_on_its_own(bot, scripted_model):
+    configure(bot, policy=AnswerPolicy.OFF)
+    scripted_model.text = "We are open all night."
+    text, result = reply(bot, "When are you open?")
+    assert text.strip() == "We are open all night." and result.outcome == Outcome.GENERATED
+    assert result.citations == []
