@@ -5,7 +5,7 @@
   sentence-transformers encodes) — target >= 0.8x;
 - /v1/embeddings: texts/s with 64-text requests vs the same direct embedding — target >= 0.8x;
 - retrieval's cost in time to first token (p50): the web process's time from a customer turn to its
-  checked candidates (embed, exact search, answer checker) — target <= 30 ms — and, for context, the
+  candidates (embed the queries, exact search, calibrate) — target <= 30 ms — and, for context, the
   TTFT of grounded replies vs the same generation request sent with the same passages in its prompt;
 - resident memory of the knowledge base's index in the worker (bytes per 10,000 passages).
 Run: .venv/bin/python -m bench.knowledge   (about 10 minutes on 2 cores)
@@ -171,8 +171,8 @@ def main() -> None:
         "ingestion_passages_per_s": round(ingestion_rate, 1), "direct_embedding_texts_per_s": round(direct_rate, 1),
         "ingestion_ratio": round(ingestion_rate / direct_rate, 3),
         "api_embeddings_texts_per_s": round(api_rate, 1), "api_embeddings_ratio": round(api_rate / direct_rate, 3),
-        # Retrieval (web -> worker: embed the question, exact search over 10,000 passages, the answer
-        # checker) as the web process timed it, before any generation starts: what it adds to TTFT.
+        # Retrieval (web -> worker: embed the turn's queries, exact search over 10,000 passages) as the
+        # web process timed it, before any generation starts: what it adds to TTFT.
         "retrieval_added_ttft_p50_ms": round(statistics.median(retrieval), 1),
         # End to end for context: a grounded reply's first text also waits for its first whole sentence
         # to pass the fact check; the baseline sends the same prompt without retrieval.

@@ -4,9 +4,10 @@
   product's own path (dataset validation, split, job, training worker code): macro-F1 on its test split
   vs VADER (target: >= 0.85 and >= 10 points above VADER), and on bench/data/sentiment-unseen.csv —
   customer messages written separately from the training set, to estimate generalisation.
-- Dialogue: SmolLM2 tuned (LoRA, defaults) on acme-support-faq; the held-out paraphrased questions each
-  list facts their answer must contain; the fraction of answers containing them, base vs tuned.
-Run: .venv/bin/python -m bench.quality   (about 20-40 minutes on a 2-core CPU)
+- Answers from knowledge (bench/quality_answers.py, bench/quality_knowledge.py): the demo bot with and
+  without Acme's knowledge base, quoting or phrasing, base or tuned, on held-out paraphrases, customer-
+  worded questions and unanswerable ones; retrieval recall of the bundled and a tuned embedding model.
+Run: .venv/bin/python -m bench.quality   (about an hour on a 2-core CPU)
 """
 
 from __future__ import annotations
@@ -25,15 +26,16 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "finetune" / "demo_data"
 
 
-def tune(organization, base_slug: str, path: Path, task: str, suffix: str):
+def tune(organization, base_slug: str, data: bytes, filename: str, task: str, suffix: str):
     from finetune import jobs
     from finetune.cli_progress import TerminalProgress
     from finetune.datasets import create_dataset
     from finetune.runner import run_job
     from store.models import FoundationModel
 
-    dataset = create_dataset(organization, path.read_bytes(), path.name, task=task).dataset
-    job = jobs.create_job(organization, FoundationModel.objects.get(slug=base_slug), dataset, suffix=suffix,
+    result = create_dataset(organization, data, filename, task=task)
+    assert result.dataset is not None, result.report.problems[:5]
+    job = jobs.create_job(organization, FoundationModel.objects.get(slug=base_slug), result.dataset, suffix=suffix,
                           enqueue=False)
     started = time.monotonic()
     progress = TerminalProgress(sys.stderr)
@@ -65,65 +67,13 @@ def unseen_sentiment(tuned) -> dict:
             "vader": classification_metrics(references, vader, labels), "examples": len(rows)}
 
 
-def contains_facts(answer: str, facts: list[str]) -> bool:
-    normalized = answer.lower().replace("\u2013", "-").replace("\u2014", "-")
-    return all(fact.lower().replace("\u2013", "-") in normalized for fact in facts)
+def percent(value: float) -> str:
+    return f"{100 * value:.0f}%"
 
 
-def answer_questions(model, tokenizer, system: str, questions: list[str], batch: int = 8) -> list[str]:
-    import torch
-
-    tokenizer.padding_side = "left"
-    answers: list[str] = []
-    for start in range(0, len(questions), batch):
-        prompts = [tokenizer.apply_chat_template([{"role": "system", "content": system},
-                                                  {"role": "user", "content": q}], add_generation_prompt=True,
-                                                 tokenize=False) for q in questions[start:start + batch]]
-        inputs = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        with torch.no_grad():
-            output = model.generate(**inputs, max_new_tokens=96, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-        answers += [tokenizer.decode(row[inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
-                    for row in output]
-    return answers
-
-
-def dialogue_quality(tuned) -> dict:
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from core.demo import TRAINING_SYSTEM_PROMPT, demo_system_prompt
-    from store.serving.loading import model_folder
-    from store.tuned import artifact_folder
-
-    held_out = [json.loads(line) for line in (DATA / "acme-support-faq-heldout.jsonl").read_text().splitlines()
-                if line.strip()]
-    questions = [item["question"] for item in held_out]
-    folder = model_folder(tuned.base)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    base = AutoModelForCausalLM.from_pretrained(folder).eval()
-    results = {}
-    for name, model, system in (
-        ("base", base, TRAINING_SYSTEM_PROMPT),
-        ("base + facts in the system prompt (the demo bot)", base, demo_system_prompt()),
-    ):
-        results[name] = answer_questions(model, tokenizer, system, questions)
-    tuned_model = PeftModel.from_pretrained(base, artifact_folder(tuned)).eval()
-    results["tuned"] = answer_questions(tuned_model, tokenizer, TRAINING_SYSTEM_PROMPT, questions)
-    scores = {name: sum(contains_facts(a, item["must_contain"]) for a, item in zip(answers, held_out, strict=True))
-              / len(held_out) for name, answers in results.items()}
-    examples = [{"question": item["question"], "must_contain": item["must_contain"],
-                 **{name: answers[i] for name, answers in results.items()}} for i, item in enumerate(held_out[:6])]
-    return {"questions": len(held_out), "fraction_with_facts": scores, "examples": examples}
-
-
-def report(sentiment_job, sentiment_seconds, unseen, dialogue_job, dialogue_seconds, dialogue) -> str:
+def sentiment_report(sentiment_job, sentiment_seconds, unseen) -> list[str]:
     tuned, vader = sentiment_job.metrics["tuned"], sentiment_job.metrics["baselines"]["vader"]
-    lines = [
-        "# Quality report",
-        "",
-        "Produced by `make quality` (bench/quality.py): tuned through the product's own code path with default",
-        "settings, on a 2-core CPU. Not part of CI.",
-        "",
+    return [
         "## Sentiment — all-MiniLM-L6-v2 on acme-support-sentiment",
         "",
         f"Method {sentiment_job.method}, {sentiment_job.hyperparameters['epochs']} epochs, "
@@ -142,26 +92,59 @@ def report(sentiment_job, sentiment_seconds, unseen, dialogue_job, dialogue_seco
         f"at least 10 points above VADER ({'met' if tuned['macro_f1'] - vader['macro_f1'] >= 0.10 else 'NOT met'}: "
         f"+{100 * (tuned['macro_f1'] - vader['macro_f1']):.1f} points).",
         "",
-        "## Dialogue — SmolLM2 135M Instruct on acme-support-faq",
-        "",
-        f"Method {dialogue_job.method}, {dialogue_job.hyperparameters['epochs']} epochs, "
-        f"{dialogue_job.total_steps} steps, {dialogue_seconds:.0f} s. {dialogue['questions']} held-out "
-        "paraphrased questions (finetune/demo_data/acme-support-faq-heldout.jsonl), greedy answers of up to 96 "
-        "tokens; an answer counts if it contains every fact listed for it.",
-        "",
-        "| model | answers containing their facts |",
-        "|---|---|",
-        *[f"| {name} | {100 * value:.0f}% |" for name, value in dialogue["fraction_with_facts"].items()],
-        "",
-        "### Examples",
-        "",
     ]
-    for example in dialogue["examples"]:
-        lines += [f"**{example['question']}** (must contain: {', '.join(example['must_contain'])})", ""]
-        for name in dialogue["fraction_with_facts"]:
-            lines.append(f"- *{name}*: {example[name]}")
-        lines.append("")
-    return "\n".join(lines)
+
+
+def knowledge_report(bots: dict, retrieval: dict, recipe_job, embedding_job) -> list[str]:
+    names = list(bots)
+    sets = [name for name in next(iter(bots.values())) if name not in ("unanswerable", "examples")]
+    lines = [
+        "## Answers from knowledge — the demo bot on customer questions",
+        "",
+        "Acme's help centre (finetune/demo_data/acme-faq.md, 31 passages) as a knowledge base; each question "
+        "through `/v1/chat/completions` of a deployment on a running stack (the same path as the widget). An "
+        "answer counts when it contains every fact listed for it. Unanswerable: questions the help centre does "
+        "not answer (finetune/demo_data/acme-unanswerable-questions.jsonl); \"invented\" counts replies that "
+        "state a specific (a number, price, time, contact, name...) that neither the help centre nor the "
+        "question holds; \"offered a person\" counts replies that say the bot does not know and offer someone "
+        "from the team.",
+        "",
+        "| | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for set_name in sets:
+        count = bots[names[0]][set_name]["questions"]
+        lines.append(f"| fact recall, {set_name} ({count}) | "
+                     + " | ".join(percent(bots[n][set_name]["fact_recall"]) for n in names) + " |")
+        lines.append(f"| answerable refused, {set_name} | "
+                     + " | ".join(percent(bots[n][set_name]["refused"]) for n in names) + " |")
+    count = bots[names[0]]["unanswerable"]["questions"]
+    lines.append(f"| unanswerable ({count}): invented a specific | "
+                 + " | ".join(percent(bots[n]["unanswerable"]["invented_specifics"]) for n in names) + " |")
+    lines.append("| unanswerable: said so and offered a person | "
+                 + " | ".join(percent(bots[n]["unanswerable"]["offered_a_person"]) for n in names) + " |")
+    lines += ["", "Targets for the demo bot with default settings (quote): fact recall >= 85%, invented specifics "
+              "<= 5%, >= 80% of unanswerable questions offered a person, <= 10% of answerable ones refused.", "",
+              "### Retrieval", "",
+              "recall@k of the passage holding the answer (questions with one fact), as the product retrieves.", "",
+              "| embedding model | recall@1 | recall@3 |", "|---|---|---|"]
+    for name, figures in retrieval.items():
+        lines.append(f"| {name} ({figures['questions']} questions) | {percent(figures['@1'])} | "
+                     f"{percent(figures['@3'])} |")
+    lines += ["", f"The tuned embedding model: all-MiniLM-L6-v2, {embedding_job.method}, "
+              f"{embedding_job.total_steps} steps on finetune/demo_data/acme-retrieval-pairs.jsonl (customer-worded "
+              f"questions, each with the entry that answers it). The tuned dialogue model: SmolLM2, "
+              f"{recipe_job.method}, {recipe_job.total_steps} steps on the answer-from-passages recipe built from "
+              "the help centre and acme-support-faq's answers.", "", "### Examples", ""]
+    for name in names:
+        for example in bots[name]["examples"][:2]:
+            lines.append(f"- *{name}* — **{example['question']}** (must contain: {', '.join(example['must_contain'])})"
+                         f": {example['reply']!r}" + (f" — from {'; '.join(example['sources'])}"
+                                                      if example["sources"] else ""))
+        for example in bots[name]["unanswerable"]["examples"][:1]:
+            lines.append(f"- *{name}* — unanswerable **{example['question']}**: {example['reply']!r} "
+                         f"(invented: {', '.join(example['invented'])})")
+    return lines
 
 
 def main() -> None:
@@ -171,19 +154,27 @@ def main() -> None:
 
     user = people.create_user("quality@example.com", "a-long-quality-passphrase")
     organization = people.create_organization("Quality", user)
-    sentiment_job, sentiment_seconds = tune(organization, "all-minilm-l6-v2", DATA / "acme-support-sentiment.csv",
-                                            "sentiment", "acme-sentiment")
+    sentiment_path = DATA / "acme-support-sentiment.csv"
+    sentiment_job, sentiment_seconds = tune(organization, "all-minilm-l6-v2", sentiment_path.read_bytes(),
+                                            sentiment_path.name, "sentiment", "acme-sentiment")
     unseen = unseen_sentiment(sentiment_job.tuned_model)
     print(json.dumps({"benchmark": "quality_sentiment", "test_macro_f1": sentiment_job.metrics["tuned"]["macro_f1"],
                       "vader_macro_f1": sentiment_job.metrics["baselines"]["vader"]["macro_f1"],
                       "unseen_macro_f1": unseen["tuned"]["macro_f1"], "unseen_vader_macro_f1":
                       unseen["vader"]["macro_f1"]}), flush=True)
-    dialogue_job, dialogue_seconds = tune(organization, "smollm2-135m-instruct", DATA / "acme-support-faq.jsonl",
-                                          "dialogue", "acme-support-faq")
-    dialogue = dialogue_quality(dialogue_job.tuned_model)
-    print(json.dumps({"benchmark": "quality_dialogue", **dialogue["fraction_with_facts"]}), flush=True)
-    (REPO / "docs" / "quality.md").write_text(report(sentiment_job, sentiment_seconds, unseen, dialogue_job,
-                                                      dialogue_seconds, dialogue))
+    from bench.quality_answers import knowledge_quality
+
+    bots, retrieval, recipe_job, embedding_job = knowledge_quality(data_dir, organization, tune)
+    print(json.dumps({"benchmark": "quality_knowledge", **{
+        name: {set_name: {k: v for k, v in figures.items() if k != "examples"}
+               for set_name, figures in bot.items() if set_name != "examples"} for name, bot in bots.items()},
+        "retrieval": retrieval}), flush=True)
+    lines = ["# Quality report", "",
+             "Produced by `make quality` (bench/quality.py): models tuned through the product's own code path with "
+             "default settings, answers asked through the running product, on a 2-core CPU. Not part of CI.", "",
+             *knowledge_report(bots, retrieval, recipe_job, embedding_job), "",
+             *sentiment_report(sentiment_job, sentiment_seconds, unseen)]
+    (REPO / "docs" / "quality.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

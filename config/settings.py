@@ -168,6 +168,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "finetune.tasks.reap_stale_jobs",
         "schedule": envint("REAPER_INTERVAL_SECONDS", 30),
     },
+    # A knowledge source whose embedding task was lost (broker down, worker killed) is queued again.
+    "requeue-stalled-knowledge": {
+        "task": "knowledge.tasks.requeue_stalled_versions",
+        "schedule": envint("REAPER_INTERVAL_SECONDS", 30),
+    },
 }
 
 # --- Models and artifacts ---------------------------------------------------------------------

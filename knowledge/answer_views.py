@@ -74,8 +74,9 @@ async def ask(request: HttpRequest, slug: str) -> HttpResponse:
                     result = event.result
             candidates = result.candidates if result is not None else []
         else:
-            candidates, _tokens = await knowledge_client.retrieve(knowledge_base.pk, retrieval_queries(turns))
-            decision = decide(candidates, DEFAULT_THRESHOLD)
+            lookup = retrieval_queries(turns)
+            candidates, _tokens = await knowledge_client.retrieve(knowledge_base.pk, lookup.queries)
+            decision = decide(candidates, DEFAULT_THRESHOLD, lookup.parts_from)
             result = ReplyResult(quote_text(decision.passages) if decision.answer else dont_know_text(True),
                                  "quoted" if decision.answer else "did_not_know", confidence=decision.confidence,
                                  passages=decision.passages)

@@ -82,3 +82,21 @@ def passages(sections: list[Section]) -> list[PassageDraft]:
 def embedding_text(title: str, text: str, question: str = "") -> str:
     """What the embedding model reads for a passage: where it sits (the FAQ question) and its text."""
     return f"{question or title}\n{text}"
+
+
+MIN_SENTENCE_WORDS = 3
+
+
+def vector_texts(title: str, text: str, question: str = "") -> list[str]:
+    """Every text a passage is embedded as: the whole passage first, then each of its sentences under
+    its heading. A question asks about one fact, and its sentence matches it better than the whole
+    passage does; the passage's score is the best of its vectors."""
+    return passage_and_sentences(embedding_text(title, text, question))
+
+
+def passage_and_sentences(passage: str) -> list[str]:
+    """The same from a passage's embedding text ("heading\ntext")."""
+    heading, _, text = passage.partition("\n")
+    parts = [s for s in sentences(text) if len(s.split()) >= MIN_SENTENCE_WORDS]
+    heading = heading.split(TITLE_SEPARATOR)[-1].strip()
+    return [passage] + ([f"{heading}\n{sentence}" for sentence in parts] if len(parts) > 1 else [])

@@ -177,13 +177,16 @@ class PassageVector(models.Model):
 
     passage = models.ForeignKey(Passage, on_delete=models.CASCADE, related_name="vectors")
     model_key = models.CharField(max_length=120)
+    part = models.PositiveSmallIntegerField(default=0, help_text="0: the whole passage; 1..: one of its sentences "
+                                                                 "(knowledge.chunking.vector_texts)")
     vector = models.BinaryField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["passage", "model_key"], name="one_vector_per_passage_model")]
+        constraints = [models.UniqueConstraint(fields=["passage", "model_key", "part"],
+                                               name="one_vector_per_passage_model_part")]
 
     def __str__(self) -> str:
-        return f"{self.passage} by {self.model_key}"
+        return f"{self.passage} by {self.model_key} ({self.part})"
 
 
 class AnswerPolicy(models.TextChoices):

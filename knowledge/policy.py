@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 
 from knowledge.models import AnswerPolicy
 
-# Calibrated on 16 businesses' knowledge bases (1,600 customer questions, docs/quality.md): the answer
-# checker's probability above which the top passage is taken to answer the question.
+# Confidence is calibrated per embedding model (calibration.py): 0.5 is the similarity cut measured for
+# it. Raise the threshold for a bot that says "I don't know" more readily, lower it to answer more.
 DEFAULT_THRESHOLD = 0.5
-# A second passage joins the reply (a two-part question) when it clears this and adds another source.
-SECOND_PASSAGE_THRESHOLD = 0.6
+# A second passage joins the reply when it is nearly as confident as the first (the question is
+# ambiguous between two entries) or when it best answers another part of a multi-part question.
+SECOND_PASSAGE_MARGIN = 0.15
 # Models up to this size quote by default: measured, the bundled 135M model rephrases facts wrongly
 # (docs/quality.md), so its best answer is the passage itself.
 QUOTE_BELOW_PARAMETERS = 1_000_000_000
@@ -41,8 +42,9 @@ class Candidate:
     text: str
     question: str = ""
     url: str = ""
-    similarity: float = 0.0  # cosine similarity of the embeddings
-    confidence: float = 0.0  # the checker's probability that it answers the question
+    similarity: float = 0.0  # cosine similarity of the embeddings (the best over the queries)
+    confidence: float = 0.0  # the similarity through the embedding model's calibration, 0..1
+    query: int = 0  # which query found it best (see retrieval_queries)
 
     @classmethod
     def from_dict(cls, data: dict) -> Candidate:
@@ -61,19 +63,20 @@ class Decision:
     confidence: float = 0.0
 
 
-def decide(candidates: list[Candidate], threshold: float = DEFAULT_THRESHOLD,
-           second_threshold: float = SECOND_PASSAGE_THRESHOLD) -> Decision:
-    """Answer with the most confident passage if it clears the threshold (and a second, for a
-    two-part question, if it clears the higher bar); otherwise do not guess."""
+def decide(candidates: list[Candidate], threshold: float = DEFAULT_THRESHOLD, parts_from: int | None = None,
+           margin: float = SECOND_PASSAGE_MARGIN) -> Decision:
+    """Answer with the most confident passage if it clears the threshold; add a second one when it
+    is nearly as confident, or when it is what another part of the question (queries from
+    `parts_from` on) found best. Otherwise do not guess."""
     ranked = sorted(candidates, key=lambda c: c.confidence, reverse=True)
     if not ranked or ranked[0].confidence < threshold:
         return Decision(False, confidence=ranked[0].confidence if ranked else 0.0)
-    chosen = [ranked[0]]
-    for candidate in ranked[1:]:
-        if candidate.confidence >= max(second_threshold, threshold) and candidate.passage_id != ranked[0].passage_id:
-            chosen.append(candidate)
-            break
-    return Decision(True, chosen, ranked[0].confidence)
+    first = ranked[0]
+    second = next((c for c in ranked[1:] if c.confidence >= max(threshold, first.confidence - margin)), None)
+    if second is None and parts_from is not None:
+        second = next((c for c in ranked[1:] if c.query >= parts_from and c.query != first.query
+                       and c.confidence >= threshold), None)
+    return Decision(True, [first, second] if second is not None else [first], first.confidence)
 
 
 def heading_of(title: str) -> str:
@@ -125,14 +128,31 @@ def small_talk(text: str) -> str | None:
     return None
 
 
-def retrieval_queries(turns: list[dict]) -> list[str]:
-    """What to look up: the customer's last message, and for a short follow-up ("and express?") the
-    previous customer message joined to it, so the question keeps its subject."""
+# Where one message holds several questions: sentence ends, and "and/also" before a new question.
+_PARTS = re.compile(r"(?<=[.!?])\s+|[;]\s*|\s+(?:and|also|plus|but)\s+"
+                    r"(?=(?:what|how|when|where|can|could|do|does|is|are|will|would|which|who|why|should|may|i|if)\b)",
+                    re.I)
+MIN_PART_WORDS = 3
+
+
+@dataclass
+class Lookup:
+    """What to look up for a customer turn: the whole message first, then (for a short follow-up) the
+    message with the one before it, then each part of a message that asks several things."""
+
+    queries: list[str]
+    parts_from: int | None = None  # the index of the first part, if the message has several
+
+
+def retrieval_queries(turns: list[dict]) -> Lookup:
     customer = [turn["content"].strip() for turn in turns if turn["role"] == "user" and turn["content"].strip()]
     if not customer:
-        return []
+        return Lookup([])
     last = customer[-1]
     queries = [last]
     if len(customer) > 1 and (len(last.split()) <= FOLLOW_UP_WORDS or _FOLLOW_UP_START.match(last)):
         queries.append(f"{customer[-2]} {last}")
-    return queries
+    parts = [part.strip() for part in _PARTS.split(last) if part and len(part.split()) >= MIN_PART_WORDS]
+    if len(parts) < 2:
+        return Lookup(queries)
+    return Lookup(queries + parts[:4], parts_from=len(queries))

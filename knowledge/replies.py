@@ -3,7 +3,7 @@
 The chat widget, the playground and `/v1/chat/completions` all call `stream_reply`, so a deployment
 answers the same way everywhere. With a knowledge base attached (and a policy other than off):
 
-    customer turn -> retrieve (worker: embed, exact search, answer checker) -> confident?
+    customer turn -> retrieve (worker: embed the turn's queries, exact search, calibrated confidence) -> confident?
       no  -> "I don't know that one — shall I get someone?" (the caller hands over if asked to)
       yes -> quote: the passage itself
              grounded: the model phrases it from the passages; every sentence is checked before it
@@ -196,8 +196,9 @@ async def _from_knowledge(served: Served, turns: list[dict], sampling: Sampling,
         yield ReplyEvent("done", result=ReplyResult(canned, Outcome.SMALL_TALK))
         return
     started = time.perf_counter()
-    candidates, query_tokens = await knowledge_client.retrieve(settings.knowledge_base_id, retrieval_queries(turns))
-    decision = decide(candidates, settings.threshold)
+    lookup = retrieval_queries(turns)
+    candidates, query_tokens = await knowledge_client.retrieve(settings.knowledge_base_id, lookup.queries)
+    decision = decide(candidates, settings.threshold, lookup.parts_from)
     retrieval_ms = 1000 * (time.perf_counter() - started)
     if not decision.answer:
         text = dont_know_text(settings.handoff)

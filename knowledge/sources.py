@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import timedelta
 
 from celery import current_app
 from django.conf import settings
@@ -35,7 +36,7 @@ from store.models import FoundationModel, Task, TunedModel
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_EMBEDDING_MODEL = "all-minilm-l6-v2"
+DEFAULT_EMBEDDING_MODEL = "gpt-store-retrieval"
 EMBED_TASK = "knowledge.tasks.embed_version"
 
 
@@ -233,7 +234,32 @@ def _new_version(source: KnowledgeSource, parsed: ParsedDocument, user, filename
 
 
 def _queue_embedding(version_id: int) -> None:
-    transaction.on_commit(lambda: current_app.send_task(EMBED_TASK, args=[version_id], queue="inference"))
+    transaction.on_commit(lambda: send_embedding_task(version_id))
+
+
+def send_embedding_task(version_id: int) -> bool:
+    """Ask an inference worker to embed a version. If the broker cannot take it now, the version stays
+    queued and the sweeper (requeue_stalled_versions, run by beat) sends it again: nothing is lost."""
+    try:
+        current_app.send_task(EMBED_TASK, args=[version_id], queue="inference")
+    except Exception as error:  # the broker's client raises many kinds; the page must not fail for it
+        logger.warning("could not queue the embedding of version %s (%s); the sweeper will retry", version_id, error)
+        return False
+    return True
+
+
+def requeue_stalled_versions(older_than_seconds: float = 120) -> list[int]:
+    """Versions waiting longer than `older_than_seconds` (a lost task, a worker that died while embedding)
+    are queued again; embedding is idempotent (it only embeds what has no vector yet)."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    stalled = list(SourceVersion.objects.filter(status__in=(VersionStatus.QUEUED, VersionStatus.EMBEDDING),
+                                                created_at__lt=cutoff).values_list("pk", "status"))
+    for version_id, status in stalled:
+        if status == VersionStatus.EMBEDDING:
+            SourceVersion.objects.filter(pk=version_id, status=VersionStatus.EMBEDDING).update(
+                status=VersionStatus.QUEUED)
+        send_embedding_task(version_id)
+    return [version_id for version_id, _ in stalled]
 
 
 def retry_version(version: SourceVersion) -> SourceVersion:

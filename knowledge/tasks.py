@@ -10,6 +10,13 @@ def embed_version(version_id: int) -> str:
     return embed(version_id)
 
 
+@shared_task(name="knowledge.tasks.requeue_stalled_versions", ignore_result=True)
+def requeue_stalled_versions() -> list[int]:
+    from knowledge.sources import requeue_stalled_versions as requeue
+
+    return requeue()
+
+
 @shared_task(name="knowledge.tasks.retrieve", ignore_result=True, acks_late=False)
 def retrieve(payload: dict, reply_channel: str) -> None:
     from knowledge.worker import handle_retrieval

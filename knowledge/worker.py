@@ -5,8 +5,8 @@
   last one), progress is recorded as it goes, and the version goes live when the last is stored.
 - Retrieval: the knowledge base's live passages are held as one in-memory index in the engine's
   model cache (same byte budget, same LRU as the models), keyed by the knowledge base's revision;
-  a query is embedded, searched exactly, and the best candidates are scored by the answer checker
-  (checker.py), which says how likely each one answers the question.
+  a customer turn's queries are embedded together and searched exactly, and each candidate's
+  similarity becomes a confidence through the embedding model's calibration (calibration.py).
 """
 
 from __future__ import annotations
@@ -15,12 +15,15 @@ import logging
 import threading
 import time
 import uuid
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from django.db import close_old_connections
 
-from knowledge import sources
-from knowledge.chunking import embedding_text
+from knowledge import calibration, sources
+from knowledge.calibration import Calibration
+from knowledge.chunking import vector_texts
 from knowledge.models import KnowledgeBase, Passage, PassageVector, SourceVersion, VersionStatus
 from store.serving.protocol import EmbeddingRequest, EngineError
 
@@ -30,6 +33,8 @@ EMBED_BATCH = 64
 ENGINE_WAIT_SECONDS = 600.0
 PROGRESS_EVERY_SECONDS = 0.5
 MAX_CANDIDATES = 20
+MAX_QUERIES = 6
+ROWS_PER_PASSAGE = 4
 
 
 class _Answer:
@@ -117,30 +122,34 @@ def embed_version(version_id: int, engine: Any = None) -> str:
 
 def _embed_missing(version: SourceVersion, model_key: str, knowledge_base_id: int, engine: Any,
                    report: bool) -> None:
-    passages = list(Passage.objects.filter(version=version).exclude(vectors__model_key=model_key)
-                    .order_by("position").values_list("pk", "title", "text", "question"))
-    done = version.passage_count - len(passages)
+    """Every vector of every passage not yet embedded by `model_key` (vector_texts: the passage, then its
+    sentences), in batches of EMBED_BATCH texts all submitted at once; progress counts whole passages."""
+    rows = list(Passage.objects.filter(version=version).exclude(vectors__model_key=model_key)
+                .order_by("position").values_list("pk", "title", "text", "question"))
+    done = version.passage_count - len(rows)
+    work = [(pk, part, text) for pk, title, body, question in rows
+            for part, text in enumerate(vector_texts(title, body, question))]
     answers = []
-    for start in range(0, len(passages), EMBED_BATCH):
-        batch = passages[start:start + EMBED_BATCH]
+    for start in range(0, len(work), EMBED_BATCH):
+        batch = work[start:start + EMBED_BATCH]
         answer = _Answer()
-        engine.submit_embedding(EmbeddingRequest(_request_id("ingest"), model_key,
-                                                 [embedding_text(title, text, question)
-                                                  for _, title, text, question in batch]), answer)
+        engine.submit_embedding(EmbeddingRequest(_request_id("ingest"), model_key, [text for _, _, text in batch]),
+                                answer)
         answers.append((batch, answer))
+    parts_left = Counter(pk for pk, _, _ in work)
     last_report = 0.0
-    for batch, answer in answers:
+    for number, (batch, answer) in enumerate(answers, start=1):
         result = answer.wait()
-        dim = int(result["dim"])
-        width = dim * 4
+        width = int(result["dim"]) * 4
         buffer = result["vectors"]
         PassageVector.objects.bulk_create(
-            [PassageVector(passage_id=pk, model_key=model_key, vector=buffer[i * width:(i + 1) * width])
-             for i, (pk, *_rest) in enumerate(batch)], ignore_conflicts=True)
-        done += len(batch)
-        if report and (time.monotonic() - last_report >= PROGRESS_EVERY_SECONDS or done == version.passage_count):
+            [PassageVector(passage_id=pk, model_key=model_key, part=part, vector=buffer[i * width:(i + 1) * width])
+             for i, (pk, part, _) in enumerate(batch)], ignore_conflicts=True)
+        parts_left.subtract(pk for pk, _, _ in batch)
+        if report and (time.monotonic() - last_report >= PROGRESS_EVERY_SECONDS or number == len(answers)):
             last_report = time.monotonic()
-            sources.record_progress(version.pk, done, knowledge_base_id)
+            complete = done + sum(1 for left in parts_left.values() if left == 0)
+            sources.record_progress(version.pk, complete, knowledge_base_id)
 
 
 # --- retrieval -------------------------------------------------------------------------------------
@@ -150,17 +159,34 @@ def index_key(knowledge_base: KnowledgeBase) -> str:
     return f"kb{knowledge_base.pk}:r{knowledge_base.revision}:{knowledge_base.embedding_key}"
 
 
+def model_calibration(knowledge_base: KnowledgeBase) -> Calibration:
+    """The calibration its embedding model records (a tuned model's manifest, a bundled model's folder)."""
+    from store.catalog import CatalogError, resolve_source
+    from store.tuned import artifact_folder
+
+    folder: Path | None = None
+    if knowledge_base.embedding_tuned is not None:
+        folder = artifact_folder(knowledge_base.embedding_tuned)
+    elif knowledge_base.embedding_base is not None:
+        try:
+            folder = resolve_source(knowledge_base.embedding_base).folder
+        except CatalogError:
+            folder = None
+    return calibration.read(folder) or calibration.UNTUNED
+
+
 def build_index(knowledge_base: KnowledgeBase):
-    """The knowledge base's live passages and their vectors by its current model, as one matrix."""
+    """The knowledge base's live passages' vectors by its current model, as one matrix; a passage has
+    several rows (itself and its sentences), each row's id is its passage's."""
     from store.serving.search import VectorIndex
 
     rows = list(PassageVector.objects.filter(passage__version__live_for__knowledge_base=knowledge_base,
                                              model_key=knowledge_base.embedding_key)
-                .order_by("passage_id").values_list("passage_id", "vector"))
+                .order_by("passage_id", "part").values_list("passage_id", "vector"))
     vectors = [bytes(vector) for _, vector in rows]
     dim = len(vectors[0]) // 4 if vectors else 1
     return VectorIndex.from_rows(index_key(knowledge_base), f"kb{knowledge_base.pk}", [pk for pk, _ in rows],
-                                 vectors, dim)
+                                 vectors, dim, extra={"calibration": model_calibration(knowledge_base)})
 
 
 def _passages(ids: list[int]) -> dict[int, dict]:
@@ -172,39 +198,37 @@ def _passages(ids: list[int]) -> dict[int, dict]:
 
 
 def retrieve(payload: dict, engine: Any = None) -> dict:
-    """The candidates for the queries of one customer turn: {"candidates": [passage + similarity +
-    confidence], "revision", "prompt_tokens"}. Confidence is the answer checker's probability that the
-    passage answers the question (the best over the queries), or, without a checker, the similarity."""
-    from knowledge import checker
-
+    """The candidates for the queries of one customer turn, most similar first: {"candidates": [passage +
+    similarity + confidence + the query that found it], "revision", "prompt_tokens"}. Each passage's
+    similarity is its best over the queries; confidence is that similarity through the embedding
+    model's calibration."""
     close_old_connections()
     engine = engine or _engine()
-    knowledge_base = KnowledgeBase.objects.select_related("embedding_base").filter(
+    knowledge_base = KnowledgeBase.objects.select_related("embedding_base", "embedding_tuned").filter(
         pk=payload["knowledge_base"]).first()
     if knowledge_base is None:
         raise EngineError("model_not_found", "the knowledge base no longer exists")
-    queries = [str(query) for query in payload["queries"]][:4]
+    queries = [str(query) for query in payload["queries"]][:MAX_QUERIES]
     k = max(1, min(int(payload.get("k", 8)), MAX_CANDIDATES))
     index = engine.held_index(index_key(knowledge_base)) or build_index(knowledge_base)
     answer = _Answer()
-    engine.submit_search(EmbeddingRequest(_request_id("search"), knowledge_base.embedding_key, queries), index, k,
-                         answer)
+    # A passage can take several of the nearest rows (its sentences): ask for enough rows for k passages.
+    engine.submit_search(EmbeddingRequest(_request_id("search"), knowledge_base.embedding_key, queries), index,
+                         k * ROWS_PER_PASSAGE, answer)
     found = answer.wait()
-    similarity: dict[int, float] = {}
-    best_query: dict[int, list[int]] = {}
+    best: dict[int, tuple[float, int]] = {}
     for query_index, hits in enumerate(found["hits"]):
         for passage_id, score in hits:
-            if score > similarity.get(passage_id, -1.0):
-                similarity[passage_id] = score
-            best_query.setdefault(passage_id, []).append(query_index)
-    passages = _passages(list(similarity))
-    candidates = [{**passages[pk], "similarity": round(similarity[pk], 4)} for pk in similarity if pk in passages]
+            if passage_id not in best or score > best[passage_id][0]:
+                best[passage_id] = (score, query_index)
+    passages = _passages(list(best))
+    calibrated = index.extra["calibration"]
+    candidates = [{**passages[pk], "similarity": round(score, 4), "query": query_index,
+                   "confidence": round(calibrated.confidence(score), 4)}
+                  for pk, (score, query_index) in best.items() if pk in passages]
     candidates.sort(key=lambda c: c["similarity"], reverse=True)
-    checked = checker.score(engine, queries, candidates, {pk: best_query[pk] for pk in passages})
-    for candidate, confidence in zip(candidates, checked, strict=True):
-        candidate["confidence"] = round(confidence, 4)
-    candidates.sort(key=lambda c: c["confidence"], reverse=True)
-    return {"candidates": candidates, "revision": knowledge_base.revision, "prompt_tokens": found["prompt_tokens"]}
+    return {"candidates": candidates[:k], "revision": knowledge_base.revision, "prompt_tokens": found["prompt_tokens"],
+            "calibration": calibrated.to_dict()}
 
 
 def handle_retrieval(payload: dict, reply_channel: str) -> None:
@@ -214,14 +238,11 @@ def handle_retrieval(payload: dict, reply_channel: str) -> None:
 
 
 def preload(knowledge_base_ids: list[int], engine: Any = None) -> None:
-    """At worker start: load the indexes (and embedding models, and the checker) of knowledge bases
-    that deployments use, so the first customer does not pay for it."""
-    from knowledge import checker
-
+    """At worker start: load the indexes (and embedding models) of knowledge bases that deployments
+    use, so the first customer does not pay for it."""
     engine = engine or _engine()
-    for knowledge_base in KnowledgeBase.objects.filter(pk__in=knowledge_base_ids).select_related("embedding_base"):
+    for knowledge_base in KnowledgeBase.objects.filter(pk__in=knowledge_base_ids):
         try:
             retrieve({"knowledge_base": knowledge_base.pk, "queries": ["hello"], "k": 1}, engine)
         except EngineError as error:
             logger.warning("cannot preload knowledge base %s: %s", knowledge_base.pk, error.message)
-    checker.warm_up(engine)

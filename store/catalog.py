@@ -17,6 +17,7 @@ from core.markdown import strip_front_matter
 from store.models import FoundationModel, SourceKind
 
 CARDS_DIR = Path(__file__).resolve().parent / "cards"
+BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 
 
 class CatalogError(Exception):
@@ -54,6 +55,23 @@ BUNDLED_MODELS: list[dict] = [
         "summary": "A 6-layer sentence encoder: embeds knowledge for retrieval, and tunes into an accurate, very "
                    "fast sentiment classifier.",
     },
+    {
+        "slug": "gpt-store-retrieval",
+        "display_name": "GPT Store Retrieval",
+        "family": "bert",
+        "architecture": "BertModel",
+        "supports_dialogue": False,
+        "supports_sentiment": False,
+        "supports_embedding": True,
+        "parameter_count": 22_713_216,
+        "context_length": 512,
+        "license": "Apache-2.0",
+        "source_kind": SourceKind.BUNDLED_ADAPTER,
+        # "<base catalog slug>:<folder under store/bundled/ holding the adapter>"
+        "source": "all-minilm-l6-v2:gpt-store-retrieval",
+        "summary": "all-MiniLM-L6-v2 tuned to find the help-centre entry that answers a customer's question, and "
+                   "to score low when none does. The default embedding model of knowledge bases.",
+    },
 ]
 
 
@@ -75,9 +93,10 @@ def package_directory(package: str) -> Path | None:
 class ResolvedSource:
     """Where the weights of a catalog entry are on this machine."""
 
-    folder: Path | None  # a transformers model folder, or the folder holding the GGUF file
+    folder: Path | None  # a transformers model folder, the folder holding the GGUF file, or the adapter's
     gguf_file: str | None = None
     hub_id: str | None = None
+    base: ResolvedSource | None = None  # a bundled adapter's base model
 
 
 def resolve_source(model: FoundationModel) -> ResolvedSource:
@@ -89,6 +108,15 @@ def resolve_source(model: FoundationModel) -> ResolvedSource:
         return ResolvedSource(folder=folder)
     if kind == SourceKind.HUB:
         return ResolvedSource(folder=None, hub_id=source)
+    if kind == SourceKind.BUNDLED_ADAPTER:
+        base_slug, _, inner = source.partition(":")
+        folder = BUNDLED_DIR / inner
+        if not (folder / "adapter_config.json").exists():
+            raise CatalogError(f"{model.slug}: no adapter in {folder}")
+        base = FoundationModel.objects.filter(slug=base_slug).first()
+        if base is None:
+            raise CatalogError(f"{model.slug}: its base {base_slug!r} is not in the catalog (manage.py sync_catalog)")
+        return ResolvedSource(folder=folder, base=resolve_source(base))
     package, _, inner = source.partition(":")
     directory = package_directory(package)
     if directory is None:

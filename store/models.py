@@ -17,6 +17,7 @@ class SourceKind(models.TextChoices):
     LOCAL = "local", "Local folder"
     PACKAGE_GGUF = "package_gguf", "GGUF file inside an installed package"
     PACKAGE_FOLDER = "package_folder", "Model folder inside an installed package"
+    BUNDLED_ADAPTER = "bundled_adapter", "A bundled base with an adapter shipped in GPT Store"
 
 
 class FoundationModel(models.Model):

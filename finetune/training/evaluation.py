@@ -263,6 +263,33 @@ def pair_scores(model, encoded: Sequence[EncodedPair], pad_token_id: int, *, bat
     return {"loss": loss / len(encoded) if encoded else 0.0, "recall_at_1": retrieval_metrics(ranks)["recall_at_1"]}
 
 
+def retrieval_calibration(model, tokenizer, queries: list[str], passages: list[str], relevant: Sequence[set[int]], *,
+                          max_seq_length: int, batch_size: int, device: str) -> dict:
+    """How a knowledge base turns this model's similarities into confidence (knowledge/calibration.py),
+    fitted on the held-out queries' right passages against their best wrong ones — scored as a knowledge
+    base scores them: each passage at the best of its vectors (itself and its sentences)."""
+    from knowledge.calibration import fit
+    from knowledge.chunking import passage_and_sentences
+
+    def vectors(texts: list[str]) -> torch.Tensor:
+        ids = tokenizer(texts, truncation=True, max_length=max_seq_length)["input_ids"] if texts else []
+        return embed_sequences(model, ids, tokenizer.pad_token_id, batch_size=batch_size, device=device)
+
+    texts = [passage_and_sentences(passage) for passage in passages]
+    owners = torch.tensor([i for i, parts in enumerate(texts) for _ in parts])
+    rows = vectors(queries) @ vectors([text for parts in texts for text in parts]).T
+    scores = torch.full((len(queries), len(passages)), -2.0).scatter_reduce(
+        1, owners.expand(len(queries), -1), rows, reduce="amax")
+    right, wrong = [], []
+    for row, answers in zip(scores, relevant, strict=True):
+        mask = torch.zeros(len(row), dtype=torch.bool)
+        mask[sorted(answers)] = True
+        right.append(float(row[mask].max()))
+        if (~mask).any():
+            wrong.append(float(row[~mask].max()))
+    return fit(right, wrong).to_dict()
+
+
 def evaluate_retrieval(model, tokenizer, rows: Sequence[dict], pool_rows: Sequence[dict], *, max_seq_length: int,
                        device: str = "cpu", base_model=None, batch_size: int = 64, sample_count: int = 8) -> dict:
     """Base and tuned encoder on the distinct queries of `rows`, each against every distinct passage of
@@ -285,6 +312,8 @@ def evaluate_retrieval(model, tokenizer, rows: Sequence[dict], pool_rows: Sequen
         return {**retrieval_metrics(ranks), "passages": len(passages)}, ranks, tops
 
     tuned, tuned_ranks, tuned_tops = score(model)
+    tuned["calibration"] = retrieval_calibration(model, tokenizer, list(queries), list(passages), relevant,
+                                                 max_seq_length=max_seq_length, batch_size=batch_size, device=device)
     if base_model is not None:
         base, base_ranks, base_tops = score(base_model)
     else:

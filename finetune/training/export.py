@@ -99,5 +99,7 @@ def merge_and_export(base_folder: Path, adapter_folder: Path, out_dir: Path, tas
                    architecture=manifest.get("base_architecture", base.config.architectures[0]),
                    hyper=Hyperparameters.from_dict(manifest["hyperparameters"]) if manifest.get("hyperparameters")
                    else None,
-                   extra={"merged_from": manifest.get("method", peft_type.lower())})
+                   extra={"merged_from": manifest.get("method", peft_type.lower()),
+                          **({"retrieval_calibration": manifest["retrieval_calibration"]}
+                             if manifest.get("retrieval_calibration") else {})})
     return out_dir

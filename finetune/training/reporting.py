@@ -105,9 +105,12 @@ class Finisher:
         if spec.final_evaluation:
             metrics.update(self.final_report())
         run.model.eval()
+        # A tuned embedding model carries its calibration, which knowledge bases read (knowledge/calibration.py).
+        calibration = (metrics.get("tuned") or {}).get("calibration")
         adapter_dir = export_model(run.model, run.tokenizer, spec.output_dir, task=spec.task, method=spec.method,
                                    labels=spec.labels, architecture=spec.architecture, hyper=spec.hyper,
-                                   extra={**spec.extra, "best_step": state.best_step, "steps": state.step})
+                                   extra={**spec.extra, "best_step": state.best_step, "steps": state.step,
+                                          **({"retrieval_calibration": calibration} if calibration else {})})
         run.callbacks.on_event("info", f"Saved the tuned {'model' if spec.method == 'full' else 'adapter'} "
                                        f"after {state.step} steps.", {"path": str(adapter_dir)})
         return TrainingResult(status, run.steps_this_call, state.step, run.total_steps, metrics, adapter_dir)

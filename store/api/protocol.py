@@ -157,7 +157,8 @@ class Citation(BaseModel):
     source_id: int
     title: str = Field(description="where the passage sits, e.g. 'Shipping › How much does shipping cost?'")
     url: str = Field("", description="the source's link, if it has one")
-    confidence: float = Field(description="the answer checker's probability that the passage answers the question")
+    confidence: float = Field(description="how sure the bot is that the passage answers the question (0..1; the "
+                                          "embedding model's calibrated similarity, 0.5 at its measured cut)")
 
 
 class Grounding(BaseModel):

@@ -35,6 +35,7 @@ from store.serving.protocol import (
     GenerationRequest,
     ModelSpec,
 )
+from store.serving.search import SearchSink
 
 logger = logging.getLogger(__name__)
 
@@ -58,49 +59,6 @@ class _Submission:
     spec: ModelSpec | None = None
     entry_key: str = ""
     search: tuple[Any, int] | None = None  # (VectorIndex, k): answer with nearest rows instead of vectors
-
-
-class _SearchSink:
-    """Turns an embedding result into the nearest rows of an index (in the engine thread: one
-    matrix product per request), then lets the index go."""
-
-    def __init__(self, sink: Sink, lease: Lease, k: int, release: Callable[[Lease], None],
-                 counters: EngineCounters) -> None:
-        self.sink, self.lease, self.k, self.release, self.counters = sink, lease, k, release, counters
-        self.released = False
-
-    def _let_go(self) -> None:
-        if not self.released:
-            self.released = True
-            self.release(self.lease)
-
-    def on_start(self, info: dict) -> None:
-        self.sink.on_start(info)
-
-    def on_tokens(self, text: str, n_tokens: int) -> None:
-        pass
-
-    def on_done(self, result: dict) -> None:
-        import torch
-
-        from store.serving.search import nearest
-
-        try:
-            index = self.lease.entry.payload
-            dim = int(result["dim"])
-            queries = torch.frombuffer(bytearray(result["vectors"]), dtype=torch.float32).reshape(-1, dim) \
-                if dim else torch.zeros((0, 0))
-            hits = nearest(index, queries, self.k)
-            self.counters.add("searches")
-            answer = {"hits": [[(index.ids[row], score) for row, score in row_hits] for row_hits in hits],
-                      "index_key": index.key, "prompt_tokens": result.get("prompt_tokens", 0)}
-        finally:
-            self._let_go()
-        self.sink.on_done(answer)
-
-    def on_error(self, code: str, message: str) -> None:
-        self._let_go()
-        self.sink.on_error(code, message)
 
 
 class _WaitingSink:
@@ -407,7 +365,7 @@ class InferenceEngine:
                 raise EngineError(INVALID_REQUEST, f"{request.model_key} is a {spec.kind} model, not a {wanted}")
             if submission.search is not None:
                 index_lease = self.cache.hold_index(submission.search[0])
-                submission.sink = _SearchSink(submission.sink, index_lease, submission.search[1], self.cache.release,
+                submission.sink = SearchSink(submission.sink, index_lease, submission.search[1], self.cache.release,
                                               self._counters)
             lease = self.cache.acquire(spec)
         except Exception as error:

@@ -129,6 +129,12 @@ def materialize_gguf(source_folder: Path, gguf_file: str, cache_dir: Path | None
 def model_folder(foundation: FoundationModel) -> Path:
     """A local transformers folder (config + safetensors + tokenizer) for a catalog entry."""
     resolved = resolve_source(foundation)
+    return _folder_of(resolved, foundation.slug)
+
+
+def _folder_of(resolved, slug: str) -> Path:
+    if resolved.base is not None:
+        return materialize_adapter(_folder_of(resolved.base, slug), resolved.folder, slug)
     if resolved.gguf_file:
         assert resolved.folder is not None
         return materialize_gguf(resolved.folder, resolved.gguf_file)
@@ -136,6 +142,40 @@ def model_folder(foundation: FoundationModel) -> Path:
         return download_from_hub(resolved.hub_id)
     assert resolved.folder is not None
     return resolved.folder
+
+
+def materialize_adapter(base_folder: Path, adapter_folder: Path, slug: str, cache_dir: Path | None = None) -> Path:
+    """Merge a bundled adapter into its base once, into a plain model folder keyed by both files' hashes,
+    so the engine loads it like any base model (no adapter arithmetic on every forward)."""
+    cache_dir = Path(cache_dir or settings.MODEL_CACHE_DIR)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256((file_sha256(adapter_folder / "adapter_model.safetensors")
+                             + file_sha256(next(iter(sorted(base_folder.glob("*.safetensors")))))).encode())
+    target = cache_dir / f"{slug}-{digest.hexdigest()[:16]}"
+    if _materialized_marker(target).exists():
+        return target
+    with open(cache_dir / f".{target.name}.lock", "w") as lock, model_load_lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _materialized_marker(target).exists():
+            return target
+        from peft import PeftModel
+        from transformers import AutoModel, AutoTokenizer
+
+        started = time.monotonic()
+        model = PeftModel.from_pretrained(AutoModel.from_pretrained(base_folder), adapter_folder).merge_and_unload()
+        staging = cache_dir / f".{target.name}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        model.save_pretrained(staging, safe_serialization=True)
+        AutoTokenizer.from_pretrained(base_folder).save_pretrained(staging)
+        for extra in ("gpt_store.json", "README.md"):
+            if (adapter_folder / extra).exists():
+                shutil.copy(adapter_folder / extra, staging / extra)
+        _materialized_marker(staging).write_text(json.dumps({"adapter": str(adapter_folder), "base": str(base_folder),
+                                                              "seconds": round(time.monotonic() - started, 1)}))
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        logger.info("merged %s into %s in %.1f s", adapter_folder, target, time.monotonic() - started)
+    return target
 
 
 def load_tokenizer(foundation: FoundationModel | Path):

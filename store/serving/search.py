@@ -8,10 +8,14 @@ centre has. Indexes live in the engine's model cache, under the same byte budget
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from store.serving.counters import EngineCounters
+from store.serving.model_cache import Lease
 
 
 @dataclass(eq=False)
@@ -45,3 +49,42 @@ def nearest(index: VectorIndex, queries: torch.Tensor, k: int) -> list[list[tupl
     values, rows = scores.topk(min(k, len(index.ids)), dim=1)
     return [[(int(r), float(v)) for r, v in zip(row_ids.tolist(), row_values.tolist(), strict=True)]
             for row_ids, row_values in zip(rows, values, strict=True)]
+
+
+class SearchSink:
+    """Turns an embedding result into the nearest rows of an index (in the engine thread: one
+    matrix product per request), then lets the index go."""
+
+    def __init__(self, sink: Any, lease: Lease, k: int, release: Callable[[Lease], None],
+                 counters: EngineCounters) -> None:
+        self.sink, self.lease, self.k, self.release, self.counters = sink, lease, k, release, counters
+        self.released = False
+
+    def _let_go(self) -> None:
+        if not self.released:
+            self.released = True
+            self.release(self.lease)
+
+    def on_start(self, info: dict) -> None:
+        self.sink.on_start(info)
+
+    def on_tokens(self, text: str, n_tokens: int) -> None:
+        pass
+
+    def on_done(self, result: dict) -> None:
+        try:
+            index = self.lease.entry.payload
+            dim = int(result["dim"])
+            queries = torch.frombuffer(bytearray(result["vectors"]), dtype=torch.float32).reshape(-1, dim) \
+                if dim else torch.zeros((0, 0))
+            hits = nearest(index, queries, self.k)
+            self.counters.add("searches")
+            answer = {"hits": [[(index.ids[row], score) for row, score in row_hits] for row_hits in hits],
+                      "index_key": index.key, "prompt_tokens": result.get("prompt_tokens", 0)}
+        finally:
+            self._let_go()
+        self.sink.on_done(answer)
+
+    def on_error(self, code: str, message: str) -> None:
+        self._let_go()
+        self.sink.on_error(code, message)

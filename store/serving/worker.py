@@ -6,8 +6,14 @@ import logging
 import threading
 
 from django.conf import settings
+from django.dispatch import Signal
 
 logger = logging.getLogger(__name__)
+
+#: Sent (with `engine`) once the engine has started and preloaded the deployed models: other apps warm
+#: up what they serve through it (knowledge: its indexes and embedding models) without the store
+#: knowing them.
+engine_ready = Signal()
 
 
 def _materialize_bundled_models() -> None:
@@ -33,6 +39,9 @@ def _prepare_engine() -> None:
     if keys:
         logger.info("preloading %d deployed model(s): %s", len(keys), ", ".join(keys))
         runtime.engine.preload(keys)
+    for receiver, error in engine_ready.send_robust(sender=runtime.__class__, engine=runtime.engine):
+        if error is not None:
+            logger.warning("warming up %s failed: %s", receiver, error)
 
 
 def on_inference_worker_ready() -> None:

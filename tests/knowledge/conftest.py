@@ -1,5 +1,5 @@
 """Knowledge fixtures: Alice's knowledge base, and an in-process inference engine behind the worker's
-retrieval (the Celery hop is replaced by a direct call; the engine, models, index and checker are real)."""
+retrieval (the Celery hop is replaced by a direct call; the engine, models and index are real)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,8 @@ def tiny_knowledge_base(alice, tiny_encoder_base):
 
 @pytest.fixture
 def encoder_engine(tiny_encoder_folder, catalog):
-    """A real engine serving the tiny encoder and the real all-MiniLM-L6-v2 as embedding models."""
+    """A real engine serving the tiny encoder and the real embedding models (all-MiniLM-L6-v2, and GPT Store
+    Retrieval, the knowledge bases' default) as embedding models."""
     from store.serving.engine import InferenceEngine
     from store.serving.loading import model_folder
     from store.serving.protocol import ModelSpec
@@ -51,6 +52,8 @@ def encoder_engine(tiny_encoder_folder, catalog):
         "encoder:tiny-encoder": ModelSpec("encoder:tiny-encoder", "encoder", str(tiny_encoder_folder)),
         "encoder:all-minilm-l6-v2": ModelSpec("encoder:all-minilm-l6-v2", "encoder",
                                               str(model_folder(catalog["all-minilm-l6-v2"]))),
+        "encoder:gpt-store-retrieval": ModelSpec("encoder:gpt-store-retrieval", "encoder",
+                                                 str(model_folder(catalog["gpt-store-retrieval"]))),
     }
     engine = InferenceEngine(lambda key: specs[key], device="cpu")
     engine.start()

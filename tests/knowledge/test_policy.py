@@ -15,8 +15,8 @@ from knowledge.policy import (
 )
 
 
-def candidate(pk: int, confidence: float, text: str = "") -> Candidate:
-    return Candidate(pk, 1, f"Title {pk}", text or f"Passage {pk}.", confidence=confidence)
+def candidate(pk: int, confidence: float, text: str = "", query: int = 0) -> Candidate:
+    return Candidate(pk, 1, f"Title {pk}", text or f"Passage {pk}.", confidence=confidence, query=query)
 
 
 def test_it_answers_with_the_most_confident_passage_above_the_threshold():
@@ -25,9 +25,16 @@ def test_it_answers_with_the_most_confident_passage_above_the_threshold():
     assert decision.confidence == 0.9
 
 
-def test_it_adds_a_second_passage_only_when_it_is_also_confident():
-    assert [p.passage_id for p in decide([candidate(1, 0.9), candidate(2, 0.8)], 0.5, 0.6).passages] == [1, 2]
-    assert [p.passage_id for p in decide([candidate(1, 0.9), candidate(2, 0.55)], 0.5, 0.6).passages] == [1]
+def test_it_adds_a_second_passage_when_it_is_nearly_as_confident():
+    assert [p.passage_id for p in decide([candidate(1, 0.9), candidate(2, 0.8)], 0.5).passages] == [1, 2]
+    assert [p.passage_id for p in decide([candidate(1, 0.9), candidate(2, 0.6)], 0.5).passages] == [1]
+
+
+def test_each_part_of_a_two_part_question_brings_its_own_passage():
+    found = [candidate(1, 0.95, query=2), candidate(2, 0.7, query=0), candidate(3, 0.6, query=3)]
+    assert [p.passage_id for p in decide(found, 0.5, parts_from=2).passages] == [1, 3]
+    assert [p.passage_id for p in decide(found, 0.5, parts_from=None).passages] == [1]
+    assert [p.passage_id for p in decide(found, 0.65, parts_from=2).passages] == [1]  # the part's best is unsure
 
 
 def test_below_the_threshold_it_does_not_guess():
@@ -69,10 +76,22 @@ def test_a_question_is_never_small_talk(text):
 def test_a_short_follow_up_is_looked_up_with_the_question_before_it():
     turns = [{"role": "user", "content": "How much is standard shipping?"},
              {"role": "assistant", "content": "It is $4.95."}, {"role": "user", "content": "and express?"}]
-    assert retrieval_queries(turns) == ["and express?", "How much is standard shipping? and express?"]
+    lookup = retrieval_queries(turns)
+    assert lookup.queries == ["and express?", "How much is standard shipping? and express?"]
+    assert lookup.parts_from is None
 
 
 def test_a_question_that_stands_on_its_own_is_looked_up_alone():
     turns = [{"role": "user", "content": "How much is standard shipping?"},
              {"role": "user", "content": "Can I return shoes I have worn outside at the gym twice?"}]
-    assert retrieval_queries(turns) == ["Can I return shoes I have worn outside at the gym twice?"]
+    assert retrieval_queries(turns).queries == ["Can I return shoes I have worn outside at the gym twice?"]
+
+
+def test_a_message_that_asks_two_things_is_also_looked_up_part_by_part():
+    text = "How much is express shipping, and how long do I have to return something?"
+    lookup = retrieval_queries([{"role": "user", "content": text}])
+    assert lookup.queries == [text, "How much is express shipping,", "how long do I have to return something?"]
+    assert lookup.parts_from == 1
+    angry = "This is ridiculous. My tracking has not moved for a week! What are you going to do about it?"
+    assert retrieval_queries([{"role": "user", "content": angry}]).queries[1:] == [
+        "This is ridiculous.", "My tracking has not moved for a week!", "What are you going to do about it?"]

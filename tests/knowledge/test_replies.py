@@ -1,7 +1,7 @@
 """Serving a deployment with knowledge: the one path the widget, the playground and /v1 share.
 
-Retrieval runs the real worker code on a real engine with the real all-MiniLM-L6-v2 and answer
-checker. Generation, the engine's other boundary, is scripted where a test needs exact words.
+Retrieval runs the real worker code on a real engine with the real all-MiniLM-L6-v2. Generation, the
+engine's other boundary, is scripted where a test needs exact words.
 """
 
 import pytest
@@ -100,7 +100,7 @@ def test_small_talk_is_answered_without_a_lookup(bot):
 
 def test_a_grounded_reply_streams_only_checked_sentences(bot, scripted_model):
     configure(bot, policy=AnswerPolicy.GROUNDED)
-    scripted_model.text = "Sure! Express shipping costs $12.95 and takes 1–2 business days."
+    scripted_model.text = "Sure! Express shipping costs $12.95, and standard shipping is $4.95."
     text, result = reply(bot, "How much is express shipping?")
     assert result.outcome == Outcome.GROUNDED and text.strip() == result.text == scripted_model.text
     [request] = scripted_model.requests

@@ -9,6 +9,12 @@ from knowledge.models import KnowledgeSource, Passage, PassageVector, SourceVers
 from tests.knowledge.conftest import SMALL_FAQ, embed_live
 
 
+def vectors_of(version) -> int:
+    from knowledge.chunking import vector_texts
+
+    return sum(len(vector_texts(p.title, p.text, p.question)) for p in version.passages.all())
+
+
 def test_it_stores_a_valid_file_with_its_passages_queued_for_embedding(knowledge_base, alice):
     source = sources.add_file(knowledge_base, SMALL_FAQ.encode(), "faq.md", url="https://alice.example/help",
                               user=alice.user)
@@ -53,7 +59,10 @@ def test_an_embedded_version_goes_live_and_a_new_one_replaces_it_atomically(tiny
     first = source.live_version
     assert first.status == VersionStatus.LIVE and first.embedded_count == 3
     assert tiny_knowledge_base.revision == 1
-    assert PassageVector.objects.filter(passage__version=first, model_key="encoder:tiny-encoder").count() == 3
+    # Each passage is embedded as itself and as each of its sentences (knowledge.chunking.vector_texts).
+    assert PassageVector.objects.filter(passage__version=first, model_key="encoder:tiny-encoder").count() == \
+        vectors_of(first) == 9
+    assert set(PassageVector.objects.values_list("part", flat=True)) == {0, 1, 2}
 
     second = sources.revise_text(source, SMALL_FAQ.replace("$12.95", "$14.95"))
     # Until the worker is done, the first version keeps answering.
@@ -89,7 +98,7 @@ def test_embedding_a_version_twice_does_nothing_the_second_time(tiny_knowledge_b
     version = source.versions.get()
     assert worker.embed_version(version.pk, encoder_engine) == "live"
     assert worker.embed_version(version.pk, encoder_engine) == "nothing to do"
-    assert PassageVector.objects.count() == 3
+    assert PassageVector.objects.count() == vectors_of(version)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -136,4 +145,32 @@ def test_switching_the_embedding_model_embeds_every_passage_first_then_moves_at_
     assert worker.embed_version(live.pk, encoder_engine) == "live"
     tiny_knowledge_base.refresh_from_db()
     assert tiny_knowledge_base.embedding_key == "encoder:all-minilm-l6-v2" and tiny_knowledge_base.pending_key is None
-    assert PassageVector.objects.filter(model_key="encoder:all-minilm-l6-v2").count() == 3
+    assert PassageVector.objects.filter(model_key="encoder:all-minilm-l6-v2").count() == vectors_of(live)
+
+
+def test_a_version_whose_task_was_lost_is_queued_again_by_the_sweeper(knowledge_base, monkeypatch):
+    from django.utils import timezone
+
+    sent = []
+    monkeypatch.setattr("knowledge.sources.current_app.send_task",
+                        lambda name, args, queue: sent.append((name, args, queue)))
+    source = sources.add_text(knowledge_base, "FAQ", SMALL_FAQ)
+    version = source.versions.get()
+    assert sources.requeue_stalled_versions() == []  # too fresh to be stalled
+    SourceVersion.objects.filter(pk=version.pk).update(status=VersionStatus.EMBEDDING,
+                                                       created_at=timezone.now() - timezone.timedelta(minutes=5))
+    assert sources.requeue_stalled_versions() == [version.pk]
+    version.refresh_from_db()
+    assert version.status == VersionStatus.QUEUED
+    assert sent[-1] == ("knowledge.tasks.embed_version", [version.pk], "inference")
+
+
+def test_a_broker_that_cannot_take_the_task_loses_nothing(knowledge_base, monkeypatch,
+                                                          django_capture_on_commit_callbacks):
+    def refuse(*args, **kwargs):
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr("knowledge.sources.current_app.send_task", refuse)
+    with django_capture_on_commit_callbacks(execute=True):
+        source = sources.add_text(knowledge_base, "FAQ", SMALL_FAQ)
+    assert source.versions.get().status == VersionStatus.QUEUED  # stored, waiting for the sweeper

@@ -7,14 +7,16 @@ from store.models import FoundationModel
 pytestmark = pytest.mark.postgres
 
 
-def test_it_registers_both_bundled_models(db):
+def test_it_registers_the_bundled_models(db):
     result = sync_catalog()
-    assert sorted(result.created) == ["all-minilm-l6-v2", "smollm2-135m-instruct"]
+    assert sorted(result.created) == ["all-minilm-l6-v2", "gpt-store-retrieval", "smollm2-135m-instruct"]
     smol = FoundationModel.objects.get(slug="smollm2-135m-instruct")
     assert smol.tasks == ["dialogue", "sentiment"]
     assert smol.bundled and smol.parameter_count == 134_515_008
     assert "SmolLM2" in smol.card_markdown
     assert FoundationModel.objects.get(slug="all-minilm-l6-v2").tasks == ["sentiment", "embedding"]
+    retrieval = FoundationModel.objects.get(slug="gpt-store-retrieval")
+    assert retrieval.tasks == ["embedding"] and "help centre" in retrieval.card_markdown
 
 
 def test_it_is_idempotent(db):
@@ -42,4 +44,4 @@ def test_the_command_prints_what_it_did(db, capsys):
     call_command("sync_catalog")
     out = capsys.readouterr().out
     assert "added   smollm2-135m-instruct" in out
-    assert "catalog: 0 added, 0 updated, 2 unchanged" in out
+    assert "catalog: 0 added, 0 updated, 3 unchanged" in out

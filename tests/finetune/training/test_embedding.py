@@ -45,6 +45,10 @@ def test_it_learns_to_rank_each_question_s_passage_first(make_spec, pair_rows):
     assert tuned["recall_at_1"] > base["recall_at_1"] and tuned["mrr"] > base["mrr"]
     assert tuned["recall_at_1"] >= 0.9 and tuned["recall_at_3"] >= tuned["recall_at_1"]
     assert sum(callbacks.losses[-3:]) < 0.3 * sum(callbacks.losses[:3])
+    # Its calibration (knowledge bases turn similarity into confidence with it) travels with the weights.
+    manifest = json.loads((result.adapter_dir / "gpt_store.json").read_text())
+    assert manifest["retrieval_calibration"] == tuned["calibration"]
+    assert -1 <= tuned["calibration"]["cut"] <= 1 and tuned["calibration"]["scale"] >= 5
 
 
 def test_it_never_trains_on_a_lone_pair(make_spec, pair_rows):
@@ -126,16 +130,21 @@ def test_it_saves_a_feature_extraction_lora_adapter_that_plain_peft_loads(make_s
                           atol=1e-5)
 
 
-def test_it_merges_an_embedding_lora_adapter_into_a_standalone_encoder(make_spec, trained_vectors, tmp_path):
+def test_it_merges_an_embedding_lora_adapter_into_a_standalone_encoder(make_spec, trained_vectors, tmp_path,
+                                                                       pair_rows):
     from transformers import AutoModel
 
     from store.serving.loading import load_tokenizer
 
-    spec = make_spec(task="embedding", method="lora")
+    spec = make_spec(task="embedding", method="lora", test_rows=pair_rows, final_evaluation=True)
     result = run_training(spec, RecordingCallbacks())
     merged_dir = merge_and_export(spec.base_folder, result.adapter_dir, tmp_path / "merged", "embedding", [])
     merged = AutoModel.from_pretrained(merged_dir)
     assert torch.allclose(vectors_of(merged, load_tokenizer(merged_dir)), trained_vectors["vectors"], atol=1e-4)
+    from knowledge.calibration import read
+
+    assert read(result.adapter_dir) is not None
+    assert read(merged_dir) == read(result.adapter_dir)  # the merged copy keeps the calibration
 
 
 def test_it_refuses_malformed_pairs_with_the_expected_shape(make_spec):

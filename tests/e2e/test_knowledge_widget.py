@@ -1,0 +1,57 @@
+"""A customer asks on the shop's website: the answer comes from the shop's help centre with its source,
+and a question it does not cover gets an honest "I don't know" and a person — in a real browser."""
+
+import pytest
+from playwright.sync_api import expect
+
+from chat.widgets import create_widget
+from knowledge import deployments, sources
+from knowledge.models import AnswerPolicy
+from tests.e2e.conftest import screenshot
+from tests.e2e.test_widget_and_console import open_widget
+from tests.factories import deploy_tiny_bot, organization_with_key
+from tests.knowledge.conftest import SMALL_FAQ
+from tests.knowledge.test_live import wait_until_live
+
+pytestmark = [pytest.mark.live, pytest.mark.browser, pytest.mark.real_model]
+
+
+@pytest.fixture
+def knowledge_shop(live, host_site, catalog, tiny_chat_base):
+    organization, _, _ = organization_with_key("Cited Shoes")
+    knowledge_base = sources.create_knowledge_base(organization, "Help centre")
+    source = sources.add_text(knowledge_base, "FAQ", SMALL_FAQ, url="https://cited-shoes.example/help")
+    wait_until_live(source)
+    bot = deploy_tiny_bot(organization, tiny_chat_base)
+    deployments.configure(bot, knowledge_base=knowledge_base, policy=AnswerPolicy.QUOTE, threshold=0.5)
+    widget = create_widget(organization, bot, None, [host_site.origin], title="Cited Shoes help")
+    host_site.embed(live.url, widget.public_key, title="Cited Shoes")
+    return widget
+
+
+def ask(panel, text: str) -> None:
+    panel.locator("#gs-input").click()
+    panel.locator("#gs-input").fill(text)
+    panel.locator("#gs-input").press("Enter")
+
+
+def test_the_answer_shows_its_source_and_an_unknown_question_gets_a_person(context, knowledge_shop, host_site):
+    page = context.new_page()
+    page.goto(host_site.origin)
+    panel = open_widget(page, knowledge_shop)
+    ask(panel, "hw much is express delivery??")
+    answer = panel.locator(".gs-item-bot").last
+    expect(answer.locator(".gs-msg[data-seq]")).to_contain_text("$12.95", timeout=60_000)
+    source = answer.locator(".gs-sources a.gs-source")
+    expect(source).to_have_text("Shipping › How much does shipping cost?")
+    expect(source).to_have_attribute("href", "https://cited-shoes.example/help")
+    expect(source).to_have_attribute("rel", "noopener noreferrer")
+    screenshot(page, "widget-knowledge-answer")
+
+    ask(panel, "What year was the company founded?")
+    expect(panel.locator(".gs-msg.gs-bot[data-seq]").last).to_have_text(
+        "I don't know that one — shall I get someone from the team?", timeout=60_000)
+    # Nobody from the team is online: the customer is asked for an email address instead.
+    expect(panel.locator(".gs-msg.gs-system").last).to_contain_text("No one from our team is online", timeout=30_000)
+    expect(panel.locator(".gs-item-bot").last.locator(".gs-sources")).to_have_count(0)
+    screenshot(page, "widget-knowledge-dont-know")
