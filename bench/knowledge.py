@@ -1,8 +1,8 @@
 """Knowledge performance on the real topology, with a 10,000-passage knowledge base. One JSON line:
 
-- ingestion: passages/s from upload to live (the inference worker embeds, stores, goes live) vs direct
-  batched embedding of the same texts in this process (sorted by length, batches of 64, as
-  sentence-transformers encodes) — target >= 0.8x;
+- ingestion: texts/s from upload to live (the inference worker embeds each passage and its sentences,
+  stores the vectors, goes live) vs direct batched embedding of the same texts in this process (sorted by
+  length, batches of 64, as sentence-transformers encodes) — target >= 0.8x;
 - /v1/embeddings: texts/s with 64-text requests vs the same direct embedding — target >= 0.8x;
 - retrieval's cost in time to first token (p50): the web process's time from a customer turn to its
   candidates (embed the queries, exact search, calibrate) — target <= 30 ms — and, for context, the
@@ -63,7 +63,7 @@ def direct_embedding_rate(texts: list[str]) -> float:
     from store.serving.loading import configure_torch_threads, model_folder
 
     configure_torch_threads()
-    folder = model_folder(FoundationModel.objects.get(slug="all-minilm-l6-v2"))
+    folder = model_folder(FoundationModel.objects.get(slug="gpt-store-retrieval"))  # what the KB embeds with
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModel.from_pretrained(folder).eval()
     ordered = sorted(texts, key=len)
@@ -117,7 +117,7 @@ def main() -> None:
     setup_django(data_dir)
     from accounts import people
     from knowledge import deployments, sources
-    from knowledge.chunking import embedding_text
+    from knowledge.chunking import vector_texts
     from knowledge.models import AnswerPolicy, Passage
     from knowledge.prompting import grounded_messages
     from store import deploy
@@ -135,7 +135,9 @@ def main() -> None:
                                        max_tokens=8)
     deploy.create_or_update(organization, "plain", deploy.ModelChoice(base=smol), temperature=0,
                             max_tokens=8)
-    texts = [embedding_text(f"{row['section']} › {row['question']}", row["answer"], row["question"]) for row in rows]
+    # What ingestion embeds: each passage and each of its sentences (knowledge.chunking.vector_texts).
+    texts = [text for row in rows for text in vector_texts(f"{row['section']} › {row['question']}", row["answer"],
+                                                             row["question"])]
     with Stack(data_dir) as stack:
         stack.wait_for_worker()
         knowledge_base = sources.create_knowledge_base(organization, "Big shop")
@@ -143,7 +145,7 @@ def main() -> None:
         source = sources.add_file(knowledge_base, catalogue, "catalogue.jsonl")
         ingestion_seconds = wait_live(source)
         deployments.configure(grounded, knowledge_base=knowledge_base, policy=AnswerPolicy.GROUNDED, threshold=0.0)
-        ingestion_rate = len(rows) / ingestion_seconds
+        ingestion_rate = len(texts) / ingestion_seconds
 
         started = time.perf_counter()
         for start in range(0, 2048, BATCH):
@@ -168,7 +170,8 @@ def main() -> None:
     direct_rate = direct_embedding_rate(texts[:4096])
     print(json.dumps({
         "benchmark": "knowledge", "passages": PASSAGES,
-        "ingestion_passages_per_s": round(ingestion_rate, 1), "direct_embedding_texts_per_s": round(direct_rate, 1),
+        "vectors": len(texts), "ingestion_vectors_per_s": round(ingestion_rate, 1),
+        "direct_embedding_texts_per_s": round(direct_rate, 1),
         "ingestion_ratio": round(ingestion_rate / direct_rate, 3),
         "api_embeddings_texts_per_s": round(api_rate, 1), "api_embeddings_ratio": round(api_rate / direct_rate, 3),
         # Retrieval (web -> worker: embed the turn's queries, exact search over 10,000 passages) as the

@@ -37,6 +37,7 @@ QUESTIONS_PER_BATCH = 16
 UNANSWERABLE_PER_BATCH = 8
 HARD_NEGATIVES = 3
 KEEP_ANSWERED = 0.9
+EMBED_CHUNK = 32
 
 
 @dataclass
@@ -103,14 +104,29 @@ class RetrievalTrainer:
         self.rng = random.Random(seed)
 
     def embed(self, texts: list[str], train: bool = False):
+        """Unit vectors in input order. Texts of similar length go through together (a passage's sentences
+        are much shorter than the passage): padding every text of a step to the longest one kept the
+        activations of ~50,000 padding tokens for the backward pass."""
         import torch
 
         from finetune.training.retrieval import sentence_embeddings
 
         self.model.train(train)
-        encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
+        ids = self.tokenizer(texts, truncation=True, max_length=256)["input_ids"]
+        order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+        pieces = []
         with torch.set_grad_enabled(train):
-            return sentence_embeddings(self.model, encoded["input_ids"], encoded["attention_mask"])
+            for start in range(0, len(order), EMBED_CHUNK):
+                chunk = order[start:start + EMBED_CHUNK]
+                width = max(len(ids[i]) for i in chunk)
+                input_ids = torch.zeros((len(chunk), width), dtype=torch.long)
+                mask = torch.zeros((len(chunk), width), dtype=torch.long)
+                for row, i in enumerate(chunk):
+                    input_ids[row, :len(ids[i])] = torch.tensor(ids[i])
+                    mask[row, :len(ids[i])] = 1
+                pieces.append(sentence_embeddings(self.model, input_ids, mask))
+        vectors = torch.cat(pieces)
+        return vectors[torch.tensor(order).argsort()]
 
     def passage_scores(self, queries, business: Business, columns: list[int], train: bool = False):
         """(queries x columns) similarity of each query to each passage: the best over the passage's

@@ -45,6 +45,8 @@ def main() -> None:
     try:
         wait_for(lambda: b"Demo sentiment model deployed" in (data_dir / "stack.log").read_bytes(), 900,
                  "the demo sentiment model")
+        wait_for(lambda: b"help centre is live" in (data_dir / "stack.log").read_bytes(), 300,
+                 "the demo knowledge base")
         logins = json.loads((data_dir / "demo-credentials.json").read_text())
         shoot(site, f"http://localhost:{demo_port}", logins)
     finally:
@@ -75,6 +77,13 @@ def shoot(site: str, shop: str, logins: dict) -> None:
         admin.goto(site + "/finetune/")
         admin.locator("#job-list a").first.click()
         admin.screenshot(path=str(OUT / "job.png"), full_page=False)
+        admin.goto(site + "/knowledge/")
+        admin.locator("#knowledge-bases a").first.click()
+        admin.fill("#id_question", "do u ship to toronto?")
+        admin.locator("#ask-form button[type=submit]").click()
+        expect(admin.locator("#ask-answer")).to_be_visible(timeout=60_000)
+        admin.locator("#ask").scroll_into_view_if_needed()
+        admin.screenshot(path=str(OUT / "knowledge.png"))
 
         customer = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
         customer.set_default_timeout(180_000)
@@ -90,10 +99,12 @@ def shoot(site: str, shop: str, logins: dict) -> None:
         except AssertionError:
             customer.screenshot(path=str(OUT / "failed-widget.png"))  # what the customer saw, for the report
             raise
-        customer.screenshot(path=str(OUT / "widget.png"))
-        panel.locator("#gs-input").fill("This is ridiculous, my parcel is two weeks late and nobody answers!")
+        expect(panel.locator(".gs-sources").first).to_be_visible()
+        panel.locator("#gs-input").fill("Do you have a student discount?")
         panel.locator("#gs-input").press("Enter")
-        customer.wait_for_timeout(8000)
+        expect(panel.locator(".gs-msg.gs-bot[data-seq]")).to_have_count(2, timeout=180_000)
+        expect(panel.locator(".gs-msg.gs-system").last).to_be_visible(timeout=60_000)  # the handoff notice
+        customer.screenshot(path=str(OUT / "widget.png"))
 
         agent = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
         agent.set_default_timeout(60_000)
@@ -101,12 +112,14 @@ def shoot(site: str, shop: str, logins: dict) -> None:
         agent.goto(site + "/console/")
         agent.locator("#conversation-table a").first.click()
         agent.click("#take-over")
-        agent.fill("#reply-text", "Hi, I'm Sam from Acme. So sorry! Let me check your parcel right now.")
+        agent.fill("#reply-text", "Hi, I'm Sam from Acme. We don't run a student discount, but new members of "
+                                  "Acme Steps get points on every order.")
         agent.click("#reply-send")
-        agent.wait_for_timeout(1500)
+        expect(agent.locator("#transcript .tmsg-agent")).to_have_count(1)
+        agent.locator("#transcript details.tknowledge").first.locator("summary").click()
         agent.evaluate("window.scrollTo(0, 0)")
         agent.screenshot(path=str(OUT / "console.png"))
-        customer.wait_for_timeout(1500)
+        expect(panel.locator(".gs-msg.gs-agent")).to_have_count(1)
         customer.screenshot(path=str(OUT / "widget-agent.png"))
         browser.close()
     for path in sorted(OUT.glob("*.png")):
