@@ -120,7 +120,7 @@ def retrieval_recall(knowledge_base_id: int, engine, items: list[dict]) -> dict:
             continue
         counted += 1
         lookup = retrieval_queries([{"role": "user", "content": turn} for turn in turns_of(item)])
-        candidates = worker.retrieve({"knowledge_base": knowledge_base_id, "queries": lookup.queries, "k": 8},
+        candidates = worker.retrieve({"knowledge_base": knowledge_base_id, **lookup.payload(), "k": 8},
                                      engine)["candidates"]
         holds = [contains_facts(c["title"] + " " + c["text"], item["must_contain"]) for c in candidates]
         hits["@1"] += any(holds[:1])

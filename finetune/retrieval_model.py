@@ -56,8 +56,8 @@ def _read_jsonl(path: Path) -> list[dict]:
 def _query(item: dict) -> str:
     """What the product looks up for the item's last turn: a follow-up joined to the turn before it."""
     turns = item.get("turns") or [item["question"]]
-    return retrieval_queries([{"role": "user", "content": text} for text in turns]).queries[-1 if len(turns) > 1
-                                                                                            else 0]
+    lookup = retrieval_queries([{"role": "user", "content": text} for text in turns])
+    return lookup.queries[lookup.follow_up if lookup.follow_up is not None else 0]
 
 
 def _heading(title: str) -> str:

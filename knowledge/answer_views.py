@@ -5,8 +5,6 @@ The playground streams exactly what the widget and /v1 would answer (knowledge/r
 
 from __future__ import annotations
 
-import json
-
 from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -16,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.access import organization_admin_required
 from accounts.scoping import get_for_organization
+from core.text import InvalidText, decode_json
 from knowledge import client as knowledge_client
 from knowledge import deployments as knowledge_settings
 from knowledge.api import reply_sse, streaming_response
@@ -75,7 +74,7 @@ async def ask(request: HttpRequest, slug: str) -> HttpResponse:
             candidates = result.candidates if result is not None else []
         else:
             lookup = retrieval_queries(turns)
-            candidates, _tokens = await knowledge_client.retrieve(knowledge_base.pk, lookup.queries)
+            candidates, _tokens = await knowledge_client.retrieve(knowledge_base.pk, lookup)
             decision = decide(candidates, DEFAULT_THRESHOLD, lookup.parts_from)
             result = ReplyResult(quote_text(decision.passages) if decision.answer else dont_know_text(True),
                                  "quoted" if decision.answer else "did_not_know", confidence=decision.confidence,
@@ -129,19 +128,42 @@ def _playground_target(request: HttpRequest, slug: str) -> Deployment:
     return deployment
 
 
+def _playground_turns(body: bytes) -> list[dict]:
+    """The conversation of a playground request, or an ApiError naming what is wrong with the body."""
+    try:
+        payload = decode_json(body or b"{}")
+    except InvalidText as error:
+        raise ApiError(400, str(error)) from None
+    if not isinstance(payload, dict):
+        raise ApiError(400, "The body must be a JSON object {messages: [...]}.")
+    conversation = payload.get("messages", [])
+    if not isinstance(conversation, list):
+        raise ApiError(400, "messages must be a list of {role, content} objects.", param="messages")
+    turns = []
+    for index, message in enumerate(conversation):
+        where = f"messages[{index}]"
+        if not isinstance(message, dict):
+            raise ApiError(400, f"{where} must be an object {{role, content}}.", param=where)
+        if not isinstance(message.get("role"), str):
+            raise ApiError(400, f"{where}.role must be a string.", param=f"{where}.role")
+        if not isinstance(message.get("content", ""), str):
+            raise ApiError(400, f"{where}.content must be a string.", param=f"{where}.content")
+        if message["role"] in ("user", "assistant") and message.get("content"):
+            turns.append({"role": message["role"], "content": message["content"][:MAX_TURN_CHARS]})
+    turns = turns[-MAX_PLAYGROUND_TURNS:]
+    if not turns or turns[-1]["role"] != "user":
+        raise ApiError(400, "Send the conversation, ending with a user message.", param="messages")
+    return turns
+
+
 @organization_admin_required
 async def playground_chat(request: HttpRequest, slug: str) -> HttpResponseBase:
     if request.method != "POST":
         return ApiError(405, "POST a JSON body {messages: [...]}.").response()
     try:
         deployment = await sync_to_async(_playground_target)(request, slug)
-        payload = json.loads(request.body or b"{}")
-        turns = [{"role": m["role"], "content": str(m["content"])[:MAX_TURN_CHARS]}
-                 for m in payload.get("messages", [])
-                 if m.get("role") in ("user", "assistant") and m.get("content")][-MAX_PLAYGROUND_TURNS:]
-        if not turns or turns[-1]["role"] != "user":
-            raise ApiError(400, "Send the conversation, ending with a user message.", param="messages")
-    except (ApiError, ValueError, KeyError, TypeError, AttributeError) as error:
-        return (error if isinstance(error, ApiError) else ApiError(400, "Malformed request body.")).response()
+        turns = _playground_turns(request.body)
+    except ApiError as error:
+        return error.response()
     events = stream_reply(Served.deployment(deployment), turns, source="playground")
     return streaming_response(reply_sse(events, deployment.slug, True))

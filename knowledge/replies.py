@@ -197,7 +197,7 @@ async def _from_knowledge(served: Served, turns: list[dict], sampling: Sampling,
         return
     started = time.perf_counter()
     lookup = retrieval_queries(turns)
-    candidates, query_tokens = await knowledge_client.retrieve(settings.knowledge_base_id, lookup.queries)
+    candidates, query_tokens = await knowledge_client.retrieve(settings.knowledge_base_id, lookup)
     decision = decide(candidates, settings.threshold, lookup.parts_from)
     retrieval_ms = 1000 * (time.perf_counter() - started)
     if not decision.answer:

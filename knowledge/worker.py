@@ -33,7 +33,7 @@ EMBED_BATCH = 64
 ENGINE_WAIT_SECONDS = 600.0
 PROGRESS_EVERY_SECONDS = 0.5
 MAX_CANDIDATES = 20
-MAX_QUERIES = 6
+MAX_QUERIES = 7  # the message, a follow-up joined and the earlier message, 4 parts
 ROWS_PER_PASSAGE = 4
 
 
@@ -216,11 +216,7 @@ def retrieve(payload: dict, engine: Any = None) -> dict:
     engine.submit_search(EmbeddingRequest(_request_id("search"), knowledge_base.embedding_key, queries), index,
                          k * ROWS_PER_PASSAGE, answer)
     found = answer.wait()
-    best: dict[int, tuple[float, int]] = {}
-    for query_index, hits in enumerate(found["hits"]):
-        for passage_id, score in hits:
-            if passage_id not in best or score > best[passage_id][0]:
-                best[passage_id] = (score, query_index)
+    best = _best_per_passage(found["hits"], payload.get("follow_up"))
     passages = _passages(list(best))
     calibrated = index.extra["calibration"]
     candidates = [{**passages[pk], "similarity": round(score, 4), "query": query_index,
@@ -229,6 +225,27 @@ def retrieve(payload: dict, engine: Any = None) -> dict:
     candidates.sort(key=lambda c: c["similarity"], reverse=True)
     return {"candidates": candidates[:k], "revision": knowledge_base.revision, "prompt_tokens": found["prompt_tokens"],
             "calibration": calibrated.to_dict()}
+
+
+def _best_per_passage(hits: list[list[tuple[int, float]]], follow_up: int | None) -> dict[int, tuple[float, int]]:
+    """Each passage's best similarity over the queries, and the query that found it. The joined
+    follow-up query (index `follow_up`) counts for a passage only where it beats the earlier
+    message alone (the next query, which never counts by itself): the follow-up must add something."""
+    if not (isinstance(follow_up, int) and 0 <= follow_up < len(hits) - 1):
+        follow_up = None
+    earlier: dict[int, float] = {}
+    for passage_id, score in hits[follow_up + 1] if follow_up is not None else []:
+        earlier[passage_id] = max(score, earlier.get(passage_id, float("-inf")))
+    best: dict[int, tuple[float, int]] = {}
+    for query_index, query_hits in enumerate(hits):
+        if follow_up is not None and query_index == follow_up + 1:
+            continue
+        for passage_id, score in query_hits:
+            if query_index == follow_up and score <= earlier.get(passage_id, float("-inf")):
+                continue
+            if passage_id not in best or score > best[passage_id][0]:
+                best[passage_id] = (score, query_index)
+    return best
 
 
 def handle_retrieval(payload: dict, reply_channel: str) -> None:

@@ -77,8 +77,24 @@ def test_a_short_follow_up_is_looked_up_with_the_question_before_it():
     turns = [{"role": "user", "content": "How much is standard shipping?"},
              {"role": "assistant", "content": "It is $4.95."}, {"role": "user", "content": "and express?"}]
     lookup = retrieval_queries(turns)
-    assert lookup.queries == ["and express?", "How much is standard shipping? and express?"]
+    assert lookup.queries == ["and express?", "How much is standard shipping? and express?",
+                              "How much is standard shipping?"]
+    assert lookup.follow_up == 1
     assert lookup.parts_from is None
+
+
+@pytest.mark.parametrize("text", ["is it free?", "how long?", "what if they don't fit?", "ok and for kids?"])
+def test_a_message_that_refers_back_is_a_follow_up(text):
+    turns = [{"role": "user", "content": "Do you ship to Canada?"}, {"role": "user", "content": text}]
+    assert retrieval_queries(turns).follow_up == 1
+
+
+def test_a_short_new_question_is_not_read_with_the_one_before():
+    turns = [{"role": "user", "content": "hw much is express delivery??"},
+             {"role": "user", "content": "What year was the company founded?"}]
+    lookup = retrieval_queries(turns)
+    assert lookup.queries == ["What year was the company founded?"]
+    assert lookup.follow_up is None
 
 
 def test_a_question_that_stands_on_its_own_is_looked_up_alone():
