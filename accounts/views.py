@@ -7,8 +7,9 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from accounts import people
@@ -73,10 +74,22 @@ def new_organization(request: HttpRequest) -> HttpResponse:
 @require_POST
 @organization_required
 def switch_organization(request: HttpRequest) -> HttpResponse:
-    membership = get_object_or_404(Membership, user=request.user, organization_id=request.POST.get("organization"))
+    raw = request.POST.get("organization", "")
+    # Ids are 64-bit integers: anything else would be a ValueError (or OverflowError) in the query.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+        return HttpResponseBadRequest("organization must be the id of one of your organizations.")
+    membership = get_object_or_404(Membership, user=request.user, organization_id=int(raw))
     request.session[ACTIVE_ORG_SESSION_KEY] = membership.organization_id
     messages.info(request, f"Now working in {membership.organization.name}.")
-    return redirect(request.POST.get("next") or "store:home")
+    return redirect(_same_site(request, request.POST.get("next")) or "store:home")
+
+
+def _same_site(request: HttpRequest, url: str | None) -> str | None:
+    """`url` when it stays on this site (a path here or this host), else None: never an open redirect."""
+    if url and url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()},
+                                               require_https=request.is_secure()):
+        return url
+    return None
 
 
 @organization_required
