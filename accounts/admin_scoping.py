@@ -7,6 +7,7 @@ organizations they administer; superusers see everything.
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.auth import get_user_model
 from django.db import models
 from django.http import HttpRequest
@@ -15,12 +16,47 @@ from accounts.models import Organization
 from accounts.scoping import administered_organizations, is_organization_owned, scope_to
 
 
+class ScopedRelatedFieldListFilter(admin.RelatedOnlyFieldListFilter):
+    """Offers only the related objects of rows this admin may see (get_queryset is scoped), never every
+    organization or object in the database."""
+
+
+class ScopedAllValuesFieldListFilter(admin.AllValuesFieldListFilter):
+    """Values of a field reached through a relation, taken from the visible rows (Django's own filter
+    reads them from every row of the related model)."""
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        super().__init__(field, request, params, model, model_admin, field_path)
+        self.lookup_choices = (model_admin.get_queryset(request).distinct().order_by(field_path)
+                               .values_list(field_path, flat=True))
+
+
+def scoped_list_filter(model: type[models.Model], entry):
+    """The list_filter entry, with a filter whose choices come from the rows the admin may see."""
+    field_path, filter_class = (entry, None) if isinstance(entry, str) else (
+        entry if isinstance(entry, (tuple, list)) else (None, None))
+    if field_path is None:
+        return entry  # a SimpleListFilter: its lookups are its own
+    fields = get_fields_from_path(model, field_path)
+    if fields[-1].is_relation and (filter_class is None or issubclass(filter_class, admin.RelatedFieldListFilter)):
+        return (field_path, ScopedRelatedFieldListFilter)
+    if len(fields) > 1 and filter_class in (None, admin.AllValuesFieldListFilter) and not fields[-1].choices:
+        return (field_path, ScopedAllValuesFieldListFilter)
+    return entry
+
+
 class OrganizationScopedAdmin(admin.ModelAdmin):
     def _organizations(self, request: HttpRequest):
         cache_name = "_administered_organizations"
         if not hasattr(request, cache_name):
             setattr(request, cache_name, list(administered_organizations(request.user)))
         return getattr(request, cache_name)
+
+    def get_list_filter(self, request: HttpRequest):
+        filters = super().get_list_filter(request)
+        if request.user.is_superuser:
+            return filters
+        return [scoped_list_filter(self.model, entry) for entry in filters]
 
     def get_queryset(self, request: HttpRequest):
         queryset = super().get_queryset(request)

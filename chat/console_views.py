@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from collections.abc import AsyncIterator, Iterator
+from datetime import date
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.core.handlers.asgi import ASGIRequest
 from django.db.models import F, Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -20,9 +24,19 @@ from chat.conversations import mark_read
 from chat.forms import CannedReplyForm, WidgetForm
 from chat.insights import insights
 from chat.models import CannedReply, Conversation, ConversationStatus, Visitor, Widget
-from chat.records import erase_visitor, to_csv, to_json, transcript_rows
+from chat.records import (
+    EXPORT_FORMATS,
+    BadPeriod,
+    csv_lines,
+    erase_visitor,
+    json_lines,
+    jsonl_lines,
+    parse_period,
+    transcript_chunks,
+)
 from chat.timeline import sentiment_timeline
 from chat.widgets import embed_snippet, frame_ancestors
+from core.bounds import DAYS_IN_RANGE, EARLIEST_DATE, LATEST_DATE
 from core.charts import bar_chart
 
 # Worst first; conversations not scored yet come after scored ones on every database.
@@ -141,37 +155,69 @@ def canned_replies(request: HttpRequest) -> HttpResponse:
 
 
 def _period(request: HttpRequest) -> tuple[date, date]:
-    today = timezone.localdate()
-    try:
-        end = date.fromisoformat(request.GET["end"]) if request.GET.get("end") else today
-        start = date.fromisoformat(request.GET["start"]) if request.GET.get("start") else end - timedelta(days=29)
-    except ValueError:
-        start, end = today - timedelta(days=29), today
-    return (start, end) if start <= end else (end, start)
+    """The ?start=&end= range of a console page or export; BadPeriod (its message for the client) when refused."""
+    return parse_period(request.GET.get("start", ""), request.GET.get("end", ""), timezone.localdate())
 
 
 @organization_admin_required
 def insights_page(request: HttpRequest) -> HttpResponse:
-    start, end = _period(request)
+    rule = {"longest": DAYS_IN_RANGE.high, "earliest": EARLIEST_DATE, "latest": LATEST_DATE}
+    try:
+        start, end = _period(request)
+    except BadPeriod as problem:
+        # The form comes back with what was typed (as much as a YYYY-MM-DD field holds), to correct in place.
+        typed = {name: request.GET.get(name, "")[:10] for name in ("start", "end")}
+        return render(request, "chat/insights.html", {**rule, **typed, "problem": str(problem)}, status=400)
     data = insights(_org(request), start, end)
     charts = {label: bar_chart([(day.strftime("%m-%d"), counts.get(label, 0)) for day, counts in data["distribution"]],
                                title=f"{label} messages per day", color=color, height=140)
               for label, color in (("negative", "#b42335"), ("neutral", "#8a8fa3"), ("positive", "#13795b"))}
-    return render(request, "chat/insights.html", {"data": data, "charts": charts, "start": start, "end": end})
+    return render(request, "chat/insights.html", {**rule, "data": data, "charts": charts, "start": start.isoformat(),
+                                                  "end": end.isoformat()})
+
+
+EXPORTS = {"csv": (csv_lines, "text/csv; charset=utf-8"), "json": (json_lines, "application/json"),
+           "jsonl": (jsonl_lines, "application/jsonl; charset=utf-8")}
 
 
 @organization_admin_required
-def export_transcripts(request: HttpRequest) -> HttpResponse:
-    start, end = _period(request)
-    rows = transcript_rows(_org(request), start, end)
-    if request.GET.get("format") == "json":
-        response = HttpResponse(to_json(rows), content_type="application/json")
-        extension = "json"
-    else:
-        response = HttpResponse(to_csv(rows), content_type="text/csv; charset=utf-8")
-        extension = "csv"
-    response["Content-Disposition"] = f'attachment; filename="transcripts-{start}-{end}.{extension}"'
+def export_transcripts(request: HttpRequest) -> HttpResponseBase:
+    export_format = request.GET.get("format") or "csv"
+    if export_format not in EXPORTS:
+        return _refused(f"format must be {', '.join(EXPORT_FORMATS[:-1])} or {EXPORT_FORMATS[-1]}.")
+    try:
+        start, end = _period(request)
+    except BadPeriod as problem:
+        return _refused(str(problem))
+    lines, content_type = EXPORTS[export_format]
+    response = StreamingHttpResponse(streamed(request, lines(transcript_chunks(_org(request), start, end))),
+                                     content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="transcripts-{start}-{end}.{export_format}"'
     return response
+
+
+def _refused(problem: str) -> HttpResponse:
+    return HttpResponse(problem, status=400, content_type="text/plain; charset=utf-8")
+
+
+def streamed(request: HttpRequest, chunks: Iterator[bytes]) -> Iterator[bytes] | AsyncIterator[bytes]:
+    """The chunks as the server can stream them.
+
+    Under ASGI (Daphne), Django reads a plain iterator into one list before sending it, which is
+    the whole file in memory; there each chunk (one query) is pulled through sync_to_async instead.
+    """
+    if not isinstance(request, ASGIRequest):
+        return chunks
+
+    async def pull() -> AsyncIterator[bytes]:
+        while (chunk := await sync_to_async(_next_chunk)(chunks)) is not None:
+            yield chunk
+
+    return pull()
+
+
+def _next_chunk(chunks: Iterator[bytes]) -> bytes | None:
+    return next(chunks, None)
 
 
 @require_POST

@@ -7,7 +7,6 @@ from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -26,8 +25,10 @@ from chat.conversations import (
 )
 from chat.identity import read_socket_token
 from chat.models import Author, Conversation, ConversationStatus, Message, Visitor
-from core import ratelimit
+from core import client_address, ratelimit
+from core.bounds import SEQUENCE
 from core.broadcast import notify
+from core.consumers import JsonFrameConsumer
 
 logger = logging.getLogger(__name__)
 
@@ -56,21 +57,14 @@ def assignee_name(conversation: Conversation | None) -> str | None:
     return assignee.first_name or assignee.username
 
 
-def client_ip(scope) -> str:
-    forwarded = _header(scope, b"x-forwarded-for")
-    if forwarded:
-        return forwarded.split(",")[0].strip()
-    client = scope.get("client") or ("unknown", 0)
-    return str(client[0])
-
-
-class WidgetConsumer(AsyncJsonWebsocketConsumer):
+class WidgetConsumer(JsonFrameConsumer):
     """One customer's chat: send, acknowledge, stream the bot's reply, replay after reconnects."""
 
     visitor: Visitor
     conversation_id: int | None = None
     conversation: Conversation | None = None  # its id and organization never change; its status is read fresh
     waiting_for_conversation = False
+    sent_seq = 0  # the highest sequence number this socket has carried: a catch-up replays after it
 
     async def connect(self) -> None:
         token = parse_qs(self.scope.get("query_string", b"").decode()).get("token", [""])[0]
@@ -82,6 +76,7 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
             return
         self.visitor = visitor
         conversation = self.conversation = await database_sync_to_async(current_conversation)(visitor)
+        self.sent_seq = conversation.last_seq if conversation is not None else 0
         await self.accept()
         if conversation is not None:
             await self._join(conversation.pk)
@@ -114,11 +109,11 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         await self._stop_waiting()
 
     async def receive_json(self, content, **kwargs) -> None:
-        kind = content.get("type") if isinstance(content, dict) else None
+        """`content` is a dict with a string "type" (JsonFrameConsumer.receive checked)."""
         handler = {"resume": self._resume, "message": self._message, "typing": self._typing,
-                   "csat": self._csat, "email": self._email, "ping": self._ping}.get(kind or "")
+                   "csat": self._csat, "email": self._email, "ping": self._ping}.get(content["type"])
         if handler is None:
-            await self.send_json({"type": "error", "code": "bad_frame", "message": f"Unknown frame type {kind!r}."})
+            await self.unknown_frame(content["type"])
             return
         await handler(content)
 
@@ -127,13 +122,14 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
 
     async def _resume(self, content: dict) -> None:
         """Replay everything after the client's last sequence number (it drops any it already has)."""
-        try:
-            last_seq = max(0, int(content.get("last_seq", 0)))
-        except (TypeError, ValueError):
-            last_seq = 0
-        state = await database_sync_to_async(self._replay)(last_seq)
+        last_seq = content.get("last_seq", 0)
+        if not SEQUENCE.contains(last_seq) or isinstance(last_seq, float) and not last_seq.is_integer():
+            await self.send_error("bad_frame", SEQUENCE.message())
+            return
+        state = await database_sync_to_async(self._replay)(int(last_seq))
         for message in state["messages"]:
             await self.send_json({"type": "message", "message": message})
+        self.sent_seq = max(self.sent_seq, state["last_seq"])
         await self.send_json({"type": "synced", "last_seq": state["last_seq"], "status": state["status"],
                               "assignee": state["assignee"], "ask_email": state["ask_email"], "csat": state["csat"]})
 
@@ -149,8 +145,15 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
                 and conversation.assignee_id is None, "csat": conversation.csat}
 
     async def _message(self, content: dict) -> None:
-        text = str(content.get("text") or "").strip()
-        client_id = str(content.get("client_id") or "")[:64]
+        text, client_id = content.get("text", ""), content.get("client_id", "")
+        if not isinstance(client_id, str):
+            await self.send_error("bad_frame", "client_id must be a string.")
+            return
+        client_id = client_id[:64]
+        if not isinstance(text, str):  # str() of a list or number is not what the customer typed
+            await self.send_error("bad_frame", "text must be a string.", client_id=client_id)
+            return
+        text = text.strip()
         if not text:
             await self.send_json({"type": "error", "code": "empty", "client_id": client_id,
                                   "message": "Type a message first."})
@@ -160,20 +163,28 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
                                   "message": f"Messages are limited to {MAX_MESSAGE_CHARS} characters "
                                              f"(this one has {len(text)})."})
             return
-        allowed, _, retry_after = await ratelimit.take_all([
-            (f"chat:visitor:{self.visitor.token}", settings.CHAT_VISITOR_MESSAGES_PER_MINUTE),
-            (f"chat:ip:{client_ip(self.scope)}", settings.CHAT_IP_MESSAGES_PER_MINUTE)])
-        if not allowed:
-            await self.send_json({"type": "error", "code": "rate_limited", "client_id": client_id,
-                                  "retry_after": retry_after,
-                                  "message": f"You are sending messages too fast. Try again in {retry_after} s."})
+        if not await self._within_rate_limit(client_id=client_id):
             return
         message, arrived = await database_sync_to_async(self._store)(text, client_id)
         if self.conversation_id != message.conversation_id:
             await self._join(message.conversation_id)
         await self.send_json({"type": "ack", "client_id": client_id, "seq": message.seq})
+        self.sent_seq = max(self.sent_seq, message.seq)
         if arrived is not None:
             pipeline.start(arrived)  # not awaited: the socket keeps serving typing and replay frames
+
+    async def _within_rate_limit(self, **extra) -> bool:
+        """Takes one from the visitor's and the address's buckets; answers `rate_limited` when either is empty.
+
+        Every frame that writes to the database (a message, an email address) draws on the same buckets.
+        """
+        allowed, _, retry_after = await ratelimit.take_all([
+            (f"chat:visitor:{self.visitor.token}", settings.CHAT_VISITOR_MESSAGES_PER_MINUTE),
+            (f"chat:ip:{client_address.for_scope(self.scope)}", settings.CHAT_IP_MESSAGES_PER_MINUTE)])
+        if not allowed:
+            await self.send_error("rate_limited", f"You are sending messages too fast. Try again in {retry_after} s.",
+                                  retry_after=retry_after, **extra)
+        return allowed
 
     def _store(self, text: str, client_id: str) -> tuple[Message, pipeline.Incoming | None]:
         """The stored message, and what the pipeline needs unless it was a resend (stored before)."""
@@ -193,13 +204,16 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         return message, pipeline.incoming(message, conversation.widget_id) if created else None
 
     async def _typing(self, content: dict) -> None:
+        if not isinstance(content.get("typing", False), bool):
+            await self.send_error("bad_frame", "typing must be true or false.")
+            return
         if self.conversation_id is not None:
             await self.channel_layer.group_send(conversation_group(self.conversation_id), {
-                "type": "chat.typing", "who": "customer", "typing": bool(content.get("typing")), "name": ""})
+                "type": "chat.typing", "who": "customer", "typing": content.get("typing", False), "name": ""})
 
     async def _csat(self, content: dict) -> None:
         value = content.get("value")
-        if value not in (1, -1) or self.conversation_id is None:
+        if type(value) is not int or value not in (1, -1) or self.conversation_id is None:  # True == 1
             await self.send_json({"type": "error", "code": "bad_frame", "message": "csat value must be 1 or -1."})
             return
         updated = await database_sync_to_async(Conversation.objects.filter(
@@ -211,15 +225,17 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
                                   "message": "You can rate the conversation once it is resolved."})
 
     async def _email(self, content: dict) -> None:
-        email = str(content.get("email") or "").strip()[:254]
+        email = content.get("email", "")
+        email = email.strip()[:254] if isinstance(email, str) else ""
         try:
             validate_email(email)
         except ValidationError:
-            await self.send_json({"type": "error", "code": "bad_email", "message": "That email address looks wrong."})
+            await self.send_error("bad_email", "That email address looks wrong.")
             return
         if self.conversation_id is None:
-            await self.send_json({"type": "error", "code": "no_conversation",
-                                  "message": "Write your question first, then leave your email address."})
+            await self.send_error("no_conversation", "Write your question first, then leave your email address.")
+            return
+        if not await self._within_rate_limit():
             return
         await database_sync_to_async(self._save_email)(self.conversation_id, email)
         await self.send_json({"type": "email_saved", "email": email})
@@ -238,7 +254,19 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
             await self._resume({"last_seq": 0})
 
     async def chat_message(self, event: dict) -> None:
+        self.sent_seq = max(self.sent_seq, event["message"].get("seq", 0))
         await self.send_json({"type": "message", "message": event["message"]})
+
+    async def layer_reconnected(self, event: dict) -> None:
+        """The channel layer restored this socket's groups after losing them (a Redis restart): send what
+        went by meanwhile, as a resume would. A conversation started meanwhile (in another tab) is joined."""
+        if self.conversation_id is None:
+            conversation = await database_sync_to_async(current_conversation)(self.visitor)
+            if conversation is None:
+                return
+            self.conversation = conversation
+            await self._join(conversation.pk)
+        await self._resume({"last_seq": self.sent_seq})
 
     async def chat_token(self, event: dict) -> None:
         await self.send_json({"type": "token", "text": event["text"]})
@@ -257,7 +285,7 @@ class WidgetConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "ask_email"})
 
 
-class ConsoleConsumer(AsyncJsonWebsocketConsumer):
+class ConsoleConsumer(JsonFrameConsumer):
     """An agent's console. On the list page it only rings when a conversation changes; on a
     conversation page it also relays that conversation's messages, tokens, typing, notes and sentiment."""
 
@@ -310,16 +338,23 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
             await presence.check_out(self.organization_id, self.channel_name)
 
     async def receive_json(self, content, **kwargs) -> None:
-        kind = content.get("type") if isinstance(content, dict) else None
+        """`content` is a dict with a string "type" (JsonFrameConsumer.receive checked)."""
+        kind, conversation_id = content["type"], self.conversation_id
         if kind == "ping":
             await presence.check_in(self.organization_id, self.channel_name)  # type: ignore[arg-type]
             await self.send_json({"type": "pong"})
-        elif kind == "typing" and self.conversation_id is not None:
+        elif kind not in ("typing", "read"):
+            await self.unknown_frame(kind)
+        elif conversation_id is None:
+            await self.send_error("bad_frame", f"{kind} frames belong to a conversation's socket.")
+        elif kind == "read":
+            await sync_to_async(mark_read)(conversation_id)
+        elif not isinstance(content.get("typing", False), bool):
+            await self.send_error("bad_frame", "typing must be true or false.")
+        else:
             name = self.user.get_full_name() or self.user.username
-            await self.channel_layer.group_send(conversation_group(self.conversation_id), {
-                "type": "chat.typing", "who": "agent", "typing": bool(content.get("typing")), "name": name})
-        elif kind == "read" and self.conversation_id is not None:
-            await sync_to_async(mark_read)(int(self.conversation_id))
+            await self.channel_layer.group_send(conversation_group(conversation_id), {
+                "type": "chat.typing", "who": "agent", "typing": content.get("typing", False), "name": name})
 
     async def console_changed(self, event: dict) -> None:
         await self.send_json({"type": "changed", "conversation": event["conversation"], "alert": event["alert"]})
@@ -347,3 +382,17 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
 
     async def chat_ask_email(self, event: dict) -> None:
         return None
+
+    async def layer_reconnected(self, event: dict) -> None:
+        """The channel layer restored this socket's groups after losing them (a Redis restart). The page
+        refreshes on these frames and so shows whatever went by meanwhile."""
+        if self.conversation_id is None:
+            await self.send_json({"type": "changed", "conversation": None, "alert": False})
+            return
+        status, assignee = await database_sync_to_async(self._status)(self.conversation_id)
+        await self.send_json({"type": "status", "status": status, "assignee": assignee})
+
+    @staticmethod
+    def _status(conversation_id: int) -> tuple[str, str | None]:
+        conversation = Conversation.objects.select_related("assignee").get(pk=conversation_id)
+        return conversation.status, assignee_name(conversation)

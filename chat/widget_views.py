@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from chat.identity import IdentityRefused, open_visitor, sign_socket_token
 from chat.models import Widget
 from chat.widgets import frame_ancestors, normalize_origin
-from core import ratelimit
+from core import client_address, ratelimit
 
 logger = logging.getLogger(__name__)
 SESSIONS_PER_IP_PER_MINUTE = 30
@@ -73,7 +73,7 @@ def widget_frame(request: HttpRequest, key: str) -> HttpResponse:
 @require_POST
 def widget_session(request: HttpRequest, key: str) -> JsonResponse:
     widget = _widget(key)
-    ip = request.META.get("REMOTE_ADDR", "unknown")
+    ip = client_address.for_request(request)
     decision = async_to_sync(ratelimit.take)(f"chat:session:{ip}", SESSIONS_PER_IP_PER_MINUTE)
     if not decision.allowed:
         response = JsonResponse({"error": "Too many chat sessions from this address; try again soon."}, status=429)

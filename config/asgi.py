@@ -14,17 +14,19 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
+from core.client_address import ProxyHeadersMiddleware  # noqa: E402
 
 http_app = django_asgi_app
 if settings.SERVE_STATIC:
-    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+    from core.security_headers import StaticFilesHandler
 
-    http_app = ASGIStaticFilesHandler(django_asgi_app)
+    http_app = StaticFilesHandler(django_asgi_app)
 
-application = ProtocolTypeRouter(
+# Client address and scheme from X-Forwarded-* only when a trusted proxy sent them (core/client_address.py).
+application = ProxyHeadersMiddleware(ProtocolTypeRouter(
     {
         "http": http_app,
         # Every socket must come from a page of this site (its Origin in ALLOWED_HOSTS).
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
-)
+))

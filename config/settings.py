@@ -11,6 +11,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from core.client_address import parse_networks
 from core.embedded_redis import celery_broker_url, socket_path_for, url_for_socket
 from core.env import envbool, envbytes, envfloat, envint, envlist, envstr, parse_database_url, sqlite_database
 
@@ -39,6 +40,10 @@ SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
 SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or CIDR networks);
+# from anyone else those headers are ignored (core/client_address.py). Checked at start-up.
+TRUSTED_PROXIES = envlist("TRUSTED_PROXIES", [])
+parse_networks(TRUSTED_PROXIES)
 
 INSTALLED_APPS = [
     "daphne",
@@ -61,6 +66,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "core.security_headers.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -211,6 +217,13 @@ SECURE_REFERRER_POLICY = "same-origin"
 if not DEBUG:
     SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", True)
+# HTTPS only: off by default so plain-HTTP runs (development, benchmarks) work; the production setup in
+# docs/operations.md turns both on. HSTS is sent only on HTTPS responses. Behind a TLS-terminating
+# proxy, list it in TRUSTED_PROXIES so its X-Forwarded-Proto counts (else every request redirects).
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
 
 LOGGING = {
     "version": 1,

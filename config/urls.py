@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 
@@ -21,8 +20,5 @@ urlpatterns = [
     path("", include("chat.urls")),
     path("", include("store.urls")),
 ]
-
-if settings.DEBUG:
-    from django.conf.urls.static import static
-
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+# MEDIA_ROOT (uploaded datasets) is never served, not even with DEBUG on: files leave the server only
+# through views that check the organization (e.g. finetune:dataset_download).

@@ -9,14 +9,24 @@ caller then waits until its timeout (django/channels#1683, channels_redis#366; b
 whole batch of 64 sentiment labels that way). Here one reader task per event loop does all the
 popping and nothing ever cancels it; a cancelled receive() only stops waiting on its own queue,
 which loses nothing.
+
+It also keeps its sockets in their groups. Group memberships live only in Redis: a Redis restart
+(or a flush) forgets them, and a socket that survived it would answer pings but hear nothing live
+again. So the layer remembers the groups of its own channels and a watcher per event loop puts them
+back: at once when Redis's run_id changes (a restart), and every `refresh_seconds` in any case (a
+flush; and group_expiry, which would otherwise drop a socket that stays open longer). After a restart
+each affected channel also gets a local {"type": "layer.reconnected"} event, so its consumer catches
+up from the database on what went by while it was deaf.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass, field
 
 from channels_redis.core import RedisChannelLayer
 
@@ -24,11 +34,18 @@ logger = logging.getLogger(__name__)
 
 READ_RETRY_SECONDS = 0.5  # after a Redis error (a restart, pools closed by flush())
 CLOSED_REMEMBERED = 10_000  # channels whose receiver went away: late messages to them are dropped
+WATCH_SECONDS = 2.0  # how often the watcher asks Redis for its run_id (one INFO call per process)
+RECONNECTED = {"type": "layer.reconnected"}
 
 
 class ReliableRedisChannelLayer(RedisChannelLayer):
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, watch_seconds: float = WATCH_SECONDS, refresh_seconds: float | None = None,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.watch_seconds = watch_seconds
+        # Well inside group_expiry, so a membership is renewed long before Redis would drop it.
+        self.refresh_seconds = refresh_seconds if refresh_seconds is not None else min(300.0, self.group_expiry / 4)
+        self._groups: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopGroups] = weakref.WeakKeyDictionary()
         self._readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = (
             weakref.WeakKeyDictionary())
         # A message that arrives after its socket closed (a group send in flight) would otherwise sit
@@ -83,3 +100,80 @@ class ReliableRedisChannelLayer(RedisChannelLayer):
             for name in target if isinstance(target, list) else [target]:
                 if name not in self._closed:
                     self.receive_buffer[name].put_nowait(message)
+
+    # --- group memberships that survive a Redis restart -------------------------------------------
+
+    async def group_add(self, group: str, channel: str) -> None:
+        state = self._loop_groups()
+        index = self.consistent_hash(group)
+        if index not in state.run_ids:  # before the first membership: what "restarted" is measured against
+            state.run_ids[index] = await self._run_id(index)
+        await super().group_add(group, channel)
+        state.memberships[group].add(channel)
+        if state.watcher is None or state.watcher.done():
+            state.watcher = asyncio.get_running_loop().create_task(self._watch_forever(state),
+                                                                   name="channel-layer-groups")
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        memberships = self._loop_groups().memberships
+        memberships[group].discard(channel)
+        if not memberships[group]:
+            del memberships[group]
+        await super().group_discard(group, channel)
+
+    def _loop_groups(self) -> _LoopGroups:
+        return self._groups.setdefault(asyncio.get_running_loop(), _LoopGroups())
+
+    async def _run_id(self, index: int) -> str:
+        info = await self.connection(index).info("server")
+        return str(info["run_id"])
+
+    async def _watch_forever(self, state: _LoopGroups) -> None:
+        """Put memberships back after a Redis restart (and notify their channels), and renew them periodically."""
+        next_refresh = time.monotonic() + self.refresh_seconds
+        while True:
+            await asyncio.sleep(self.watch_seconds)
+            try:
+                restarted = [index for index, known in list(state.run_ids.items())
+                             if await self._run_id(index) != known]
+                if restarted:
+                    logger.warning("Redis restarted (hosts %s): restoring this process's groups", restarted)
+                    await self._restore(state, restarted, notify=True)
+                elif time.monotonic() >= next_refresh:
+                    await self._restore(state, list(state.run_ids), notify=False)
+                    next_refresh = time.monotonic() + self.refresh_seconds
+            except asyncio.CancelledError:
+                raise  # only the loop's shutdown cancels this task
+            except Exception as error:  # Redis is down or restarting: the next round tries again
+                logger.warning("channel layer group watch failed (%s); retrying", error)
+
+    async def _restore(self, state: _LoopGroups, indices: list[int], notify: bool) -> None:
+        """Re-add the loop's channels to their groups on the given hosts; then, if asked, tell each channel."""
+        touched: set[str] = set()
+        for group, members in list(state.memberships.items()):
+            members.difference_update(self._closed)  # sockets that went away without leaving their groups
+            if not members:
+                del state.memberships[group]
+                continue
+            index = self.consistent_hash(group)
+            if index not in indices:
+                continue
+            connection = self.connection(index)
+            await connection.zadd(self._group_key(group), dict.fromkeys(members, time.time()))
+            await connection.expire(self._group_key(group), self.group_expiry)
+            touched |= members
+        for index in indices:
+            state.run_ids[index] = await self._run_id(index)  # only once every group is back
+        if notify:
+            for channel in touched:
+                if channel not in self._closed:
+                    self.receive_buffer[channel].put_nowait(dict(RECONNECTED))
+
+
+@dataclass
+class _LoopGroups:
+    """One event loop's group memberships, the Redis servers they were made on, and the task that keeps them."""
+
+    memberships: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    run_ids: dict[int, str] = field(default_factory=dict)  # host index -> that server's run_id
+    watcher: asyncio.Task | None = None

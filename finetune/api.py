@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db.models import ProtectedError
 from django.http import HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 
+from core.bounds import BATCH_SIZE, EPOCHS, PAGE_SIZE, SEED
 from finetune import jobs
 from finetune.datasets import create_dataset, delete_dataset
 from finetune.models import Dataset, FineTuneJob, JobCheckpoint, JobEvent, JobStatus
+from finetune.training.spec import Hyperparameters as TrainingHyperparameters
 from store.api.auth import api_view, json_response, parse_json
 from store.api.errors import ApiError, bad_request, model_not_found, not_found
 from store.api.protocol import FineTuningJobCreate, Hyperparameters
 from store.models import FoundationModel
 
-DEFAULT_PAGE, MAX_PAGE = 20, 100
+DEFAULT_PAGE = 20
 
 
 def _ts(value) -> int | None:
@@ -35,8 +39,8 @@ def _page_size(request: HttpRequest) -> int:
         limit = int(request.GET.get("limit", DEFAULT_PAGE))
     except ValueError:
         raise bad_request("limit must be an integer.", param="limit") from None
-    if not 1 <= limit <= MAX_PAGE:
-        raise bad_request(f"limit must be between 1 and {MAX_PAGE}.", param="limit")
+    if not PAGE_SIZE.contains(limit):
+        raise bad_request(PAGE_SIZE.message(), param="limit")
     return limit
 
 
@@ -60,7 +64,15 @@ def _upload(request: HttpRequest) -> dict:
     if int(request.META.get("CONTENT_LENGTH") or 0) > settings.DATASET_MAX_BYTES + 64 * 1024:
         raise ApiError(413, f"File too large: the limit is {settings.DATASET_MAX_BYTES / 1e6:.0f} MB.", param="file",
                        code="file_too_large")
-    purpose = request.POST.get("purpose")
+    if request.content_type != "multipart/form-data":
+        raise bad_request(f"Upload files as multipart/form-data (with `file` and `purpose`), not "
+                          f"{request.content_type or 'an untyped body'}.")
+    try:
+        purpose = request.POST.get("purpose")
+    except MultiPartParserError as error:
+        # Django refuses a body it cannot split (no boundary, a broken part) only when POST is read.
+        raise bad_request(f"Malformed multipart/form-data body ({error}); send it with a boundary, as "
+                          "HTTP clients do for a form with a file.") from None
     if purpose != "fine-tune":
         raise bad_request(f"Invalid purpose {purpose!r}: GPT Store stores files for purpose 'fine-tune'.",
                           param="purpose")
@@ -86,12 +98,15 @@ async def files(request: HttpRequest) -> HttpResponse:
         return json_response(await sync_to_async(_upload)(request))
 
     def listing() -> dict:
-        queryset = _org_files(request)
+        queryset = _org_files(request).order_by("-pk")  # newest first, as for jobs
         purpose = request.GET.get("purpose")
         if purpose:
             queryset = queryset.filter(purpose=purpose)
+        after = request.GET.get("after")
+        if after:
+            queryset = queryset.filter(pk__lt=_file(request, after, param="after").pk)
         limit = _page_size(request)
-        rows = list(queryset.order_by("-pk")[:limit + 1])
+        rows = list(queryset[:limit + 1])
         return {"object": "list", "data": [file_object(d) for d in rows[:limit]], "has_more": len(rows) > limit}
 
     return json_response(await sync_to_async(listing)())
@@ -163,6 +178,23 @@ def _job(request: HttpRequest, job_id: str) -> FineTuneJob:
     return job
 
 
+# GPT Store's own hyperparameters (`tuning.hyperparameters`) that have a product-wide bound, so the 400 can name
+# the field; jobs.create_job enforces the same bounds for every caller.
+TUNING_BOUNDS = {"epochs": EPOCHS, "batch_size": BATCH_SIZE, "seed": SEED}
+TUNING_NAMES = frozenset(field.name for field in dataclasses.fields(TrainingHyperparameters))
+
+
+def _tuning_overrides(values: dict) -> dict:
+    for name, value in values.items():
+        param = f"tuning.hyperparameters.{name}"
+        if name not in TUNING_NAMES:
+            raise bad_request(f"Unknown hyperparameter {name!r}; GPT Store's are: {', '.join(sorted(TUNING_NAMES))}.",
+                              param=param)
+        if name in TUNING_BOUNDS and not TUNING_BOUNDS[name].contains(value):
+            raise bad_request(TUNING_BOUNDS[name].message(), param=param)
+    return dict(values)
+
+
 def _overrides(body: FineTuningJobCreate, base: FoundationModel, dataset: Dataset, method: str) -> dict:
     if body.method is not None and body.method.type != "supervised":
         raise bad_request(f"Method type {body.method.type!r} is not supported; GPT Store does supervised "
@@ -173,7 +205,7 @@ def _overrides(body: FineTuningJobCreate, base: FoundationModel, dataset: Datase
         raise bad_request("Give hyperparameters either at the top level or under method, not both.",
                           param="hyperparameters")
     hyper: Hyperparameters = nested or legacy or Hyperparameters()
-    overrides = dict(body.tuning.hyperparameters) if body.tuning else {}
+    overrides = _tuning_overrides(body.tuning.hyperparameters) if body.tuning else {}
     if hyper.n_epochs != "auto":
         overrides["epochs"] = hyper.n_epochs
     if hyper.batch_size != "auto":
@@ -188,6 +220,12 @@ def _overrides(body: FineTuningJobCreate, base: FoundationModel, dataset: Datase
 
 def _create_job(request: HttpRequest, body: FineTuningJobCreate) -> dict:
     key = request.api_key  # type: ignore[attr-defined]
+    # Accepted by the schema for SDK compatibility, but not kept: refused when set rather than dropped.
+    if body.integrations:
+        raise bad_request("Integrations (e.g. Weights & Biases) are not supported.", param="integrations",
+                          code="unsupported_parameter")
+    if body.metadata:
+        raise bad_request("Job metadata is not stored; omit it.", param="metadata", code="unsupported_parameter")
     base = FoundationModel.objects.filter(slug=body.model).first()
     if base is None:
         if body.model.startswith("ft:"):
@@ -202,6 +240,8 @@ def _create_job(request: HttpRequest, body: FineTuningJobCreate) -> dict:
         job = jobs.create_job(key.organization, base, dataset, task=dataset.task, method=method,
                               overrides=_overrides(body, base, dataset, method), suffix=body.suffix or "",
                               validation_dataset=validation)
+    except jobs.TooManyActiveJobs as error:
+        raise ApiError(429, " ".join(error.errors), code="too_many_active_jobs") from None
     except jobs.JobRequestError as error:
         raise bad_request(" ".join(error.errors), param="model") from None
     except (TypeError, ValueError) as error:

@@ -9,6 +9,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from accounts.models import Organization
+from core.bounds import SEED
 from finetune.models import Dataset
 from finetune.splitting import DEFAULT_RATIOS, check_ratios, split_rows
 from finetune.validation import ValidationReport, validate_dataset
@@ -26,6 +27,8 @@ def create_dataset(organization: Organization, data: bytes, filename: str, name:
                    token_stats_base: FoundationModel | None = None) -> DatasetResult:
     """Validate the whole file; store it only if it is valid. Never raises on bad data."""
     report = validate_dataset(data, filename, task)
+    for problem in _split_problems(ratios, seed):
+        report.add(None, problem)
     if not report.ok:
         return DatasetResult(None, report)
     assert report.task is not None and report.file_format is not None  # a valid report knows both
@@ -38,12 +41,23 @@ def create_dataset(organization: Organization, data: bytes, filename: str, name:
         row_count=len(report.rows), stats=stats, preview=report.preview, labels=report.labels,
         split_seed=seed, split_ratios=list(ratios), splits=splits, created_by=user,
     )
-    with transaction.atomic():
-        dataset.file.save(f"{dataset.public_id}.{report.file_format}", ContentFile(data), save=False)
-        dataset.save()
-        if token_stats_base is not None:
-            request_token_stats(dataset, token_stats_base)
+    try:
+        with transaction.atomic():
+            dataset.file.save(f"{dataset.public_id}.{report.file_format}", ContentFile(data), save=False)
+            dataset.save()
+            if token_stats_base is not None:
+                request_token_stats(dataset, token_stats_base)
+    except BaseException:
+        # The row was rolled back; without this the file would stay on disk with nothing pointing at it.
+        if dataset.file.name:
+            dataset.file.storage.delete(dataset.file.name)
+        raise
     return DatasetResult(dataset, report)
+
+
+def _split_problems(ratios, seed) -> list[str]:
+    """Why (ratios, seed) cannot split a dataset; checked before anything is written."""
+    return check_ratios(ratios) + ([] if SEED.contains(seed) and isinstance(seed, int) else [SEED.message()])
 
 
 def load_rows(dataset: Dataset) -> list[dict]:
@@ -57,7 +71,7 @@ def load_rows(dataset: Dataset) -> list[dict]:
 
 
 def resplit(dataset: Dataset, ratios, seed: int) -> list[str]:
-    errors = check_ratios(ratios)
+    errors = _split_problems(ratios, seed)
     if errors:
         return errors
     splits = split_rows(load_rows(dataset), ratios, seed)

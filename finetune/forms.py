@@ -1,9 +1,18 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
+from core.bounds import BATCH_SIZE, EPOCHS, SEED, Bound
 from finetune.models import Dataset
 from store.models import FoundationModel, Method, Task
+
+
+def bounded_integer(bound: Bound, **kwargs: Any) -> forms.IntegerField:
+    """An integer field that refuses what `bound` refuses, with its numbers from core/bounds.py."""
+    options: dict[str, Any] = {**bound.form(), **kwargs}
+    return forms.IntegerField(**options)
 
 
 class DatasetUploadForm(forms.Form):
@@ -17,7 +26,7 @@ class DatasetUploadForm(forms.Form):
     train_percent = forms.IntegerField(min_value=1, max_value=98, initial=80, label="Train %")
     validation_percent = forms.IntegerField(min_value=1, max_value=98, initial=10, label="Validation %")
     test_percent = forms.IntegerField(min_value=1, max_value=98, initial=10, label="Test %")
-    seed = forms.IntegerField(min_value=0, initial=42, help_text="The same seed always gives the same split.")
+    seed = bounded_integer(SEED, initial=42, help_text="The same seed always gives the same split.")
 
     def clean(self):
         data = super().clean()
@@ -37,13 +46,13 @@ class ResplitForm(forms.Form):
     train_percent = forms.IntegerField(min_value=1, max_value=98)
     validation_percent = forms.IntegerField(min_value=1, max_value=98)
     test_percent = forms.IntegerField(min_value=1, max_value=98)
-    seed = forms.IntegerField(min_value=0)
+    seed = bounded_integer(SEED)
 
 
 HYPERPARAMETER_FIELDS = {
-    "epochs": forms.IntegerField(min_value=1, max_value=100, required=False),
+    "epochs": bounded_integer(EPOCHS, required=False),
     "learning_rate": forms.FloatField(min_value=1e-7, max_value=1.0, required=False),
-    "batch_size": forms.IntegerField(min_value=1, max_value=512, required=False),
+    "batch_size": bounded_integer(BATCH_SIZE, required=False),
     "gradient_accumulation": forms.IntegerField(min_value=1, max_value=128, required=False),
     "max_seq_length": forms.IntegerField(min_value=16, max_value=32768, required=False),
     "warmup_ratio": forms.FloatField(min_value=0, max_value=0.5, required=False),
@@ -53,7 +62,7 @@ HYPERPARAMETER_FIELDS = {
     "lora_dropout": forms.FloatField(min_value=0, max_value=0.9, required=False, label="LoRA dropout"),
     "num_virtual_tokens": forms.IntegerField(min_value=1, max_value=256, required=False,
                                              label="Virtual tokens (prefix tuning)"),
-    "seed": forms.IntegerField(min_value=0, required=False),
+    "seed": bounded_integer(SEED, required=False),
     "early_stopping_patience": forms.IntegerField(min_value=1, max_value=100, required=False,
                                                   label="Early-stopping patience (evaluations)"),
     "checkpoint_every_steps": forms.IntegerField(min_value=1, required=False),

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import Organization
+from core.bounds import ACTIVE_JOBS_PER_ORGANIZATION, BATCH_SIZE, EPOCHS, SEED
 from core.broadcast import notify
 from finetune.models import ACTIVE_STATUSES, Dataset, FineTuneJob, JobEvent, JobStatus
 from finetune.training.spec import Hyperparameters, check_combination, default_hyperparameters
@@ -88,6 +89,9 @@ def check_job_request(organization: Organization, base: FoundationModel, dataset
         errors.append(f"Unknown method {method!r}.")
     if not is_available(base):
         errors.append(f"The weights of {base.display_name} are not installed on this machine.")
+    # The same bounds for the form, the API and the CLI: a billion epochs plans a job that never ends.
+    errors.extend(bound.message() for bound, value in ((EPOCHS, hyper.epochs), (BATCH_SIZE, hyper.batch_size),
+                                                       (SEED, hyper.seed)) if not bound.contains(value))
     if not errors:
         errors.extend(check_combination(task, method, base.architecture, hyper))
     return errors
@@ -97,6 +101,21 @@ class JobRequestError(Exception):
     def __init__(self, errors: list[str]) -> None:
         super().__init__("; ".join(errors))
         self.errors = errors
+
+
+class TooManyActiveJobs(JobRequestError):
+    """The organization has ACTIVE_JOBS_PER_ORGANIZATION jobs waiting or running: refused, not queued forever."""
+
+
+def check_active_job_cap(organization: Organization) -> None:
+    """Call inside the transaction that creates the job: it locks the organization's row, so two requests
+    at once cannot both take the last place (on PostgreSQL; SQLite serialises writers anyway)."""
+    Organization.objects.select_for_update().only("pk").get(pk=organization.pk)
+    active = FineTuneJob.objects.filter(organization=organization, status__in=ACTIVE_STATUSES).count()
+    if active >= ACTIVE_JOBS_PER_ORGANIZATION:
+        raise TooManyActiveJobs([
+            f"Your organization already has {active} fine-tuning jobs queued or running (at most "
+            f"{ACTIVE_JOBS_PER_ORGANIZATION} at once). Wait for one to finish, or cancel one, then try again."])
 
 
 def unique_suffix(text: str) -> str:
@@ -114,6 +133,7 @@ def create_job(organization: Organization, base: FoundationModel, dataset: Datas
     if errors:
         raise JobRequestError(errors)
     with transaction.atomic():
+        check_active_job_cap(organization)
         job = FineTuneJob.objects.create(
             organization=organization, base_model=base, dataset=dataset, validation_dataset=validation_dataset,
             task=task, method=method, hyperparameters=hyper.to_dict(),

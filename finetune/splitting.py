@@ -19,6 +19,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from core.bounds import SEED
+
 DEFAULT_RATIOS = (0.8, 0.1, 0.1)
 PARTS = ("train", "validation", "test")
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
@@ -137,6 +139,7 @@ def split_rows(rows: list[dict], ratios=DEFAULT_RATIOS, seed: int = 42) -> dict[
     """Row indices per part. Whole near-duplicate groups go to one part, stratified by label."""
     if check_ratios(ratios):
         raise ValueError("; ".join(check_ratios(ratios)))
+    SEED.check(seed)  # the seed is stored with the split (a 32-bit column) and must reproduce it
     groups = near_duplicate_groups([row_text(row) for row in rows])
     if rows and "passage" in rows[0]:
         parts = _assign_groups(rows, shared_passage_groups(rows, groups), ratios, seed)

@@ -22,4 +22,5 @@ urlpatterns = [
     path("datasets/<str:public_id>/tokens/", views.dataset_token_stats, name="dataset_token_stats"),
     path("datasets/<str:public_id>/split/", views.dataset_resplit, name="dataset_resplit"),
     path("datasets/<str:public_id>/delete/", views.dataset_delete, name="dataset_delete"),
+    path("datasets/<str:public_id>/download/", views.dataset_download, name="dataset_download"),
 ]

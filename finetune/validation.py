@@ -264,7 +264,7 @@ def _validate_classification(text: str, report: ValidationReport) -> None:
         if len(lines) < 2:
             report.add(lines[0], f"label {label!r} has only {len(lines)} example; every label needs at least 2")
     report.labels = sorted(label_lines)
-    if report.ok and len(report.labels) < 2:
+    if report.ok and len(report.labels) == 1:
         report.add(None, f"only one label ({report.labels[0]!r}) in the file; a classifier needs at least 2")
     report.warnings.extend(conflicts[:20])
     report.stats["duplicates_removed"] = duplicates
@@ -329,7 +329,7 @@ def _csv_records(text: str, report: ValidationReport, fields: tuple[tuple[str, .
                       f"(found: {', '.join(header) or 'nothing'})")
         return []
     records = []
-    previous_end = 1
+    previous_end, malformed = 1, False
     while True:
         try:
             row = next(reader)
@@ -337,7 +337,7 @@ def _csv_records(text: str, report: ValidationReport, fields: tuple[tuple[str, .
             break
         except csv.Error as error:
             report.add(reader.line_num, f"malformed CSV ({error})")
-            previous_end = reader.line_num
+            previous_end, malformed = reader.line_num, True
             continue
         start = previous_end + 1
         previous_end = reader.line_num
@@ -345,6 +345,8 @@ def _csv_records(text: str, report: ValidationReport, fields: tuple[tuple[str, .
             continue
         records.append((start, {name: row[index] for name, index in indices.items()
                                 if index is not None and len(row) > index}))
+    if not records and not malformed:  # blank lines at most below the header
+        report.add(None, "the file has a header but no rows")
     return records
 
 

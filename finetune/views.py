@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.db.models import ProtectedError
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
@@ -169,6 +169,15 @@ def dataset_resplit(request: HttpRequest, public_id: str) -> HttpResponse:
     else:
         messages.error(request, "Give whole percentages for train, validation and test, and a seed.")
     return redirect("finetune:dataset_detail", public_id)
+
+
+@organization_admin_required
+def dataset_download(request: HttpRequest, public_id: str) -> FileResponse:
+    """The stored file, to admins of its organization only: /media/ is never served publicly."""
+    dataset = _dataset(request, public_id)
+    if not dataset.file.name or not dataset.file.storage.exists(dataset.file.name):
+        raise Http404("The file of this dataset is missing on this server.")
+    return FileResponse(dataset.file.open("rb"), as_attachment=True, filename=dataset.original_filename)
 
 
 @require_POST

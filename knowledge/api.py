@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponseBase, StreamingHttpResponse
 from core import ratelimit
 from knowledge.replies import ReplyEvent, ReplyResult, Sampling, Served, stream_reply
 from store.api.auth import api_view, json_response, parse_json
-from store.api.completions import build_request, inference_error, normalize_messages
+from store.api.completions import build_request, inference_error, normalize_messages, stream_error
 from store.api.errors import ApiError
 from store.api.protocol import ChatCompletionRequest
 from store.api.targets import Target, afind_target
@@ -45,8 +45,8 @@ def extras(result: ReplyResult) -> dict:
 
 async def reply_sse(events: AsyncIterator[ReplyEvent], model_id: str, include_usage: bool,
                     on_done: Callable[[ReplyResult], Awaitable[None]] | None = None) -> AsyncIterator[bytes]:
-    """OpenAI's streaming format (chat.completion.chunk events, then `data: [DONE]`); an inference failure
-    mid-stream becomes an error event. If the client leaves, Daphne cancels this generator and closing
+    """OpenAI's streaming format (chat.completion.chunk events, then `data: [DONE]`); a failure mid-stream
+    becomes an error event, then `data: [DONE]`. If the client leaves, Daphne cancels this generator and closing
     `events` stops the generation on the worker."""
     ident, created = completion_id(), int(time.time())
 
@@ -69,10 +69,9 @@ async def reply_sse(events: AsyncIterator[ReplyEvent], model_id: str, include_us
                 if on_done is not None:
                     await on_done(result)
         yield _sse("[DONE]")
-    except (InferenceError, InferenceUnavailable) as error:
-        api_error = inference_error(error)
-        yield _sse({"error": {"message": api_error.message, "type": api_error.type, "param": api_error.param,
-                              "code": api_error.code}})
+    except Exception as error:  # the headers are sent: an error event is the only way left to say it
+        yield _sse(stream_error(error))
+        yield _sse("[DONE]")
     finally:
         await events.aclose()  # type: ignore[attr-defined]
 
@@ -108,7 +107,7 @@ async def _check_token_budget(key) -> None:
                        headers={"Retry-After": str(decision.retry_after)})
 
 
-@api_view(("POST",))
+@api_view(("POST",), restricted_keys=True)
 async def chat_completions(request: HttpRequest) -> HttpResponseBase:
     key = request.api_key  # type: ignore[attr-defined]
     body = parse_json(request, ChatCompletionRequest)

@@ -1,8 +1,8 @@
 """From cosine similarity to confidence: how sure the bot is that a passage answers the question.
 
 Each embedding model has its own similarity scale, so each carries a calibration: the similarity
-`cut` at which a passage is taken to answer (confidence 0.5, the default threshold) and the `scale`
-of the logistic curve around it. Tuned embedding models record theirs in their manifest
+`cut` at which a passage is taken to answer (confidence 0.5; the default threshold, 0.6, asks a bit
+more) and the `scale` of the logistic curve around it. Tuned embedding models record theirs in their manifest
 (gpt_store.json, "retrieval_calibration"), measured on their validation questions; the bundled
 retrieval model was calibrated on the help centres it was not trained on (docs/quality.md).
 """

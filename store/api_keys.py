@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Organization
+from core.bounds import REQUESTS_PER_MINUTE, TOKENS_PER_MINUTE
 from store.models import ApiKey, Deployment
 
 KEY_PREFIX = "gpts"
@@ -25,7 +26,13 @@ def hash_key(plaintext: str) -> str:
 def create_api_key(organization: Organization, name: str, deployments: list[Deployment] | None = None, user=None,
                    requests_per_minute: int | None = None, tokens_per_minute: int | None = None
                    ) -> tuple[ApiKey, str]:
-    """Returns the key and its plaintext, which is never stored and cannot be shown again."""
+    """Returns the key and its plaintext, which is never stored and cannot be shown again.
+
+    Limits outside core.bounds (0 would refuse every request) raise OutOfBounds, a ValueError.
+    """
+    limits = {name: bound.check(value) for name, bound, value in (
+        ("requests_per_minute", REQUESTS_PER_MINUTE, requests_per_minute),
+        ("tokens_per_minute", TOKENS_PER_MINUTE, tokens_per_minute)) if value is not None}
     for deployment in deployments or []:
         if deployment.organization_id != organization.pk:
             raise ValueError("a key can only be restricted to deployments of its own organization")
@@ -33,8 +40,7 @@ def create_api_key(organization: Organization, name: str, deployments: list[Depl
     plaintext = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(24)}"
     key = ApiKey.objects.create(organization=organization, name=name.strip() or "API key",
                                 prefix=f"{KEY_PREFIX}_{prefix}", key_hash=hash_key(plaintext), created_by=user,
-                                **{k: v for k, v in (("requests_per_minute", requests_per_minute),
-                                                     ("tokens_per_minute", tokens_per_minute)) if v})
+                                **limits)
     if deployments:
         key.deployments.set(deployments)
     return key, plaintext
@@ -50,6 +56,11 @@ def authenticate(plaintext: str) -> ApiKey | None:
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
     return key
+
+
+def restricted_to(key: ApiKey) -> list[str]:
+    """The slugs of the deployments a key is restricted to; empty when it may use every deployment and model."""
+    return list(key.deployments.order_by("slug").values_list("slug", flat=True))
 
 
 def revoke(key: ApiKey) -> None:

@@ -8,7 +8,7 @@ from datetime import timedelta
 from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import Sum
+from django.db.models import ProtectedError, Sum
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -115,7 +115,14 @@ def deployment_status(request: HttpRequest, slug: str) -> HttpResponseBase:
 @organization_admin_required
 def deployment_delete(request: HttpRequest, slug: str) -> HttpResponseBase:
     deployment = _deployment(request, slug)
-    deploy.delete_deployment(deployment)
+    try:
+        deploy.delete_deployment(deployment)
+    except ProtectedError as error:
+        # A chat widget answers with it (Widget.deployment is PROTECT): say which, instead of a server error.
+        widgets = ", ".join(sorted(str(getattr(obj, "title", obj)) for obj in error.protected_objects))
+        messages.error(request, f"{deployment.name} is used by the chat widget {widgets}: point the widget at "
+                                "another deployment first.")
+        return redirect("store:deployment_detail", slug)
     messages.success(request, f"Undeployed {deployment.name}.")
     return redirect("store:deployment_list")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from core.bounds import REQUESTS_PER_MINUTE, TOKENS_PER_MINUTE
+
 
 class Task(models.TextChoices):
     DIALOGUE = "dialogue", "Dialogue"
@@ -251,8 +253,9 @@ class ApiKey(models.Model):
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     deployments = models.ManyToManyField(Deployment, blank=True, related_name="api_keys",
                                          help_text="Leave empty to allow every deployment and model.")
-    requests_per_minute = models.PositiveIntegerField(default=120)
-    tokens_per_minute = models.PositiveIntegerField(default=40_000)
+    # Bounded (0 would refuse every request): the admin and model forms enforce core.bounds.
+    requests_per_minute = models.PositiveIntegerField(default=120, validators=REQUESTS_PER_MINUTE.validators())
+    tokens_per_minute = models.PositiveIntegerField(default=40_000, validators=TOKENS_PER_MINUTE.validators())
     created_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)

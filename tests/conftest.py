@@ -59,6 +59,17 @@ def _fresh_redis(redis_server):
     client.close()
 
 
+@pytest.fixture(autouse=True)
+def _no_background_work_outlives_its_test():
+    """The tests share one event loop: a bot reply a test started in the background (core.background) and
+    did not wait for is cancelled when it ends, so it never reaches the next test's scripted bot."""
+    yield
+    from core import background
+
+    for task in list(background._running):
+        task.cancel()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _clean_data_dir():
     yield

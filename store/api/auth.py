@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 from pydantic import BaseModel, ValidationError
 
 from core import ratelimit
+from core.bounds import REQUESTS_PER_MINUTE, TOKENS_PER_MINUTE
+from core.text import InvalidText, decode_json, text_problem
 from store.api.errors import ApiError
-from store.api_keys import authenticate
+from store.api_keys import authenticate, restricted_to
 from store.models import ApiKey
 
 logger = logging.getLogger(__name__)
@@ -50,8 +55,34 @@ def rate_limit_headers(decision: ratelimit.Decision, kind: str) -> dict[str, str
     return {f"x-ratelimit-limit-{kind}": str(decision.limit), f"x-ratelimit-remaining-{kind}": str(decision.remaining)}
 
 
-def api_view(methods: tuple[str, ...] = ("GET",)) -> Callable[[AsyncView], AsyncView]:
-    """Authenticate the key, take one request from its per-minute budget, render ApiErrors."""
+def refuse_restricted_key(key: ApiKey) -> None:
+    """A key restricted to deployments may only call them (inference, and the models list that shows only
+    them): files and fine-tuning belong to the whole organization."""
+    deployments = restricted_to(key)
+    if deployments:
+        noun = "deployment" if len(deployments) == 1 else "deployments"
+        raise ApiError(403, f"This API key is restricted to {noun} {', '.join(deployments)}: it may call only "
+                            f"{'its' if len(deployments) == 1 else 'their'} models and inference endpoints. Use an "
+                            "unrestricted key for files and fine-tuning.", code="restricted_key")
+
+
+def refuse_unusable_limits(key: ApiKey) -> None:
+    """A key whose limits lie outside the product's bounds (0 per minute, set before the bounds existed) refuses
+    every request with a clear 429; the token bucket would otherwise divide by its zero refill rate."""
+    for bound, value in ((REQUESTS_PER_MINUTE, key.requests_per_minute), (TOKENS_PER_MINUTE, key.tokens_per_minute)):
+        if not bound.contains(value):
+            raise ApiError(429, f"API key {key.prefix} is set to {value} {bound.name.replace('_', ' ')}, which refuses "
+                                f"every request; an admin must change it ({bound.message()})",
+                           type="requests", code="rate_limit_exceeded")
+
+
+def api_view(methods: tuple[str, ...] = ("GET",), restricted_keys: bool = False) -> Callable[[AsyncView], AsyncView]:
+    """Authenticate the key, take one request from its per-minute budget, render ApiErrors.
+
+    restricted_keys: whether a key restricted to deployments may call this view (the inference endpoints and the
+    models list, which reach models only through store/api/targets.py and so only its deployments).
+    Every other view answers such a key 403 — decided here, for every /v1 endpoint.
+    """
 
     def decorator(view: AsyncView) -> AsyncView:
         @csrf_exempt
@@ -62,6 +93,9 @@ def api_view(methods: tuple[str, ...] = ("GET",)) -> Callable[[AsyncView], Async
                     raise ApiError(405, f"Method {request.method} is not allowed here; use {' or '.join(methods)}.",
                                    code="method_not_allowed")
                 key = await authenticate_request(request)
+                if not restricted_keys:
+                    await sync_to_async(refuse_restricted_key)(key)
+                refuse_unusable_limits(key)
                 decision = await ratelimit.take_request(key.prefix, key.requests_per_minute)
                 if not decision.allowed:
                     raise ApiError(429, f"Rate limit reached for requests on key {key.prefix}: "
@@ -76,6 +110,12 @@ def api_view(methods: tuple[str, ...] = ("GET",)) -> Callable[[AsyncView], Async
                 return response
             except ApiError as error:
                 return error.response()
+            except RequestDataTooBig:
+                return ApiError(413, "Request body too large.", code="request_too_large").response()
+            except (SuspiciousOperation, MultiPartParserError) as error:
+                # Django refuses a form body it will not parse (too many fields or files, a broken part) only
+                # when the view reads it; its message names the limit and is safe to show.
+                return ApiError(400, f"The request body was refused: {error}").response()
             except Exception:
                 logger.exception("unhandled error in %s", request.path)
                 return ApiError(500, "The server had an error while processing your request.",
@@ -99,24 +139,71 @@ def read_body(request: HttpRequest) -> bytes:
     return body
 
 
-def parse_json(request: HttpRequest, schema: type[BaseModel]):
-    body = read_body(request)
+# Pydantic names the member of a union that failed ("int", "literal['auto']", "list[TextPart]", "TextPart"):
+# not a part of the client's field path, so it is left out of `param`.
+_UNION_MEMBER = re.compile(r"^(int|float|str|bool|none|constrained-\w+|function-\w+\[.*\]|(literal|list|dict)\[.*\]"
+                           r"|[A-Z]\w*)$")
+
+
+def field_path(loc: tuple | list) -> str | None:
+    """OpenAI's way of naming a field: messages[0].content."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not _UNION_MEMBER.match(str(part)):
+            path += f".{part}" if path else str(part)
+    return path or None
+
+
+def _invalid_text_at(value: Any, loc: tuple = ()) -> tuple[tuple, str] | None:
+    """Where in a decoded document the first refused string sits, and why."""
+    if isinstance(value, str):
+        problem = text_problem(value)
+        return (loc, problem) if problem else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and text_problem(key):
+            return loc + (key,), text_problem(key) or ""
+        found = _invalid_text_at(item, loc + (key,))
+        if found:
+            return found
+    return None
+
+
+def decode_body(body: bytes) -> Any:
+    """The JSON document of a request, through core.text's one decoder; a 400 naming the problem (and the
+    field, for text the product refuses) otherwise."""
     try:
-        data = json.loads(body or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ApiError(400, f"We could not parse the JSON body of your request ({error}).") from None
+        return decode_json(body or b"null")
+    except InvalidText as error:
+        located = None
+        # Deep nesting and malformed JSON have no field to name (and must not recurse here either).
+        with contextlib.suppress(ValueError, RecursionError):
+            located = _invalid_text_at(json.loads(body))
+        if located is not None:
+            param = field_path(located[0])
+            raise ApiError(400, f"Invalid value for '{param}': {located[1]}", param=param,
+                           code="invalid_text") from None
+        raise ApiError(400, f"We could not parse the JSON body of your request: {error}") from None
+
+
+def parse_json(request: HttpRequest, schema: type[BaseModel]):
+    data = decode_body(read_body(request))
     if not isinstance(data, dict):
         raise ApiError(400, "The request body must be a JSON object.")
     try:
-        return schema.model_validate(data)
+        # Strict: a JSON string is not a boolean or a number ("stream": "yes" is refused, not read as true).
+        return schema.model_validate(data, strict=True)
     except ValidationError as error:
         first = error.errors()[0]
-        param = ".".join(str(part) for part in first["loc"]) or None
+        param = field_path(first["loc"])
         if first["type"] == "extra_forbidden":
             raise ApiError(400, f"Unrecognized request argument supplied: {param}", param=param) from None
         if first["type"] == "missing":
             raise ApiError(400, f"Missing required parameter: '{param}'.", param=param) from None
-        raise ApiError(400, f"Invalid value for '{param}': {first['msg']}.", param=param) from None
+        message = str(first.get("ctx", {}).get("error", "")) if first["type"] == "value_error" else first["msg"]
+        raise ApiError(400, f"Invalid value for '{param}': {message.rstrip('.')}.", param=param) from None
 
 
 def json_response(payload: BaseModel | dict, status: int = 200) -> JsonResponse:

@@ -4,14 +4,18 @@ served by knowledge/replies.py, the same for the API, the playground and the wid
 
 from __future__ import annotations
 
+import logging
+
+from core.bounds import MAX_TOKENS
 from store.api.errors import ApiError, bad_request, unavailable
 from store.api.protocol import UNSUPPORTED, ChatCompletionRequest
 from store.api.targets import Target
 from store.serving.client import InferenceError, InferenceUnavailable, new_request_id
 from store.serving.protocol import GenerationRequest
 
+logger = logging.getLogger(__name__)
+
 MAX_STOP_SEQUENCES = 4
-MAX_TOKENS_CAP = 2048
 DEFAULT_MAX_TOKENS = 256
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
@@ -77,8 +81,8 @@ def build_request(target: Target, body: ChatCompletionRequest) -> GenerationRequ
     if len(stop) > MAX_STOP_SEQUENCES or any(not s for s in stop):
         raise bad_request(f"stop takes up to {MAX_STOP_SEQUENCES} non-empty strings.", param="stop")
     max_tokens = body.max_completion_tokens or body.max_tokens or target.max_tokens or DEFAULT_MAX_TOKENS
-    if max_tokens > MAX_TOKENS_CAP:
-        raise bad_request(f"max_tokens is at most {MAX_TOKENS_CAP}.", param="max_tokens")
+    if not MAX_TOKENS.contains(max_tokens):  # a deployment's own default is bounded here too
+        raise bad_request(MAX_TOKENS.message(), param="max_tokens")
     temperature = body.temperature if body.temperature is not None else (
         target.temperature if target.temperature is not None else 0.7)
     top_p = body.top_p if body.top_p is not None else (target.top_p if target.top_p is not None else 1.0)
@@ -101,3 +105,15 @@ def inference_error(error: Exception) -> ApiError:
     if error.code in ("does_not_fit", "timeout", "expired"):
         return ApiError(503, error.message, type="server_error", code=error.code, headers={"Retry-After": "5"})
     return ApiError(500, f"Inference failed: {error.message}", type="server_error", code=error.code)
+
+
+def stream_error(error: Exception) -> dict:
+    """The event that ends a /v1 stream whose reply failed after the headers were sent (then `data: [DONE]`):
+    OpenAI's error shape, as the SDKs raise it. Failures other than inference ones are logged, not shown."""
+    if isinstance(error, InferenceError | InferenceUnavailable):
+        api_error = inference_error(error)
+    else:
+        logger.error("a streamed reply failed", exc_info=error)
+        api_error = ApiError(500, "The reply failed on the server; retry.", type="server_error", code="internal")
+    return {"error": {"message": api_error.message, "type": api_error.type, "param": api_error.param,
+                      "code": api_error.code}}

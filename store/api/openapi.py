@@ -6,6 +6,7 @@ from functools import lru_cache
 
 from pydantic.json_schema import models_json_schema
 
+from core.bounds import PAGE_SIZE
 from store.api import protocol as p
 
 REF = "#/components/schemas/{model}"
@@ -51,8 +52,33 @@ OPERATIONS: list[tuple[str, str, str, object, type, str, str]] = [
 ]
 
 ERRORS = {"400": "Bad request (the `param` names the offending field)", "401": "Missing or invalid API key",
-          "404": "Unknown, or not yours", "413": "Too large", "429": "Rate limited (see Retry-After)",
-          "503": "No inference worker answered in time"}
+          "403": "The API key is restricted to deployments: it may call only their models and inference endpoints",
+          "404": "Unknown, or not yours", "409": "The deployment is paused", "413": "Too large",
+          "429": "Rate limited (see Retry-After); for fine-tuning jobs, also: too many jobs queued or running",
+          "503": "No inference worker answered in time (see Retry-After)"}
+INFERENCE = ("/v1/chat/completions", "/v1/embeddings", "/v1/sentiment")
+
+
+def error_statuses(method: str, path: str) -> list[str]:
+    """The error statuses an operation answers, as store/api/auth.py and the views produce them."""
+    statuses = ["401", "404", "429"]
+    if method != "get" or path.endswith(("jobs", "events", "checkpoints", "files")):
+        statuses.append("400")  # a body, or the `after`/`limit` of a list
+    if method == "post":
+        statuses.append("413")
+    if path in INFERENCE:
+        statuses += ["409", "503"]
+    elif not path.startswith("/v1/models"):
+        statuses.append("403")
+    return sorted(statuses)
+
+
+# A stream is a sequence of events whose `data` is a chunk, an error (a failure after the headers were sent), or
+# the final `[DONE]`; OpenAPI 3.1 describes each event with `schema`.
+STREAM_EVENT = {"type": "object", "required": ["data"], "properties": {"data": {"anyOf": [
+    {"const": "[DONE]"},
+    {"type": "string", "contentMediaType": "application/json", "contentSchema": {"anyOf": [
+        {"$ref": REF.format(model="ChatCompletionChunk")}, {"$ref": REF.format(model="ErrorResponse")}]}}]}}}
 
 
 @lru_cache(maxsize=1)
@@ -73,17 +99,20 @@ def openapi_document() -> dict:
                 "schema": {"$ref": REF.format(model=response.__name__)}}}}},
         }
         if path == "/v1/chat/completions":
-            operation["responses"]["200"]["content"]["text/event-stream"] = {
-                "schema": {"$ref": REF.format(model="ChatCompletionChunk")}}
-        for status, text in ERRORS.items():
-            operation["responses"][status] = {"description": text, "content": {"application/json": {
+            operation["responses"]["200"]["content"]["text/event-stream"] = {"schema": STREAM_EVENT}
+        for status in error_statuses(method, path):
+            operation["responses"][status] = {"description": ERRORS[status], "content": {"application/json": {
                 "schema": {"$ref": REF.format(model="ErrorResponse")}}}}
         parameters = [{"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
                       for part in path.split("/") if part.startswith("{")]
         if method == "get" and path.endswith(("jobs", "events", "checkpoints", "files")):
-            parameters += [{"name": "after", "in": "query", "schema": {"type": "string"}},
-                           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
-                                                                       "maximum": 100}}]
+            parameters += [{"name": "after", "in": "query", "schema": {"type": "string"},
+                            "description": "the id of the last object of the previous page"},
+                           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": PAGE_SIZE.low,
+                                                                       "maximum": PAGE_SIZE.high}}]
+        if method == "get" and path == "/v1/files":
+            parameters.append({"name": "purpose", "in": "query", "schema": {"type": "string"},
+                               "description": "only files of this purpose"})
         if parameters:
             operation["parameters"] = parameters
         if request == "multipart":

@@ -7,9 +7,11 @@ from these classes.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from core.bounds import BATCH_SIZE, EPOCHS, LEARNING_RATE_MULTIPLIER, MAX_TOKENS, SEED
 
 # --- shared -----------------------------------------------------------------------------------
 
@@ -54,16 +56,18 @@ class ModelList(BaseModel):
 # --- chat completions -------------------------------------------------------------------------
 
 
+# What the document advertises is what the server accepts; the checks themselves stay in completions.py, where
+# a refusal names the parameter in words ("Only n=1 is supported.") rather than in pydantic's.
 class TextPart(BaseModel):
     model_config = ConfigDict(extra="allow")
-    type: str
+    type: str = Field(json_schema_extra={"enum": ["text"]})
     text: str | None = None
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
-    role: str
-    content: str | list[TextPart] | None = None
+    role: str = Field(json_schema_extra={"enum": ["system", "developer", "user", "assistant"]})
+    content: str | list[TextPart]  # every message carries text (no tool calls here)
     name: str | None = None
 
 
@@ -76,13 +80,13 @@ class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=MAX_TOKENS.low, le=MAX_TOKENS.high)
+    max_completion_tokens: int | None = Field(None, ge=MAX_TOKENS.low, le=MAX_TOKENS.high)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     stop: str | list[str] | None = None
-    seed: int | None = None
-    n: int | None = Field(None, ge=1)
+    seed: int | None = Field(None, ge=SEED.low, le=SEED.high)
+    n: int | None = Field(None, ge=1, json_schema_extra={"maximum": 1})
     stream: bool = False
     stream_options: StreamOptions | None = None
     # Accepted, and meaningful only as metadata: they do not change the output.
@@ -93,7 +97,7 @@ class ChatCompletionRequest(BaseModel):
     prompt_cache_key: str | None = None
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     presence_penalty: float | None = Field(None, ge=-2, le=2)
-    logprobs: bool | None = None
+    logprobs: bool | None = Field(None, json_schema_extra={"enum": [False, None]})
 
 
 # Parameters of OpenAI's API that we do not implement: a request that sets them gets a 400 naming
@@ -259,9 +263,10 @@ class DeletedObject(BaseModel):
 
 class Hyperparameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    n_epochs: int | Literal["auto"] = "auto"
-    batch_size: int | Literal["auto"] = "auto"
-    learning_rate_multiplier: float | Literal["auto"] = "auto"
+    n_epochs: Annotated[int, Field(ge=EPOCHS.low, le=EPOCHS.high)] | Literal["auto"] = "auto"
+    batch_size: Annotated[int, Field(ge=BATCH_SIZE.low, le=BATCH_SIZE.high)] | Literal["auto"] = "auto"
+    learning_rate_multiplier: Annotated[float, Field(ge=LEARNING_RATE_MULTIPLIER.low,
+                                                     le=LEARNING_RATE_MULTIPLIER.high)] | Literal["auto"] = "auto"
 
 
 class SupervisedMethod(BaseModel):
@@ -289,7 +294,7 @@ class FineTuningJobCreate(BaseModel):
     training_file: str
     validation_file: str | None = None
     suffix: str | None = Field(None, max_length=40)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=SEED.low, le=SEED.high)
     hyperparameters: Hyperparameters | None = None
     method: Method | None = None
     tuning: TuningExtension | None = None

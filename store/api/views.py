@@ -29,13 +29,13 @@ def model_object(target: Target) -> ModelObject:
                        task=target.task, root=target.root, parent=target.parent)
 
 
-@api_view(("GET",))
+@api_view(("GET",), restricted_keys=True)
 async def list_models(request: HttpRequest) -> HttpResponseBase:
     targets = await avisible_targets(request.api_key)  # type: ignore[attr-defined]
     return json_response(ModelList(data=[model_object(t) for t in targets]))
 
 
-@api_view(("GET",))
+@api_view(("GET",), restricted_keys=True)
 async def retrieve_model(request: HttpRequest, model_id: str) -> HttpResponseBase:
     return json_response(model_object(await afind_target(request.api_key, model_id)))  # type: ignore[attr-defined]
 
@@ -61,7 +61,7 @@ MAX_EMBEDDING_INPUTS = 2048
 MAX_EMBEDDING_CHARS = 20_000
 
 
-@api_view(("POST",))
+@api_view(("POST",), restricted_keys=True)
 async def embeddings(request: HttpRequest) -> HttpResponseBase:
     """OpenAI's embeddings endpoint: float lists, or base64 of little-endian float32 (the SDKs' default)."""
     key = request.api_key  # type: ignore[attr-defined]
@@ -116,7 +116,7 @@ async def embeddings(request: HttpRequest) -> HttpResponseBase:
     })
 
 
-@api_view(("POST",))
+@api_view(("POST",), restricted_keys=True)
 async def sentiment(request: HttpRequest) -> HttpResponseBase:
     key = request.api_key  # type: ignore[attr-defined]
     body = parse_json(request, SentimentRequest)

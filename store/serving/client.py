@@ -4,6 +4,8 @@ No torch here (the web process imports this). A request goes out as a Celery tas
 reply channel; the worker answers on that channel: `accepted` (with its control channel, for
 cancelling), `start`, numbered `chunk`s of text, then `done` (the authoritative result) or `error`.
 If no worker accepts within SERVING_ACCEPT_TIMEOUT, the caller gets InferenceUnavailable (a 503).
+The `accepted` message names the worker; when its heartbeat (store/serving/heartbeat.py) stops while
+the reply is quiet, the worker died and the caller gets InferenceUnavailable within seconds.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from celery import current_app
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from store.serving import heartbeat
 from store.serving.protocol import ClassificationRequest, EmbeddingRequest, GenerationRequest
 
 logger = logging.getLogger(__name__)
@@ -30,7 +33,7 @@ INFERENCE_QUEUE = "inference"
 
 
 class InferenceUnavailable(Exception):
-    """No inference worker took the request in time."""
+    """No inference worker took the request in time, or the one that took it died."""
 
 
 class InferenceError(Exception):
@@ -62,6 +65,31 @@ async def _receive(layer, channel: str, timeout: float) -> dict | None:
         return None
 
 
+async def _next_message(layer, reply: str, worker: str | None, idle_timeout: float) -> dict | None:
+    """The next message on `reply`, or None after `idle_timeout` s of silence. While it is quiet, the
+    heartbeat of the worker that accepted the request is checked every HEARTBEAT_SECONDS: a dead worker
+    raises InferenceUnavailable."""
+    # One receive for the whole wait: cancelling a receive forgets its channel (core/channel_layer.py),
+    # so a message arriving later would be lost.
+    receive = asyncio.ensure_future(layer.receive(reply))
+    deadline = time.monotonic() + idle_timeout
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            wait = min(remaining, heartbeat.HEARTBEAT_SECONDS) if worker else remaining
+            await asyncio.wait({receive}, timeout=wait)
+            if receive.done():
+                return receive.result()
+            if worker and not await heartbeat.is_alive(worker) and not receive.done():
+                raise InferenceUnavailable("The inference worker serving this request stopped (it crashed or "
+                                           "was restarted). Retry.")
+    finally:
+        if not receive.done():
+            receive.cancel()
+
+
 async def _dispatch(task: str, payload: dict) -> tuple:
     layer = get_channel_layer()
     # The default "specific." prefix on purpose: channels_redis serves all of a process's specific
@@ -78,7 +106,8 @@ async def _dispatch(task: str, payload: dict) -> tuple:
             "`celery -A config worker -Q inference -P threads` (make run does), or retry later.")
     if accepted.get("type") == "inference.error":
         raise InferenceError(accepted.get("code", "internal"), accepted.get("message", "inference failed"))
-    return layer, reply, accepted.get("control")
+    # Workers that predate the heartbeat name no worker: their callers wait for the idle timeout.
+    return layer, reply, accepted.get("control"), accepted.get("worker")
 
 
 async def stream_generation(request: GenerationRequest) -> AsyncGenerator[StreamEvent, None]:
@@ -87,11 +116,11 @@ async def stream_generation(request: GenerationRequest) -> AsyncGenerator[Stream
     If the consumer stops early (client gone, Daphne cancelled the response), the worker is told
     to stop generating this row.
     """
-    layer, reply, control = await _dispatch(GENERATE_TASK, asdict(request))
+    layer, reply, control, worker = await _dispatch(GENERATE_TASK, asdict(request))
     streamed, next_seq, in_order, finished = "", 0, True, False
     try:
         while True:
-            message = await _receive(layer, reply, settings.SERVING_IDLE_TIMEOUT)
+            message = await _next_message(layer, reply, worker, settings.SERVING_IDLE_TIMEOUT)
             if message is None:
                 raise InferenceError("timeout", f"The inference worker went silent for "
                                                 f"{settings.SERVING_IDLE_TIMEOUT:g} s.")
@@ -154,9 +183,9 @@ async def call_worker(task: str, payload: dict) -> dict:
 
 
 async def _single_answer(task: str, payload: dict) -> dict:
-    layer, reply, _control = await _dispatch(task, payload)
+    layer, reply, _control, worker = await _dispatch(task, payload)
     while True:
-        message = await _receive(layer, reply, settings.SERVING_IDLE_TIMEOUT)
+        message = await _next_message(layer, reply, worker, settings.SERVING_IDLE_TIMEOUT)
         if message is None:
             raise InferenceError("timeout", "The inference worker did not answer.")
         if message.get("type") == "inference.error":

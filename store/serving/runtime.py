@@ -12,6 +12,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from core.broadcast import LoopThread
+from store.serving.heartbeat import Heartbeat, new_worker_id
 from store.serving.protocol import INTERNAL, ClassificationRequest, EmbeddingRequest, EngineError, GenerationRequest
 from store.serving.relay import RelaySink, send_with_retry
 
@@ -40,6 +41,9 @@ class ServingRuntime:
         self.layer = get_channel_layer()
         self.control_channel = self.loop.submit(self.layer.new_channel()).result(10)
         self.loop.submit(self._listen_for_control())
+        # Callers waiting on this worker's replies watch this heartbeat: if the process dies, they fail
+        # in seconds instead of waiting out their idle timeout.
+        self.heartbeat = Heartbeat(new_worker_id()).start()
         logger.info("serving engine ready on %s (budget %.1f GiB, batch %d)", device,
                     settings.SERVING_MEMORY_BUDGET_BYTES / 1024**3, settings.SERVING_MAX_BATCH)
 
@@ -67,7 +71,8 @@ class ServingRuntime:
             logger.info("dropped expired request %s", payload.get("request_id"))
             return None
         sink = RelaySink(self.layer, reply_channel, payload["request_id"])
-        accepted = {"type": "inference.accepted", "control": self.control_channel}
+        accepted = {"type": "inference.accepted", "control": self.control_channel,
+                    "worker": self.heartbeat.worker_id}
         self.loop.submit(send_with_retry(self.layer, reply_channel, accepted, 2.0)).result(5)
         return sink
 

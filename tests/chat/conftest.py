@@ -102,6 +102,15 @@ async def receive_until(communicator, kind, timeout=5):
             return frames
 
 
+async def send_message_code(communicator, client_id: str, text: str = "hi") -> str:
+    """Send a customer message and return "ack", or the error code it was refused with."""
+    await communicator.send_json_to({"type": "message", "text": text, "client_id": client_id})
+    while True:
+        frame = await communicator.receive_json_from(timeout=5)
+        if frame["type"] in ("ack", "error"):
+            return frame.get("code", "ack")
+
+
 async def receive_bot_reply(communicator, timeout=5):
     """Frames up to and including the bot's stored reply."""
     frames = []

@@ -76,15 +76,15 @@ def test_canned_replies_are_managed_by_admins_and_offered_to_agents(alice, bob, 
 
 def test_it_exports_transcripts_with_sentiment(alice, conversation):
     agents.note(conversation, alice.user, "call back tomorrow")
-    rows = list(csv.DictReader(io.StringIO(alice.client.get("/console/export/?format=csv").content.decode())))
+    rows = list(csv.DictReader(io.StringIO(alice.client.get("/console/export/?format=csv").getvalue().decode())))
     assert rows[0]["text"] == "<b>Where</b> is my order??" and rows[0]["sentiment_label"] == "negative"
     assert rows[-1]["internal"] == "True"
-    data = json.loads(alice.client.get("/console/export/?format=json").content)
+    data = json.loads(alice.client.get("/console/export/?format=json").getvalue())
     assert data["data"][0]["sentiment_score"] == 0.9
 
 
 def test_exports_hold_only_this_organizations_conversations(charlie, conversation):
-    rows = list(csv.DictReader(io.StringIO(charlie.client.get("/console/export/").content.decode())))
+    rows = list(csv.DictReader(io.StringIO(charlie.client.get("/console/export/").getvalue().decode())))
     assert rows == []
 
 
@@ -97,7 +97,7 @@ def test_erasing_a_visitor_leaves_nothing_behind(alice, conversation):
     assert not Conversation.objects.filter(pk=conversation.pk).exists()
     assert not Message.objects.filter(conversation_id=conversation.pk).exists()
     assert not Visitor.objects.filter(email="dana@example.com").exists()
-    assert "<b>Where</b>" not in alice.client.get("/console/export/").content.decode()
+    assert "<b>Where</b>" not in alice.client.get("/console/export/").getvalue().decode()
 
 
 def test_only_admins_export_or_erase(bob, charlie, conversation):

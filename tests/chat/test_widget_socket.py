@@ -10,7 +10,14 @@ from chat.conversations import append_message
 from chat.identity import SOCKET_TOKEN_SALT
 from chat.models import Author, Conversation, ConversationStatus, Message
 from store.serving.client import StreamEvent
-from tests.chat.conftest import BOT_PIECES, customer_writes, receive_bot_reply, receive_until, widget_socket
+from tests.chat.conftest import (
+    BOT_PIECES,
+    customer_writes,
+    receive_bot_reply,
+    receive_until,
+    send_message_code,
+    widget_socket,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -224,12 +231,7 @@ async def test_the_per_ip_limit_covers_every_visitor_of_an_address(widget, scrip
     for index in range(3):  # three different visitors, one address
         socket, *_ = await widget_socket(widget)
         await socket.receive_json_from()
-        await socket.send_json_to({"type": "message", "text": "hi", "client_id": f"ip{index}"})
-        while True:
-            frame = await socket.receive_json_from(timeout=5)
-            if frame["type"] in ("ack", "error"):
-                codes.append(frame.get("code", "ack"))
-                break
+        codes.append(await send_message_code(socket, f"ip{index}"))
         await socket.disconnect()
     assert codes == ["ack", "ack", "rate_limited"]
 

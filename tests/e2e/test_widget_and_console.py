@@ -95,14 +95,18 @@ def test_a_customer_chats_and_an_agent_takes_over(context, shop, host_site):
     agent.fill("#note-text", "VIP: offer free express shipping")
     agent.click("#note-send")
     expect(agent.locator("#transcript .tmsg-note")).to_contain_text("VIP: offer free express shipping")
-    customer.wait_for_timeout(1000)
+    # A reply sent after the note reaches the customer after the note would have (one ordered stream per
+    # socket): once it is on screen, the note had its chance to leak.
+    agent.fill("#reply-text", "It ships express, at no cost.")
+    agent.click("#reply-send")
+    expect(panel.locator(".gs-msg.gs-agent").last).to_have_text("It ships express, at no cost.", timeout=15_000)
     expect(panel.locator("#gs-transcript")).not_to_contain_text("VIP")
 
-    # Reloading the shop keeps the conversation.
+    # Reloading the shop keeps the conversation (and the replay holds no note either).
     customer.reload()
     panel = open_widget(customer, shop["widget"])
-    expect(panel.locator(".gs-msg.gs-agent").last).to_have_text("Hi, I'm Sam. Your parcel leaves today.",
-                                                                timeout=20_000)
+    expect(panel.locator(".gs-msg.gs-agent").last).to_have_text("It ships express, at no cost.", timeout=20_000)
+    expect(panel.locator("#gs-transcript")).not_to_contain_text("VIP")
     agent_context.close()
 
 

@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from core.bounds import EPOCHS
 from finetune import jobs
 from finetune.datasets import create_dataset
 from finetune.models import FineTuneJob, JobEvent
@@ -52,7 +53,8 @@ def test_cancel_stops_a_running_job_within_seconds(live, tiny_encoder_base):
     organization, _, _ = organization_with_key()
     dataset = create_dataset(organization, sentiment_csv_bytes(), "moods.csv").dataset
     job = jobs.create_job(organization, tiny_encoder_base, dataset, suffix="long",
-                          overrides={"epochs": 400, "batch_size": 2, "checkpoint_every_steps": 20})
+                          # the most epochs core.bounds allows, one row a step: long enough to cancel midway
+                          overrides={"epochs": EPOCHS.high, "batch_size": 1, "checkpoint_every_steps": 20})
     job = wait_for(job.pk, lambda j: j.status == "running" and j.current_step > 5, stack=live)
     asked = time.monotonic()
     jobs.request_cancel(job)

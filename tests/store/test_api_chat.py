@@ -126,7 +126,8 @@ def test_a_stream_without_worker_ends_with_an_error_event(client, alice_deployme
     assert response["X-Accel-Buffering"] == "no"
     events = async_to_sync(collect)(response).decode().strip().split("\n\n")
     assert json.loads(events[0].removeprefix("data: "))["choices"][0]["delta"]["role"] == "assistant"
-    assert json.loads(events[-1].removeprefix("data: "))["error"]["code"] == "no_inference_worker"
+    assert json.loads(events[-2].removeprefix("data: "))["error"]["code"] == "no_inference_worker"
+    assert events[-1] == "data: [DONE]"
 
 
 def test_deployment_system_prompt_goes_first(alice_deployment):

@@ -2,7 +2,8 @@
 
 Prepares the database and catalog, starts an embedded redis-server unless REDIS_URL is set,
 then runs every Procfile process (Daphne, the training and inference workers, beat) under
-honcho. Ctrl-C stops them all, then Redis.
+core.supervisor: a process that crashes is restarted (with backoff, a few times a minute at most)
+while the rest of the site keeps serving. Ctrl-C stops them all, then Redis.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import honcho.manager
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
@@ -23,10 +23,8 @@ from honcho.environ import parse_procfile
 from core.demo import ensure_demo_organization, ensure_demo_sentiment, ensure_demo_widget
 from core.embedded_redis import EmbeddedRedis
 from core.env import envbool
+from core.supervisor import Supervisor
 from store.models import Deployment
-
-# The training worker checkpoints on SIGTERM before it exits; give it time before SIGKILL.
-honcho.manager.KILL_WAIT = 30
 
 
 class Command(BaseCommand):
@@ -64,7 +62,8 @@ class Command(BaseCommand):
             self.stdout.write(f"Embedded redis-server on {redis.socket_path}")
 
         site = f"http://{'127.0.0.1' if bind in ('0.0.0.0', '::') else bind}:{port}"  # noqa: S104
-        manager = honcho.manager.Manager()
+        # Without the web server there is no site: if it keeps crashing, stop everything.
+        manager = Supervisor(essential={"web"})
         processes = parse_procfile(Path(procfile).read_text()).processes
         for name, command in processes.items():
             manager.add_process(name, command, env=env, cwd=str(settings.BASE_DIR))
@@ -80,12 +79,12 @@ class Command(BaseCommand):
         threading.Thread(target=self._announce_when_up, args=(site, demo, None if no_demo else demo_port, demo_job),
                          daemon=True).start()
         try:
-            manager.loop()
+            returncode = manager.loop()
         finally:
             if redis is not None:
                 redis.stop()
                 self.stdout.write("Embedded redis-server stopped.")
-        sys.exit(manager.returncode or 0)
+        sys.exit(returncode)
 
     def _announce_when_up(self, site: str, demo, demo_port: int | None, demo_job) -> None:
         deadline = time.monotonic() + 120
@@ -111,8 +110,29 @@ class Command(BaseCommand):
         ]
         self.stdout.write("\n".join(banner))
         self.stdout.flush()
+        if demo_port is not None:
+            self._follow_demo_knowledge(demo.organization)
         if demo_job is not None and not isinstance(demo_job, Deployment):
             self._follow_demo_training(demo_job.pk, demo.organization)
+
+    def _follow_demo_knowledge(self, organization) -> None:
+        """Say when the demo bot's knowledge base is embedded (an inference worker does it on first start)."""
+        from core.demo import DEMO_KNOWLEDGE
+        from knowledge import sources
+        from knowledge.models import KnowledgeBase
+
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            knowledge_base = KnowledgeBase.objects.filter(organization=organization, name=DEMO_KNOWLEDGE).first()
+            if knowledge_base is None:
+                return
+            if not sources.pending_versions(knowledge_base).exists():
+                count = sources.live_passages(knowledge_base).count()
+                self.stdout.write(f"Acme's help centre is live ({count} passages): the demo bot answers from it, "
+                                  "with its sources, and says so when it does not know.")
+                self.stdout.flush()
+                return
+            time.sleep(1)
 
     def _follow_demo_training(self, job_id: int, organization) -> None:
         """Print the demo sentiment model's training progress, then deploy it."""
