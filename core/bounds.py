@@ -55,7 +55,7 @@ class Bound:
         """Keyword arguments for pydantic's Field: Field(None, **SEED.pydantic())."""
         return {"ge": self.low, "le": self.high}
 
-    def form(self) -> dict[str, int | float]:
+    def form(self) -> dict[str, Any]:
         """Keyword arguments for a Django form field: forms.IntegerField(**SEED.form())."""
         return {"min_value": self.low, "max_value": self.high}
 
@@ -79,6 +79,9 @@ LEARNING_RATE_MULTIPLIER = Bound("learning_rate_multiplier", 1e-4, 100)
 # Jobs an organization may have waiting or running at once; more are refused, not queued forever.
 ACTIVE_JOBS_PER_ORGANIZATION = 10
 
+# Fine-tuning checkpoints: a step interval beyond any job we would plan is a typo.
+CHECKPOINT_EVERY_STEPS = Bound("checkpoint_every_steps", 1, 1_000_000)
+
 # Generation.
 MAX_TOKENS = Bound("max_tokens", 1, 2048)
 
@@ -91,6 +94,9 @@ PAGE_SIZE = Bound("limit", 1, 100)
 
 # Sequence numbers a client sends back (widget/console replay); JSON numbers beyond this are not ours.
 SEQUENCE = Bound("last_seq", 0, 2**53)
+
+# The usage page's chart, in days back from today.
+USAGE_DAYS = Bound("days", 1, 90)
 
 # Date ranges a page or export may cover: two years of days, and no dates outside this window.
 DAYS_IN_RANGE = Bound("date range (days)", 1, 731)

@@ -4,7 +4,7 @@ from typing import Any
 
 from django import forms
 
-from core.bounds import BATCH_SIZE, EPOCHS, SEED, Bound
+from core.bounds import BATCH_SIZE, CHECKPOINT_EVERY_STEPS, EPOCHS, SEED, Bound
 from finetune.models import Dataset
 from store.models import FoundationModel, Method, Task
 
@@ -65,7 +65,7 @@ HYPERPARAMETER_FIELDS = {
     "seed": bounded_integer(SEED, required=False),
     "early_stopping_patience": forms.IntegerField(min_value=1, max_value=100, required=False,
                                                   label="Early-stopping patience (evaluations)"),
-    "checkpoint_every_steps": forms.IntegerField(min_value=1, required=False),
+    "checkpoint_every_steps": bounded_integer(CHECKPOINT_EVERY_STEPS, required=False),
 }
 
 

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.access import organization_admin_required
 from accounts.scoping import get_for_organization
+from core.bounds import USAGE_DAYS
 from core.charts import bar_chart
 from store import deploy
 from store.api.completions import inference_error
@@ -189,7 +190,8 @@ def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponseBase:
 @organization_admin_required
 def usage(request: HttpRequest) -> HttpResponseBase:
     organization = _org(request)
-    days = min(90, max(1, int(request.GET.get("days", 30)) if request.GET.get("days", "30").isdigit() else 30))
+    asked = request.GET.get("days", "30")
+    days = int(USAGE_DAYS.clamp(int(asked))) if asked.isascii() and asked.isdigit() and len(asked) < 6 else 30
     since = timezone.localdate() - timedelta(days=days - 1)
     rows = UsageDaily.objects.filter(organization=organization, day__gte=since).select_related("api_key")
     per_day = {since + timedelta(days=i): 0 for i in range(days)}

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
+from core.bounds import MAX_TOKENS, REQUESTS_PER_MINUTE, TOKENS_PER_MINUTE
 from store.models import Deployment
 
 
@@ -13,7 +14,7 @@ class DeploymentForm(forms.Form):
                                     help_text="Always sent first (dialogue models).")
     temperature = forms.FloatField(min_value=0, max_value=2, initial=0.3)
     top_p = forms.FloatField(min_value=0.01, max_value=1, initial=1.0)
-    max_tokens = forms.IntegerField(min_value=1, max_value=2048, initial=256)
+    max_tokens = forms.IntegerField(**MAX_TOKENS.form(), initial=256)
 
     def __init__(self, *args, organization=None, editing: Deployment | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -33,8 +34,8 @@ class ApiKeyForm(forms.Form):
     deployments = forms.ModelMultipleChoiceField(Deployment.objects.none(), required=False,
                                                  widget=forms.CheckboxSelectMultiple,
                                                  help_text="Leave all unticked to allow every deployment and model.")
-    requests_per_minute = forms.IntegerField(min_value=1, max_value=100_000, initial=120)
-    tokens_per_minute = forms.IntegerField(min_value=100, max_value=10_000_000, initial=40_000)
+    requests_per_minute = forms.IntegerField(**REQUESTS_PER_MINUTE.form(), initial=120)
+    tokens_per_minute = forms.IntegerField(**TOKENS_PER_MINUTE.form(), initial=40_000)
 
     def __init__(self, *args, organization=None, **kwargs):
         super().__init__(*args, **kwargs)

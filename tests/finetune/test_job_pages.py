@@ -87,3 +87,12 @@ def test_the_job_socket_admits_the_owner_and_refuses_outsiders(alice, charlie, s
 
     assert async_to_sync(attempt)(alice.user)[0] is True
     assert async_to_sync(attempt)(charlie.user) == (False, 4403)
+
+
+def test_it_refuses_a_checkpoint_interval_beyond_its_bound(alice, sentiment_dataset, tiny_encoder_base):
+    response = alice.client.post(reverse("finetune:job_new"), {
+        "base": tiny_encoder_base.slug, "dataset": sentiment_dataset.pk, "method": "lora",
+        "checkpoint_every_steps": 10**30})
+    assert response.status_code == 200
+    assert "Ensure this value is less than or equal to 1000000" in response.content.decode()
+    assert not FineTuneJob.objects.exists()

@@ -1,3 +1,5 @@
+import pytest
+
 from store.api_keys import create_api_key
 from store.models import UsageDaily
 from store.usage import record_usage
@@ -20,3 +22,11 @@ def test_the_usage_page_charts_this_organization_only(alice, charlie):
     page = alice.client.get("/usage/").content.decode()
     assert "<svg" in page and "acme-support" in page and "charlie-bot" not in page
     assert "<td>100</td><td>50</td>" in page and "999" not in page
+
+
+@pytest.mark.parametrize(("asked", "shown"), [("7", 7), ("500", 90), ("0", 1), ("9" * 40, 30), ("abc", 30),
+                                               ("٣", 30)])
+def test_the_usage_page_keeps_its_range_within_bounds(alice, asked, shown):
+    response = alice.client.get("/usage/", {"days": asked})
+    assert response.status_code == 200
+    assert response.context["days"] == shown
