@@ -145,7 +145,7 @@ class TurnTakingRecorder:
 
 def spec_for(mode: str, folder: Path, train: list[dict], validation: list[dict], device: str, batch_size: int,
              workdir: Path):
-    from finetune.training.spec import Hyperparameters, TrainingSpec
+    from finetune.spec import Hyperparameters, TrainingSpec
 
     hyper = Hyperparameters(epochs=1, learning_rate=2e-4, batch_size=batch_size, max_seq_length=512,
                             checkpoint_every_steps=1_000_000, keep_checkpoints=1)
@@ -157,7 +157,7 @@ def spec_for(mode: str, folder: Path, train: list[dict], validation: list[dict],
 
 def measure_interleaved(specs: dict) -> dict[str, TurnTakingRecorder]:
     """Run every spec in its own thread, set up one after the other, then stepping in turn."""
-    from finetune.training.loop import run_training
+    from workers.training.loop import run_training
 
     baton = Baton()
     recorders = {mode: TurnTakingRecorder(mode, baton) for mode in specs}
@@ -199,7 +199,7 @@ def main() -> None:
 
     django.setup()
     from store.catalog import package_directory
-    from store.serving.loading import configure_torch_threads, dtype_for, materialize_gguf, pick_device
+    from workers.models.loading import configure_torch_threads, dtype_for, materialize_gguf, pick_device
 
     configure_torch_threads()
     started = time.monotonic()

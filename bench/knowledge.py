@@ -59,8 +59,8 @@ def direct_embedding_rate(texts: list[str]) -> float:
     from transformers import AutoModel, AutoTokenizer
 
     from store.models import FoundationModel
-    from store.serving.classification import mean_pool
-    from store.serving.loading import configure_torch_threads, model_folder
+    from workers.models.loading import configure_torch_threads, model_folder
+    from workers.models.pooling import mean_pool
 
     configure_torch_threads()
     folder = model_folder(FoundationModel.objects.get(slug="gpt-store-retrieval"))  # what the KB embeds with

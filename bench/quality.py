@@ -49,8 +49,8 @@ def unseen_sentiment(tuned) -> dict:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from finetune.training.evaluation import classification_metrics, vader_predictions
     from store.tuned import artifact_folder
+    from workers.training.evaluation import classification_metrics, vader_predictions
 
     rows = list(csv.DictReader((REPO / "bench" / "data" / "sentiment-unseen.csv").open()))
     labels = list(tuned.labels)

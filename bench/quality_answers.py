@@ -58,10 +58,10 @@ def support_answers() -> list[dict]:
 
 
 def knowledge_quality(data_dir: Path, organization, tune) -> tuple[dict, dict, object, object]:
-    from core.demo import TRAINING_SYSTEM_PROMPT
     from finetune.answer_recipe import recipe_rows
     from knowledge import deployments, sources
     from knowledge.policy import DEFAULT_THRESHOLD
+    from stack.demo import TRAINING_SYSTEM_PROMPT
     from store import deploy
     from store.api_keys import create_api_key
     from store.models import FoundationModel
@@ -108,9 +108,9 @@ def knowledge_quality(data_dir: Path, organization, tune) -> tuple[dict, dict, o
 
 
 def _retrieval(knowledge_base, tuned_retrieval) -> dict:
-    from store.serving.engine import InferenceEngine
-    from store.serving.loading import configure_torch_threads
-    from store.serving.resolver import resolve_model_key
+    from workers.models.loading import configure_torch_threads
+    from workers.serving.engine import InferenceEngine
+    from workers.serving.resolver import resolve_model_key
 
     configure_torch_threads()
     engine = InferenceEngine(resolve_model_key, device="cpu")

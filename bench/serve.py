@@ -126,8 +126,8 @@ def direct_sentiment(tuned, texts: list[str], grouped: bool = False) -> float:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from store.serving.classification import length_groups
     from store.tuned import artifact_folder
+    from workers.serving.classification import length_groups
 
     folder = artifact_folder(tuned)
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -154,7 +154,7 @@ def main() -> None:
     from store import deploy
     from store.api_keys import create_api_key
     from store.models import FoundationModel
-    from store.serving.loading import model_folder
+    from workers.models.loading import model_folder
 
     user = people.create_user("bench@example.com", "a-long-bench-passphrase")
     organization = people.create_organization("Bench", user)

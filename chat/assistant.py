@@ -9,13 +9,15 @@ import logging
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.db import transaction
 
-from chat.conversations import append_message, conversation_group, set_status
+from chat import turns
+from chat.conversations import append_message, conversation_group, reply_group, set_status
 from chat.handoff import TOLD_BOT_UNAVAILABLE
 from chat.models import Author, Conversation, ConversationStatus
 from knowledge.replies import ReplyResult, Sampling, Served, stream_reply
+from store.inference.client import InferenceError, InferenceUnavailable
 from store.models import DeploymentStatus
-from store.serving.client import InferenceError, InferenceUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -34,14 +36,32 @@ _stop_signals: dict[int, asyncio.Event] = {}
 def stop_reply(conversation_id: int) -> bool:
     """Stop the bot's reply to this conversation if this process is writing one (an agent took over).
 
-    Every consumer of the conversation calls this on a status change; only the process that runs
-    the reply finds it. True if a reply was stopped.
+    Every consumer of the conversation calls this on a status change: the quick path when the
+    customer's socket is in the process writing the reply. The reply also listens on its own channel
+    (`_stop_when_told`), for when it runs where no socket of the conversation is (another web
+    process, the sweeper's worker). True if a reply was stopped.
     """
     signal = _stop_signals.get(conversation_id)
     if signal is None:
         return False
     signal.set()
     return True
+
+
+async def _stop_when_told(layer, conversation_id: int, stop: asyncio.Event) -> None:
+    """Set `stop` when set_status announces a takeover on the conversation's reply group. Best effort
+    (the doorbell may be lost): the status is checked again before the reply is stored."""
+    channel, group = await layer.new_channel(), reply_group(conversation_id)
+    try:
+        await layer.group_add(group, channel)
+        while not stop.is_set():
+            if (await layer.receive(channel)).get("type") == "chat.stop_reply":
+                stop.set()
+    except Exception as error:
+        logger.warning("the reply to conversation %s cannot hear takeovers: %s", conversation_id, error)
+    finally:
+        with contextlib.suppress(Exception):  # the membership expires by itself if Redis is away
+            await asyncio.shield(layer.group_discard(group, channel))
 
 
 def history(conversation: Conversation) -> list[dict]:
@@ -67,12 +87,19 @@ def _prepare(conversation_id: int):
     return conversation, conversation.widget.deployment, history(conversation)
 
 
-def _finish(conversation_id: int, result: ReplyResult) -> bool:
-    conversation = Conversation.objects.get(pk=conversation_id)
-    if conversation.status != ConversationStatus.BOT:
-        return False  # an agent took over while the bot was typing: their word wins
-    record = result.record() if result.outcome != "generated" else {}
-    append_message(conversation, Author.BOT, result.text.strip() or "…", knowledge=record)
+def _finish(conversation_id: int, result: ReplyResult, answering: int | None, owner: str | None) -> bool:
+    """Store the reply and mark the customer message it answers handled, in one transaction: a
+    process that dies in between leaves neither, so the sweeper answers it once, not twice."""
+    with transaction.atomic():
+        if owner is not None and not turns.holds(conversation_id, owner):
+            return False  # taken for dead and taken over: the new holder answers
+        conversation = Conversation.objects.get(pk=conversation_id)
+        if conversation.status != ConversationStatus.BOT:
+            return False  # an agent took over while the bot was typing: their word wins
+        record = result.record() if result.outcome != "generated" else {}
+        append_message(conversation, Author.BOT, result.text.strip() or "…", knowledge=record)
+        if answering is not None:
+            turns.mark_handled(answering)
     return True
 
 
@@ -83,10 +110,11 @@ def _bot_unavailable(conversation_id: int) -> None:
                    system_text=TOLD_BOT_UNAVAILABLE)
 
 
-async def reply(conversation_id: int) -> ReplyResult | None:
+async def reply(conversation_id: int, answering: int | None = None, owner: str | None = None) -> ReplyResult | None:
     """Write, stream and store the bot's answer; on any serving failure, hand over to a human — never
     silence. Returns the stored reply (its `handoff` says the bot did not know and a person should
-    take over), or None when nothing was stored."""
+    take over), or None when nothing was stored. `answering`: the customer message it answers (marked
+    handled with the reply); `owner`: the conversation's turn holder (chat/turns.py), checked on store."""
     conversation, deployment, turns = await sync_to_async(_prepare)(conversation_id)
     if not turns:
         return None
@@ -95,6 +123,7 @@ async def reply(conversation_id: int) -> ReplyResult | None:
         await sync_to_async(_bot_unavailable)(conversation_id)
         return None
     stop = _stop_signals[conversation_id] = asyncio.Event()
+    listening = asyncio.ensure_future(_stop_when_told(layer, conversation_id, stop))
     await layer.group_send(group, {"type": "chat.typing", "who": "bot", "typing": True, "name": ""})
     result: ReplyResult | None = None
     try:
@@ -116,9 +145,10 @@ async def reply(conversation_id: int) -> ReplyResult | None:
         await sync_to_async(_bot_unavailable)(conversation_id)
         return None
     finally:
+        listening.cancel()
         if _stop_signals.get(conversation_id) is stop:
             del _stop_signals[conversation_id]
     await layer.group_send(group, {"type": "chat.typing", "who": "bot", "typing": False, "name": ""})
     if result is None or stop.is_set():
         return None
-    return result if await sync_to_async(_finish)(conversation_id, result) else None
+    return result if await sync_to_async(_finish)(conversation_id, result, answering, owner) else None

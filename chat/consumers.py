@@ -76,7 +76,7 @@ class WidgetConsumer(JsonFrameConsumer):
             return
         self.visitor = visitor
         conversation = self.conversation = await database_sync_to_async(current_conversation)(visitor)
-        self.sent_seq = conversation.last_seq if conversation is not None else 0
+        self.sent_seq = conversation.last_public_seq if conversation is not None else 0
         await self.accept()
         if conversation is not None:
             await self._join(conversation.pk)
@@ -86,7 +86,7 @@ class WidgetConsumer(JsonFrameConsumer):
         await self.send_json({"type": "hello", "conversation": self.conversation_id,
                               "status": conversation.status if conversation else ConversationStatus.BOT,
                               "assignee": await database_sync_to_async(assignee_name)(conversation),
-                              "last_seq": conversation.last_seq if conversation else 0})
+                              "last_seq": conversation.last_public_seq if conversation else 0})
 
     @database_sync_to_async
     def _visitor(self, claims) -> Visitor | None:
@@ -139,7 +139,7 @@ class WidgetConsumer(JsonFrameConsumer):
             return {"messages": [], "last_seq": 0, "status": ConversationStatus.BOT, "assignee": None,
                     "ask_email": False, "csat": None}
         messages = [customer_payload(m) for m in messages_after(conversation, last_seq)]
-        return {"messages": messages, "last_seq": conversation.last_seq, "status": conversation.status,
+        return {"messages": messages, "last_seq": conversation.last_public_seq, "status": conversation.status,
                 "assignee": assignee_name(conversation),
                 "ask_email": conversation.status == ConversationStatus.NEEDS_HUMAN and not conversation.contact_email
                 and conversation.assignee_id is None, "csat": conversation.csat}
@@ -168,8 +168,8 @@ class WidgetConsumer(JsonFrameConsumer):
         message, arrived = await database_sync_to_async(self._store)(text, client_id)
         if self.conversation_id != message.conversation_id:
             await self._join(message.conversation_id)
-        await self.send_json({"type": "ack", "client_id": client_id, "seq": message.seq})
-        self.sent_seq = max(self.sent_seq, message.seq)
+        await self.send_json({"type": "ack", "client_id": client_id, "seq": message.public_seq})
+        self.sent_seq = max(self.sent_seq, message.public_seq or 0)
         if arrived is not None:
             pipeline.start(arrived)  # not awaited: the socket keeps serving typing and replay frames
 

@@ -2,7 +2,9 @@
 
 Sequence numbers come from an atomic counter on the conversation (a row lock on PostgreSQL, the
 write lock of an IMMEDIATE transaction on SQLite), with a unique constraint and a retry as the
-safety net, so concurrent writers never share or skip a number. Broadcasts go out on commit.
+safety net, so concurrent writers never share or skip a number. Two counters: `seq` numbers every
+message (the console's order, private notes included) and `public_seq` only what the customer sees,
+so the widget's numbering has no gap where an agent wrote a note. Broadcasts go out on commit.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ def conversation_group(conversation_id: int) -> str:
 def agents_group(conversation_id: int) -> str:
     """Agents only: private notes and sentiment never reach the customer's socket."""
     return f"chat-conv-{conversation_id}-agents"
+
+
+def reply_group(conversation_id: int) -> str:
+    """The bot's reply being written, in whichever process holds the turn: told to stop on a takeover."""
+    return f"chat-conv-{conversation_id}-reply"
 
 
 def visitor_group(visitor_id: int) -> str:
@@ -53,10 +60,12 @@ def message_payload(message: Message) -> dict:
 
 
 def customer_payload(message: Message) -> dict:
-    """What the widget sees: no sentiment, no internal fields, no confidence: only the sources."""
+    """What the widget sees: no sentiment, no internal fields, no confidence: only the sources. Its
+    `seq` is the customer's own numbering (public_seq)."""
     payload = message_payload(message)
     for private in ("sentiment", "internal", "knowledge", "marked_wrong"):
         payload.pop(private)
+    payload["seq"] = message.public_seq
     return payload
 
 
@@ -81,12 +90,15 @@ def current_conversation(visitor: Visitor, create: bool = False) -> Conversation
     return conversation
 
 
-def _take_seq(conversation_id: int, now, customer_text: str | None) -> int:
-    """The conversation's next sequence number; also stamps its last-message fields (and, for a
-    customer message, the unread count and preview: the list shows what the customer said last,
-    which is what an agent triages on). One UPDATE ... RETURNING where the database has it."""
+def _take_seq(conversation_id: int, now, customer_text: str | None, public: bool) -> tuple[int, int | None]:
+    """The conversation's next sequence number, and its next public one for a message the customer
+    sees; also stamps its last-message fields (and, for a customer message, the unread count and
+    preview: the list shows what the customer said last, which is what an agent triages on). One
+    UPDATE ... RETURNING where the database has it."""
     sets = ["last_seq = last_seq + 1", "last_message_at = %s"]
     params: list = [connection.ops.adapt_datetimefield_value(now)]
+    if public:
+        sets.append("last_public_seq = last_public_seq + 1")
     if customer_text is not None:
         sets += ["unread_for_agents = unread_for_agents + 1", "last_message_preview = %s"]
         params.append(customer_text[:160])
@@ -94,14 +106,14 @@ def _take_seq(conversation_id: int, now, customer_text: str | None) -> int:
     update = f"UPDATE {table} SET {', '.join(sets)} WHERE id = %s"  # noqa: S608 (fixed names, values are params)
     with connection.cursor() as cursor:
         if connection.features.can_return_columns_from_insert:  # SQLite >= 3.35, PostgreSQL
-            cursor.execute(update + " RETURNING last_seq", [*params, conversation_id])
+            cursor.execute(update + " RETURNING last_seq, last_public_seq", [*params, conversation_id])
             row = cursor.fetchone()
         else:
             cursor.execute(update, [*params, conversation_id])
-            row = Conversation.objects.filter(pk=conversation_id).values_list("last_seq").first()
+            row = Conversation.objects.filter(pk=conversation_id).values_list("last_seq", "last_public_seq").first()
     if row is None:
         raise Conversation.DoesNotExist(f"conversation {conversation_id} is gone")
-    return row[0]
+    return row[0], (row[1] if public else None)
 
 
 def append_message(conversation: Conversation, author: str, text: str, *, agent=None, internal: bool = False,
@@ -116,8 +128,10 @@ def append_message(conversation: Conversation, author: str, text: str, *, agent=
         try:
             with transaction.atomic():
                 now = timezone.now()
-                seq = _take_seq(conversation.pk, now, text if author == Author.CUSTOMER else None)
-                message = Message.objects.create(conversation=conversation, seq=seq, author=author, text=text,
+                seq, public_seq = _take_seq(conversation.pk, now, text if author == Author.CUSTOMER else None,
+                                            public=not internal)
+                message = Message.objects.create(conversation=conversation, seq=seq, public_seq=public_seq,
+                                                 author=author, text=text,
                                                  agent=agent, internal=internal, client_id=client_id, created_at=now,
                                                  knowledge=knowledge or {})
                 _broadcast_message(conversation, message)
@@ -144,8 +158,11 @@ def _broadcast_message(conversation: Conversation, message: Message) -> None:
 
 
 def messages_after(conversation: Conversation, seq: int, include_internal: bool = False) -> list[Message]:
-    messages = conversation.messages.filter(seq__gt=seq).select_related("agent")
-    return list(messages if include_internal else messages.filter(internal=False))
+    """After `seq` in the console's numbering (include_internal) or in the customer's (public_seq)."""
+    messages = conversation.messages.select_related("agent")
+    if include_internal:
+        return list(messages.filter(seq__gt=seq))
+    return list(messages.filter(public_seq__gt=seq).order_by("public_seq"))
 
 
 def set_status(conversation: Conversation, status: str, *, assignee=None, reason: str = "",
@@ -171,6 +188,8 @@ def set_status(conversation: Conversation, status: str, *, assignee=None, reason
                    "assignee": (assignee.get_full_name() or assignee.username) if assignee else None}
         conversation_id = conversation.pk
         transaction.on_commit(lambda: notify(conversation_group(conversation_id), payload))
+        if status != ConversationStatus.BOT:  # a person's turn: the bot stops mid-sentence, wherever it runs
+            transaction.on_commit(lambda: notify(reply_group(conversation_id), {"type": "chat.stop_reply"}))
         announce_console(conversation, alert=status == ConversationStatus.NEEDS_HUMAN)
     return conversation
 

@@ -104,6 +104,12 @@ class Conversation(models.Model):
     assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                  related_name="assigned_conversations")
     last_seq = models.PositiveIntegerField(default=0)
+    # The customer's own numbering: messages they see (not private notes), gapless (docs/chat-protocol.md).
+    last_public_seq = models.PositiveIntegerField(default=0)
+    # Whose turn it is to handle this conversation's customer messages (chat/turns.py): a web process or
+    # the sweeper, claimed with a conditional UPDATE and renewed while held; a stale claim is taken over.
+    turn_owner = models.CharField(max_length=80, blank=True)
+    turn_claimed_at = models.DateTimeField(null=True, blank=True)
     # Sentiment summary: an exponential moving average of (P(positive) - P(negative)) per customer message.
     sentiment_score = models.FloatField(null=True, blank=True)
     sentiment_trend = models.FloatField(default=0)
@@ -145,6 +151,8 @@ class Message(models.Model):
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     seq = models.PositiveIntegerField()
+    public_seq = models.PositiveIntegerField(null=True, blank=True,
+                                             help_text="The number the customer sees (none for private notes)")
     author = models.CharField(max_length=10, choices=Author.choices)
     agent = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="+")
@@ -162,14 +170,20 @@ class Message(models.Model):
     marked_wrong_at = models.DateTimeField(null=True, blank=True)
     marked_wrong_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                         related_name="+")
+    # A customer message is handled once scored, checked against the handoff rules and answered (or
+    # handed over): until then the sweeper (chat/sweeper.py) looks for it.
+    handled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["seq"]
         constraints = [
             models.UniqueConstraint(fields=["conversation", "seq"], name="one_message_per_seq"),
+            models.UniqueConstraint(fields=["conversation", "public_seq"], name="one_message_per_public_seq"),
             models.UniqueConstraint(fields=["conversation", "client_id"], condition=~models.Q(client_id=""),
                                     name="one_message_per_client_id"),
         ]
+        indexes = [models.Index(fields=["created_at"], condition=models.Q(author="customer", handled_at=None),
+                                name="unhandled_customer_messages")]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.author}: {self.text[:40]}"

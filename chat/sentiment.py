@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
+from django.db.models import F, FloatField, Value
+from django.db.models.functions import Coalesce
 
 from chat.conversations import agents_group, announce_console
 from chat.handoff import rolling, sentiment_value
@@ -16,8 +18,8 @@ from chat.models import Conversation, Message, Widget
 from chat.widgets import sentiment_deployment_for
 from core.background import in_background
 from core.broadcast import notify
-from store.serving.client import InferenceError, InferenceUnavailable, classify, new_request_id
-from store.serving.protocol import ClassificationRequest
+from store.inference.client import InferenceError, InferenceUnavailable, classify, new_request_id
+from store.inference.protocol import ClassificationRequest
 from store.usage import record_usage
 
 logger = logging.getLogger(__name__)
@@ -48,25 +50,25 @@ def scoring_target(widget: Widget) -> ScoringTarget | None:
     return ScoringTarget(deployment.model_key, Meter(widget.organization_id, deployment.slug))
 
 
-def record_sentiment(message: Message, label: str, score: float, scores: dict[str, float],
-                     conversation: Conversation | None = None) -> Conversation:
-    """Store the label on the message and fold it into the conversation's rolling score and streak.
+def record_sentiment(message: Message, label: str, score: float, scores: dict[str, float]) -> Conversation | None:
+    """Store the label on the message and fold it into the conversation's rolling score and streak;
+    None (nothing changed) if the message was labelled before (its turn ran again after a crash).
 
-    Pass the conversation when the caller has just read it in its own transaction.
+    The fold is one UPDATE computed by the database from the row as it is (F expressions), so folds
+    from two processes never lose one; the caller's turn (chat/turns.py) keeps them in written order.
     """
     value = sentiment_value(scores)
     with transaction.atomic():
-        Message.objects.filter(pk=message.pk).update(sentiment_label=label, sentiment_score=score,
-                                                     sentiment_value=value)
-        # Messages of one conversation are folded in one after another, in the order written
-        # (chat/pipeline.py holds a lock per conversation), so read-modify-write is safe here.
-        if conversation is None:
-            conversation = Conversation.objects.get(pk=message.conversation_id)
-        previous = conversation.sentiment_score
-        conversation.sentiment_score = rolling(previous, value)
-        conversation.sentiment_trend = conversation.sentiment_score - (previous if previous is not None else 0.0)
-        conversation.negative_streak = conversation.negative_streak + 1 if label == "negative" else 0
-        conversation.save(update_fields=["sentiment_score", "sentiment_trend", "negative_streak"])
+        labelled = Message.objects.filter(pk=message.pk, sentiment_label="").update(
+            sentiment_label=label, sentiment_score=score, sentiment_value=value)
+        if not labelled:
+            return None
+        previous = Coalesce(F("sentiment_score"), Value(0.0), output_field=FloatField())
+        folded = rolling(previous, value)  # type: ignore[arg-type]  # the same formula, computed in SQL
+        Conversation.objects.filter(pk=message.conversation_id).update(
+            sentiment_score=folded, sentiment_trend=folded - previous,
+            negative_streak=F("negative_streak") + 1 if label == "negative" else 0)
+        conversation = Conversation.objects.get(pk=message.conversation_id)
         payload = {"type": "chat.sentiment", "seq": message.seq, "label": label, "score": score, "value": value,
                    "conversation_score": conversation.sentiment_score}
         conversation_id = conversation.pk

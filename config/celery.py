@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import worker_init, worker_ready, worker_shutting_down
+from celery.signals import worker_init, worker_shutting_down
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("gptstore")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["core", "store.serving", "finetune", "knowledge", "chat"])
+app.autodiscover_tasks(["core", "workers.serving", "finetune", "knowledge", "chat"])
 
 TRAINING_QUEUE = "training"
 INFERENCE_QUEUE = "inference"
@@ -23,13 +23,14 @@ app.conf.task_routes = {
     "finetune.tasks.*": {"queue": TRAINING_QUEUE},
     "store.serving.tasks.*": {"queue": INFERENCE_QUEUE},
     "knowledge.tasks.*": {"queue": INFERENCE_QUEUE},
+    # The chat sweeper answers customers, so it runs where bot replies are served from.
+    "chat.tasks.*": {"queue": INFERENCE_QUEUE},
 }
-
-
-def consumed_queues(sender: object) -> set[str]:
-    consumer = getattr(sender, "task_consumer", None)
-    queues = getattr(consumer, "queues", None) or []
-    return {queue.name for queue in queues}
+# Task names are the contract between web and workers: they stay "store.serving.tasks.*" although the
+# engine's tasks live in workers/serving/tasks.py (each declares its name). The web sends by name and
+# never imports a worker module; workers import these at start (the web never does): the start-up of
+# each queue's services.
+app.conf.imports = ("workers.startup",)
 
 
 @worker_init.connect
@@ -38,20 +39,6 @@ def _use_one_event_loop(**_: object) -> None:
     from core.broadcast import use_background_loop
 
     use_background_loop()
-
-
-@worker_ready.connect
-def _start_worker_services(sender: object = None, **_: object) -> None:
-    # Heavy imports happen here, after the worker is up, never at import time.
-    queues = consumed_queues(sender)
-    if TRAINING_QUEUE in queues:
-        from finetune.worker import on_training_worker_ready
-
-        on_training_worker_ready()
-    if INFERENCE_QUEUE in queues:
-        from store.serving.worker import on_inference_worker_ready
-
-        on_inference_worker_ready()
 
 
 @worker_shutting_down.connect

@@ -62,11 +62,14 @@ INSTALLED_APPS = [
     "finetune",
     "knowledge",
     "chat",
+    "stack",  # runstack and the demo: the top floor, may import every app
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "core.security_headers.ContentSecurityPolicyMiddleware",
+    # Before everything that reads the database: an outage answers 503, not a traceback.
+    "core.db_outage.DatabaseOutageMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -178,6 +181,11 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-stalled-knowledge": {
         "task": "knowledge.tasks.requeue_stalled_versions",
         "schedule": envint("REAPER_INTERVAL_SECONDS", 30),
+    },
+    # A customer message stored by a web process that died before answering it is answered once.
+    "sweep-unhandled-chat-messages": {
+        "task": "chat.tasks.sweep_unhandled_messages",
+        "schedule": envint("CHAT_SWEEP_INTERVAL_SECONDS", 10),
     },
 }
 

@@ -28,6 +28,10 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher",
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     # A file, not :memory:, so the live stack's processes share the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}  # noqa: F405
+else:
+    # One test database per session, as the SQLite file is (DATA_DIR is per process): a test that runs
+    # pytest in a subprocess, or a second run against the same server, must not drop this one.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}  # noqa: F405
 MEDIA_ROOT = DATA_DIR / "media"
 ARTIFACTS_DIR = DATA_DIR / "artifacts"
 LOGGING["root"]["level"] = "WARNING"  # type: ignore[index]  # noqa: F405

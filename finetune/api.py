@@ -15,7 +15,7 @@ from core.bounds import BATCH_SIZE, EPOCHS, PAGE_SIZE, SEED
 from finetune import jobs
 from finetune.datasets import create_dataset, delete_dataset
 from finetune.models import Dataset, FineTuneJob, JobCheckpoint, JobEvent, JobStatus
-from finetune.training.spec import Hyperparameters as TrainingHyperparameters
+from finetune.spec import Hyperparameters as TrainingHyperparameters
 from store.api.auth import api_view, json_response, parse_json
 from store.api.errors import ApiError, bad_request, model_not_found, not_found
 from store.api.protocol import FineTuningJobCreate, Hyperparameters

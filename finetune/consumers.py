@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from channels.db import database_sync_to_async
 
-from core.consumers import LiveUpdatesConsumer
+from accounts.live_updates import LiveUpdatesConsumer
 from finetune.models import Dataset, FineTuneJob
 
 

@@ -10,6 +10,7 @@ from django.db import transaction
 
 from accounts.models import Organization
 from core.bounds import SEED
+from core.queue import send_task
 from finetune.models import Dataset
 from finetune.splitting import DEFAULT_RATIOS, check_ratios, split_rows
 from finetune.validation import ValidationReport, validate_dataset
@@ -88,12 +89,11 @@ def rows_of_split(dataset: Dataset, part: str) -> list[dict]:
 
 def request_token_stats(dataset: Dataset, base: FoundationModel) -> None:
     """Token lengths need the base model's tokenizer, so a worker computes them."""
-    from finetune.tasks import compute_token_stats
-
     Dataset.objects.filter(pk=dataset.pk).update(
         token_stats_base=base, token_stats_status=Dataset.TokenStatsStatus.PENDING
     )
-    transaction.on_commit(lambda: compute_token_stats.delay(dataset.pk, base.pk))
+    # By name: finetune.tasks' bodies import worker code (core/queue.py).
+    transaction.on_commit(lambda: send_task("finetune.tasks.compute_token_stats", dataset.pk, base.pk))
 
 
 def delete_dataset(dataset: Dataset) -> None:

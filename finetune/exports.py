@@ -1,19 +1,61 @@
-"""Merge a LoRA-family tuned model into a full copy of its base, for download (worker-only)."""
+"""Merge a LoRA-family tuned model into a full copy of its base, for download (worker-only).
+
+Idempotent: the merge is claimed with a conditional UPDATE (store/merging.py), so a redelivered or
+duplicated task does nothing, and the staging folder is rebuilt from scratch on every attempt.
+"""
 
 from __future__ import annotations
 
 import logging
 import shutil
+import threading
 
+from django.conf import settings
+from django.db import DatabaseError, connections
+
+from store import merging
 from store.models import TunedModel
 from store.tuned import artifact_folder
 
 logger = logging.getLogger(__name__)
 
 
+class _MergeHeartbeat(threading.Thread):
+    """Keeps merge_heartbeat_at fresh while the (minutes-long, uninterruptible) merge runs, so the reaper
+    can tell a slow merge from one whose worker was killed."""
+
+    def __init__(self, tuned_id: int) -> None:
+        super().__init__(name=f"merge-heartbeat-{tuned_id}", daemon=True)
+        self.tuned_id = tuned_id
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(settings.FINETUNE_HEARTBEAT_SECONDS):
+                try:
+                    if not merging.merge_heartbeat(self.tuned_id):
+                        return
+                except DatabaseError:
+                    logger.warning("merge heartbeat failed for tuned model %s", self.tuned_id, exc_info=True)
+        finally:
+            connections.close_all()  # this thread's own connection
+
+
 def merge_for_download(tuned_id: int) -> None:
-    from finetune.training.export import merge_and_export
-    from store.serving.loading import model_folder
+    if not merging.claim_merge(tuned_id):
+        return  # merged already, or another worker has it
+    heartbeat = _MergeHeartbeat(tuned_id)
+    heartbeat.start()
+    try:
+        _merge(tuned_id)
+    finally:
+        heartbeat.stopped.set()
+        heartbeat.join(timeout=30)
+
+
+def _merge(tuned_id: int) -> None:
+    from workers.models.loading import model_folder
+    from workers.training.export import merge_and_export
 
     tuned = TunedModel.objects.select_related("base").get(pk=tuned_id)
     folder = artifact_folder(tuned)
@@ -23,9 +65,14 @@ def merge_for_download(tuned_id: int) -> None:
         merge_and_export(model_folder(tuned.base), folder, staging, tuned.task, list(tuned.labels))
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
-        TunedModel.objects.filter(pk=tuned_id).update(merged_status="ready", merged_error="")
     except Exception as error:
         logger.exception("merging tuned model %s failed", tuned_id)
         shutil.rmtree(staging, ignore_errors=True)
-        TunedModel.objects.filter(pk=tuned_id).update(merged_status="failed",
-                                                      merged_error=f"{error.__class__.__name__}: {error}")
+        message = (f"Cannot write the merged model to {error.filename}: {error.strerror}."
+                   if isinstance(error, OSError) and error.filename and error.strerror
+                   else f"{error.__class__.__name__}: {error}")
+        merging.finish_merge(tuned_id, message)
+        return
+    # A database error here propagates and the merge stays `running`; its heartbeat stops with this
+    # call, so the reaper queues it again (the merge is redone: the folder is rebuilt from scratch).
+    merging.finish_merge(tuned_id)

@@ -20,8 +20,9 @@ from django.utils.text import slugify
 from accounts.models import Organization
 from core.bounds import ACTIVE_JOBS_PER_ORGANIZATION, BATCH_SIZE, EPOCHS, SEED
 from core.broadcast import notify
+from core.queue import send_task
 from finetune.models import ACTIVE_STATUSES, Dataset, FineTuneJob, JobEvent, JobStatus
-from finetune.training.spec import Hyperparameters, check_combination, default_hyperparameters
+from finetune.spec import Hyperparameters, check_combination, default_hyperparameters
 from store.catalog import is_available
 from store.models import FoundationModel, Method, Task
 
@@ -151,10 +152,9 @@ def create_job(organization: Organization, base: FoundationModel, dataset: Datas
 
 
 def enqueue_job(job: FineTuneJob, countdown: float = 0) -> None:
-    from finetune.tasks import run_finetune_job
-
     job_id = job.pk
-    transaction.on_commit(lambda: run_finetune_job.apply_async(args=[job_id], countdown=countdown))
+    # By name: finetune.tasks' bodies import worker code (core/queue.py).
+    transaction.on_commit(lambda: send_task("finetune.tasks.run_finetune_job", job_id, countdown=countdown))
 
 
 def claim_job(job_id: int, worker: str) -> bool:

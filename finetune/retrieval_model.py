@@ -6,7 +6,7 @@ answerable one against its own (docs/quality.md). This tunes it (a LoRA adapter,
 store/bundled/gpt-store-retrieval/) on 30 businesses' help centres and customer questions
 (finetune/retrieval_data/) with two objectives at once:
 
-- in-batch negatives (finetune/training/retrieval.py): a question is closer to the passage that
+- in-batch negatives (workers/training/retrieval.py): a question is closer to the passage that
   answers it than to the other passages of its business;
 - calibration: a logistic curve on the similarity, trained to be high for a question and its answer
   and low for a question and the best wrong passage — and for every passage, when the business does
@@ -109,7 +109,7 @@ class RetrievalTrainer:
         activations of ~50,000 padding tokens for the backward pass."""
         import torch
 
-        from finetune.training.retrieval import sentence_embeddings
+        from workers.training.retrieval import sentence_embeddings
 
         self.model.train(train)
         ids = self.tokenizer(texts, truncation=True, max_length=256)["input_ids"]
@@ -157,7 +157,7 @@ class RetrievalTrainer:
         import torch
         import torch.nn.functional as F
 
-        from finetune.training.retrieval import SIMILARITY_SCALE
+        from workers.training.retrieval import SIMILARITY_SCALE
 
         golds = [self.rng.choice(sorted(gold)) for _, gold in answerable]
         extra = [i for q, _ in answerable for i in negatives[q][:1]] + [i for q in unanswerable for i in negatives[q]]
@@ -210,7 +210,7 @@ def train(output: Path, epochs: int = 3, echo=print, base_folder: Path | None = 
     """Tune, calibrate on the held-out businesses, and write the adapter and its manifest to `output`."""
     if base_folder is None:
         from store.models import FoundationModel
-        from store.serving.loading import model_folder
+        from workers.models.loading import model_folder
 
         base_folder = model_folder(FoundationModel.objects.get(slug=BASE_SLUG))
     trainer = RetrievalTrainer(base_folder)

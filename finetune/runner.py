@@ -122,8 +122,8 @@ class JobCallbacks:
 
 
 def build_spec(job: FineTuneJob):
-    from finetune.training.spec import Hyperparameters, TrainingSpec
-    from store.serving.loading import model_folder, pick_device
+    from finetune.spec import Hyperparameters, TrainingSpec
+    from workers.models.loading import model_folder, pick_device
 
     rows = load_rows(job.dataset)
     pick = {part: [rows[i] for i in indices] for part, indices in job.dataset.splits.items()}
@@ -162,7 +162,7 @@ def _register_result(job: FineTuneJob, result, spec) -> None:
 
 def run_job(job_id: int, worker: str, echo: Callable[[str, object], None] | None = None) -> FineTuneJob:
     """Claim and run a job to an end state (or back to the queue on shutdown). Never leaves it `running`."""
-    from finetune.training.loop import TrainingError, latest_checkpoint, run_training
+    from workers.training.loop import TrainingError, latest_checkpoint, run_training
 
     if not jobs.claim_job(job_id, worker):
         return FineTuneJob.objects.get(pk=job_id)

@@ -29,7 +29,7 @@ def token_lengths(tokenizer, rows: list[dict], task: str) -> list[int]:
 
 
 def compute_and_store(dataset_id: int, base_id: int) -> None:
-    from store.serving.loading import load_tokenizer, model_folder
+    from workers.models.loading import load_tokenizer, model_folder
 
     dataset = Dataset.objects.get(pk=dataset_id)
     base = FoundationModel.objects.get(pk=base_id)

@@ -24,8 +24,8 @@ from knowledge.policy import DEFAULT_THRESHOLD, decide, dont_know_text, quote_te
 from knowledge.replies import ReplyResult, Served, stream_reply
 from store.api.completions import inference_error
 from store.api.errors import ApiError
+from store.inference.client import InferenceError, InferenceUnavailable
 from store.models import Deployment, DeploymentStatus, Task
-from store.serving.client import InferenceError, InferenceUnavailable
 
 MAX_PLAYGROUND_TURNS = 20
 MAX_TURN_CHARS = 8000

@@ -22,7 +22,7 @@ from store.api.completions import build_request, inference_error, normalize_mess
 from store.api.errors import ApiError
 from store.api.protocol import ChatCompletionRequest
 from store.api.targets import Target, afind_target
-from store.serving.client import InferenceError, InferenceUnavailable
+from store.inference.client import InferenceError, InferenceUnavailable
 
 
 def completion_id() -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from knowledge.policy import Candidate, Lookup
-from store.serving.client import call_worker, new_request_id
+from store.inference.client import call_worker, new_request_id
 
 RETRIEVE_TASK = "knowledge.tasks.retrieve"
 CANDIDATES = 8
@@ -11,7 +11,7 @@ CANDIDATES = 8
 
 async def retrieve(knowledge_base_id: int, lookup: Lookup, k: int = CANDIDATES) -> tuple[list[Candidate], int]:
     """The candidates, most confident first, and the tokens the worker embedded for the queries.
-    Raises store.serving.client.InferenceUnavailable / InferenceError like any inference call."""
+    Raises store.inference.client.InferenceUnavailable / InferenceError like any inference call."""
     result = await call_worker(RETRIEVE_TASK, {"request_id": new_request_id(), "knowledge_base": knowledge_base_id,
                                                **lookup.payload(), "k": k})
     return [Candidate.from_dict(item) for item in result["candidates"]], int(result.get("prompt_tokens", 0))

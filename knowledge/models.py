@@ -133,6 +133,9 @@ class SourceVersion(models.Model):
     text = models.TextField(help_text="The source's text as extracted (what an edit starts from)")
     passage_count = models.PositiveIntegerField(default=0)
     embedded_count = models.PositiveIntegerField(default=0)
+    # Refreshed while a worker embeds this version: a version whose worker died stops beating and is
+    # queued again; one that is merely large (minutes of embedding) is left to its worker.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(default=timezone.now)

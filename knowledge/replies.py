@@ -30,9 +30,9 @@ from knowledge.models import AnswerPolicy, DeploymentKnowledge, WhenUnsure
 from knowledge.policy import Candidate, decide, dont_know_text, quote_text, retrieval_queries, small_talk
 from knowledge.prompting import grounded_messages
 from store.api.completions import with_system_prompt
+from store.inference.client import new_request_id, stream_generation
+from store.inference.protocol import GenerationRequest
 from store.models import ApiKey, Deployment
-from store.serving.client import new_request_id, stream_generation
-from store.serving.protocol import GenerationRequest
 from store.usage import record_usage
 
 logger = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ async def stream_reply(served: Served, turns: list[dict], *, source: str, api_ke
     """The reply to `turns` (role/content dicts; the caller's system messages join the deployment's),
     streamed: text pieces, then `done` with the authoritative result. Usage is metered here.
 
-    Raises store.serving.client.InferenceUnavailable / InferenceError when no worker can serve it.
+    Raises store.inference.client.InferenceUnavailable / InferenceError when no worker can serve it.
     """
     sampling = sampling or Sampling()
     settings = await sync_to_async(KnowledgeSettings.of)(served.deployment_id)

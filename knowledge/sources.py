@@ -15,7 +15,7 @@ from celery import current_app
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -249,10 +249,12 @@ def send_embedding_task(version_id: int) -> bool:
 
 
 def requeue_stalled_versions(older_than_seconds: float = 120) -> list[int]:
-    """Versions waiting longer than `older_than_seconds` (a lost task, a worker that died while embedding)
-    are queued again; embedding is idempotent (it only embeds what has no vector yet)."""
+    """Versions waiting longer than `older_than_seconds` with no heartbeat for as long (a lost task, a
+    worker that died while embedding) are queued again; embedding is idempotent (it only embeds what has
+    no vector yet). A version its worker is still embedding keeps beating and is left alone."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    stalled = list(SourceVersion.objects.filter(status__in=(VersionStatus.QUEUED, VersionStatus.EMBEDDING),
+    quiet = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at=None)
+    stalled = list(SourceVersion.objects.filter(quiet, status__in=(VersionStatus.QUEUED, VersionStatus.EMBEDDING),
                                                 created_at__lt=cutoff).values_list("pk", "status"))
     for version_id, status in stalled:
         if status == VersionStatus.EMBEDDING:
@@ -276,11 +278,16 @@ def retry_version(version: SourceVersion) -> SourceVersion:
 def claim_version(version_id: int) -> bool:
     """A worker takes a queued version (safe with any number of workers)."""
     return SourceVersion.objects.filter(pk=version_id, status=VersionStatus.QUEUED).update(
-        status=VersionStatus.EMBEDDING) == 1
+        status=VersionStatus.EMBEDDING, heartbeat_at=timezone.now()) == 1
+
+
+def beat_version(version_id: int) -> None:
+    """The worker embedding this version is alive (see requeue_stalled_versions)."""
+    SourceVersion.objects.filter(pk=version_id).update(heartbeat_at=timezone.now())
 
 
 def record_progress(version_id: int, embedded: int, knowledge_base_id: int) -> None:
-    SourceVersion.objects.filter(pk=version_id).update(embedded_count=embedded)
+    SourceVersion.objects.filter(pk=version_id).update(embedded_count=embedded, heartbeat_at=timezone.now())
     announce(knowledge_base_id)
 
 
@@ -296,7 +303,9 @@ def go_live(version_id: int) -> bool:
     """Make an embedded version its source's live one, in one update: retrieval switches from the old
     passages to the new at a revision boundary, never seeing both or neither."""
     version = SourceVersion.objects.select_related("source").get(pk=version_id)
-    source = KnowledgeSource.objects.select_for_update().select_related("live_version").get(pk=version.source_id)
+    # of=self: PostgreSQL cannot lock the nullable side of the outer join select_related adds.
+    source = KnowledgeSource.objects.select_for_update(of=("self",)).select_related("live_version").get(
+        pk=version.source_id)
     if version.status == VersionStatus.LIVE:
         return False
     previous = source.live_version

@@ -25,13 +25,14 @@ from knowledge import calibration, sources
 from knowledge.calibration import Calibration
 from knowledge.chunking import vector_texts
 from knowledge.models import KnowledgeBase, Passage, PassageVector, SourceVersion, VersionStatus
-from store.serving.protocol import EmbeddingRequest, EngineError
+from store.inference.protocol import EmbeddingRequest, EngineError
 
 logger = logging.getLogger(__name__)
 
 EMBED_BATCH = 64
 ENGINE_WAIT_SECONDS = 600.0
 PROGRESS_EVERY_SECONDS = 0.5
+HEARTBEAT_SECONDS = 10.0  # well inside requeue_stalled_versions' 120 s
 MAX_CANDIDATES = 20
 MAX_QUERIES = 7  # the message, a follow-up joined and the earlier message, 4 parts
 ROWS_PER_PASSAGE = 4
@@ -69,7 +70,7 @@ class _Answer:
 
 
 def _engine():
-    from store.serving.runtime import ServingRuntime
+    from workers.serving.runtime import ServingRuntime
 
     return ServingRuntime.get().engine
 
@@ -139,7 +140,7 @@ def _embed_missing(version: SourceVersion, model_key: str, knowledge_base_id: in
     parts_left = Counter(pk for pk, _, _ in work)
     last_report = 0.0
     for number, (batch, answer) in enumerate(answers, start=1):
-        result = answer.wait()
+        result = _wait_beating(answer, version.pk)
         width = int(result["dim"]) * 4
         buffer = result["vectors"]
         PassageVector.objects.bulk_create(
@@ -150,6 +151,17 @@ def _embed_missing(version: SourceVersion, model_key: str, knowledge_base_id: in
             last_report = time.monotonic()
             complete = done + sum(1 for left in parts_left.values() if left == 0)
             sources.record_progress(version.pk, complete, knowledge_base_id)
+
+
+def _wait_beating(answer: _Answer, version_id: int) -> dict:
+    """The answer, beating the version's heartbeat while the engine is busy with batches ahead of it."""
+    waited = 0.0
+    while not answer.done.wait(HEARTBEAT_SECONDS):
+        waited += HEARTBEAT_SECONDS
+        if waited >= ENGINE_WAIT_SECONDS:
+            raise EngineError("timeout", f"the engine did not answer within {ENGINE_WAIT_SECONDS:g} s")
+        sources.beat_version(version_id)
+    return answer.wait(timeout=0)
 
 
 # --- retrieval -------------------------------------------------------------------------------------
@@ -178,7 +190,7 @@ def model_calibration(knowledge_base: KnowledgeBase) -> Calibration:
 def build_index(knowledge_base: KnowledgeBase):
     """The knowledge base's live passages' vectors by its current model, as one matrix; a passage has
     several rows (itself and its sentences), each row's id is its passage's."""
-    from store.serving.search import VectorIndex
+    from workers.serving.search import VectorIndex
 
     rows = list(PassageVector.objects.filter(passage__version__live_for__knowledge_base=knowledge_base,
                                              model_key=knowledge_base.embedding_key)
@@ -249,7 +261,7 @@ def _best_per_passage(hits: list[list[tuple[int, float]]], follow_up: int | None
 
 
 def handle_retrieval(payload: dict, reply_channel: str) -> None:
-    from store.serving.runtime import ServingRuntime
+    from workers.serving.runtime import ServingRuntime
 
     ServingRuntime.get().answer_once(payload, reply_channel, lambda: retrieve(payload))
 

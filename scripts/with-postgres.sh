@@ -4,7 +4,8 @@
 set -euo pipefail
 
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-PGPORT=${PGPORT:-54329}
+# A free loopback port unless PGPORT is given: two runs on one machine must not meet.
+PGPORT=${PGPORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 PGDATA=$(mktemp -d /tmp/gptstore-pg.XXXXXX)
 as_pg() {
   if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi

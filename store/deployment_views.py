@@ -23,9 +23,9 @@ from store.api.completions import inference_error
 from store.api.errors import ApiError
 from store.api_keys import create_api_key, revoke
 from store.forms import ApiKeyForm, DeploymentForm
+from store.inference.client import InferenceError, InferenceUnavailable, classify, new_request_id
+from store.inference.protocol import ClassificationRequest
 from store.models import ApiKey, Deployment, DeploymentStatus, UsageDaily
-from store.serving.client import InferenceError, InferenceUnavailable, classify, new_request_id
-from store.serving.protocol import ClassificationRequest
 from store.usage import record_usage
 
 

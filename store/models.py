@@ -123,9 +123,12 @@ class TunedModel(models.Model):
     published = models.BooleanField(default=False, help_text="List it on the public storefront")
     # "Merge and export" (LoRA only): a worker merges the adapter into a full copy of the base.
     merged_status = models.CharField(max_length=10, blank=True, default="",
-                                     choices=[("", "not requested"), ("pending", "merging"), ("ready", "ready"),
-                                              ("failed", "failed")])
+                                     choices=[("", "not requested"), ("pending", "queued"), ("running", "merging"),
+                                              ("ready", "ready"), ("failed", "failed")])
     merged_error = models.TextField(blank=True)
+    # Set when queued, refreshed by the merging worker: a stale one means the worker is gone (store/merging.py).
+    merge_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    merge_attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

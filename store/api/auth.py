@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from core import ratelimit
 from core.bounds import REQUESTS_PER_MINUTE, TOKENS_PER_MINUTE
+from core.db_outage import DATABASE_ERRORS
 from core.text import InvalidText, decode_json, text_problem
 from store.api.errors import ApiError
 from store.api_keys import authenticate, restricted_to
@@ -116,6 +117,8 @@ def api_view(methods: tuple[str, ...] = ("GET",), restricted_keys: bool = False)
                 # Django refuses a form body it will not parse (too many fields or files, a broken part) only
                 # when the view reads it; its message names the limit and is safe to show.
                 return ApiError(400, f"The request body was refused: {error}").response()
+            except DATABASE_ERRORS:
+                raise  # the database is unreachable: core/db_outage.py answers 503 in this API's shape
             except Exception:
                 logger.exception("unhandled error in %s", request.path)
                 return ApiError(500, "The server had an error while processing your request.",

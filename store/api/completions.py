@@ -10,8 +10,8 @@ from core.bounds import MAX_TOKENS
 from store.api.errors import ApiError, bad_request, unavailable
 from store.api.protocol import UNSUPPORTED, ChatCompletionRequest
 from store.api.targets import Target
-from store.serving.client import InferenceError, InferenceUnavailable, new_request_id
-from store.serving.protocol import GenerationRequest
+from store.inference.client import InferenceError, InferenceUnavailable, new_request_id
+from store.inference.protocol import GenerationRequest
 
 logger = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from store.api.completions import inference_error
 from store.api.errors import ApiError, bad_request
 from store.api.protocol import EmbeddingsRequest, ModelList, ModelObject, SentimentRequest
 from store.api.targets import Target, afind_target, avisible_targets
+from store.inference.client import InferenceError, InferenceUnavailable, classify, embed, new_request_id
+from store.inference.protocol import ClassificationRequest, EmbeddingRequest, unpack_vectors
 from store.models import Task
-from store.serving.client import InferenceError, InferenceUnavailable, classify, embed, new_request_id
-from store.serving.protocol import ClassificationRequest, EmbeddingRequest, unpack_vectors
 from store.usage import record_usage
 
 MAX_SENTIMENT_INPUTS = 256

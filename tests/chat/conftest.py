@@ -11,7 +11,7 @@ from channels.testing import WebsocketCommunicator
 from chat.identity import open_visitor, sign_socket_token
 from chat.widgets import create_widget
 from store import deploy
-from store.serving.client import InferenceUnavailable, StreamEvent
+from store.inference.client import InferenceUnavailable, StreamEvent
 from tests.factories import make_tuned
 
 BOT_PIECES = ["Our ", "return ", "window ", "is 30 days."]

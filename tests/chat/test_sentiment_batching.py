@@ -8,8 +8,8 @@ from asgiref.sync import sync_to_async
 
 from chat import sentiment
 from core import background
+from store.inference.client import InferenceUnavailable
 from store.models import UsageDaily
-from store.serving.client import InferenceUnavailable
 from store.usage import record_usage
 
 

@@ -9,7 +9,7 @@ from django.core import signing
 from chat.conversations import append_message
 from chat.identity import SOCKET_TOKEN_SALT
 from chat.models import Author, Conversation, ConversationStatus, Message
-from store.serving.client import StreamEvent
+from store.inference.client import StreamEvent
 from tests.chat.conftest import (
     BOT_PIECES,
     customer_writes,

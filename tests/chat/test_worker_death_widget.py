@@ -5,7 +5,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chat.models import Message
-from store.serving.client import InferenceUnavailable, StreamEvent
+from store.inference.client import InferenceUnavailable, StreamEvent
 from tests.chat.conftest import receive_until, widget_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)

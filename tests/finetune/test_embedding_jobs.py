@@ -12,9 +12,9 @@ from django.urls import reverse
 from finetune import jobs
 from finetune.datasets import create_dataset
 from finetune.runner import run_job
-from finetune.training import reporting
 from store.tuned import artifact_folder
-from tests.finetune.training.conftest import FAQ
+from tests.workers.training.conftest import FAQ
+from workers.training import reporting
 
 TEXTS = ["Do you ship to Canada?", "Hi", "Express delivery costs $12.95, and it arrives the next business day."]
 
@@ -35,7 +35,7 @@ def train_tiny_embedding(organization, base, method: str | None = None):
 @pytest.fixture
 def vectors_at_export(monkeypatch):
     """Our evaluation pooling of the tuned model, on TEXTS, at the moment it is exported."""
-    from finetune.training.evaluation import embed_sequences
+    from workers.training.evaluation import embed_sequences
 
     captured = {}
     export = reporting.export_model
@@ -70,10 +70,10 @@ def test_the_serving_engine_embeds_with_the_tuned_model_exactly_as_evaluated(tra
                                                                             tiny_encoder_base, vectors_at_export,
                                                                             method):
     """Through the real resolver, in the engine's own thread (hence committed rows)."""
-    from store.serving.engine import InferenceEngine
-    from store.serving.protocol import EmbeddingRequest, unpack_vectors
-    from store.serving.resolver import resolve_model_key
-    from tests.store.serving.helpers import RecordingSink
+    from store.inference.protocol import EmbeddingRequest, unpack_vectors
+    from tests.workers.serving.helpers import RecordingSink
+    from workers.serving.engine import InferenceEngine
+    from workers.serving.resolver import resolve_model_key
 
     tuned = train_tiny_embedding(alice.organization, tiny_encoder_base, method=method).tuned_model
     key = f"tuned:{tuned.pk}"

@@ -7,7 +7,7 @@ import pytest
 
 from finetune.retrieval_model import DATA_DIR, Business, choose_cut, load_business, train
 from knowledge.chunking import passage_and_sentences
-from store.serving.loading import materialize_adapter
+from workers.models.loading import materialize_adapter
 
 
 def test_it_reads_a_business_with_the_passages_that_answer_each_question():

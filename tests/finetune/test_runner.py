@@ -65,12 +65,12 @@ def test_a_dialogue_job_tunes_lora_and_keeps_the_trained_system_prompt(alice, ti
 
 
 def test_a_training_error_fails_the_job_with_a_readable_message(alice, tiny_encoder_base, monkeypatch):
-    from finetune.training.loop import TrainingError
+    from workers.training.loop import TrainingError
 
     def fail(*args, **kwargs):
         raise TrainingError("Out of memory: lower the batch size or the maximum sequence length.")
 
-    monkeypatch.setattr("finetune.training.loop.run_training", fail)
+    monkeypatch.setattr("workers.training.loop.run_training", fail)
     dataset = create_dataset(alice.organization, sentiment_csv_bytes(), "m.csv").dataset
     job = jobs.create_job(alice.organization, tiny_encoder_base, dataset, enqueue=False)
     job = run_job(job.pk, "test")
@@ -79,7 +79,7 @@ def test_a_training_error_fails_the_job_with_a_readable_message(alice, tiny_enco
 
 
 def test_an_unexpected_crash_never_leaves_the_job_running(alice, tiny_encoder_base, monkeypatch):
-    monkeypatch.setattr("finetune.training.loop.run_training", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr("workers.training.loop.run_training", lambda *a, **k: 1 / 0)
     dataset = create_dataset(alice.organization, sentiment_csv_bytes(), "m.csv").dataset
     job = run_job(jobs.create_job(alice.organization, tiny_encoder_base, dataset, enqueue=False).pk, "test")
     assert job.status == "failed" and "ZeroDivisionError" in job.error_message

@@ -8,13 +8,12 @@ import sys
 import time
 
 import pytest
-from django.conf import settings
 
 from core.embedded_redis import EmbeddedRedis
 from finetune import jobs
 from finetune.datasets import create_dataset
 from finetune.models import FineTuneJob, JobCheckpoint
-from tests.conftest import REPO, celery_broker, stack_environment
+from tests.conftest import REPO, celery_broker, session_database_url, stack_environment
 from tests.factories import organization_with_key, sentiment_csv_bytes
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -30,7 +29,7 @@ def broker(tmp_path):
 
 
 def start_worker(name: str, broker: EmbeddedRedis, data_dir) -> subprocess.Popen:
-    env = stack_environment(data_dir, settings.DATABASES["default"]["NAME"]) | {"REDIS_URL": broker.url}
+    env = stack_environment(data_dir, session_database_url()) | {"REDIS_URL": broker.url}
     log = open(data_dir / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the worker
     return subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "training", "-P",
                              "threads", "-c", "1", "-n", f"{name}@%h", "--without-gossip", "--without-mingle"],

@@ -44,9 +44,9 @@ def tiny_knowledge_base(alice, tiny_encoder_base):
 def encoder_engine(tiny_encoder_folder, catalog):
     """A real engine serving the tiny encoder and the real embedding models (all-MiniLM-L6-v2, and GPT Store
     Retrieval, the knowledge bases' default) as embedding models."""
-    from store.serving.engine import InferenceEngine
-    from store.serving.loading import model_folder
-    from store.serving.protocol import ModelSpec
+    from store.inference.protocol import ModelSpec
+    from workers.models.loading import model_folder
+    from workers.serving.engine import InferenceEngine
 
     specs = {
         "encoder:tiny-encoder": ModelSpec("encoder:tiny-encoder", "encoder", str(tiny_encoder_folder)),
@@ -65,14 +65,14 @@ def encoder_engine(tiny_encoder_folder, catalog):
 def worker_retrieval(encoder_engine, monkeypatch):
     """Retrieval requests go straight to knowledge.worker.retrieve on the in-process engine."""
     from knowledge import worker
-    from store.serving.client import InferenceError
-    from store.serving.protocol import EngineError
+    from store.inference.client import InferenceError
+    from store.inference.protocol import EngineError
 
     async def call_worker(task, payload):
         assert task == "knowledge.tasks.retrieve"
         try:
             return await asyncio.to_thread(worker.retrieve, payload, encoder_engine)
-        except EngineError as error:  # as store.serving.client reports a worker's error
+        except EngineError as error:  # as store.inference.client reports a worker's error
             raise InferenceError(error.code, error.message) from None
 
     monkeypatch.setattr("knowledge.client.call_worker", call_worker)

@@ -30,10 +30,10 @@ def key(alice):
 @pytest.fixture
 def engine_embeddings(encoder_engine, monkeypatch):
     from knowledge.worker import _Answer
-    from store.serving.client import InferenceError
-    from store.serving.protocol import EngineError
+    from store.inference.client import InferenceError
+    from store.inference.protocol import EngineError
 
-    async def embed(request):  # what store.serving.client.embed gets back from a worker
+    async def embed(request):  # what store.inference.client.embed gets back from a worker
         def run():
             answer = _Answer()
             encoder_engine.submit_embedding(request, answer)

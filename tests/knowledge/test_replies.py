@@ -12,8 +12,8 @@ from knowledge.models import AnswerPolicy, WhenUnsure
 from knowledge.policy import DONT_KNOW_CONTINUE, DONT_KNOW_HANDOFF
 from knowledge.replies import Outcome, Served, stream_reply
 from store import deploy
+from store.inference.client import StreamEvent
 from store.models import UsageDaily
-from store.serving.client import StreamEvent
 from tests.knowledge.conftest import SMALL_FAQ, embed_live
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.real_model]

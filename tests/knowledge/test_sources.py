@@ -165,6 +165,25 @@ def test_a_version_whose_task_was_lost_is_queued_again_by_the_sweeper(knowledge_
     assert sent[-1] == ("knowledge.tasks.embed_version", [version.pk], "inference")
 
 
+def test_a_large_version_its_worker_is_still_embedding_is_not_queued_twice(knowledge_base, monkeypatch):
+    from django.utils import timezone
+
+    sent = []
+    monkeypatch.setattr("knowledge.sources.current_app.send_task",
+                        lambda name, args, queue: sent.append((name, args, queue)))
+    version = sources.add_text(knowledge_base, "FAQ", SMALL_FAQ).versions.get()
+    long_ago = timezone.now() - timezone.timedelta(minutes=15)
+    SourceVersion.objects.filter(pk=version.pk).update(created_at=long_ago)
+    assert sources.claim_version(version.pk)  # a worker takes it and starts beating
+    sources.beat_version(version.pk)
+    sent.clear()
+    assert sources.requeue_stalled_versions() == []
+    assert sent == []
+    SourceVersion.objects.filter(pk=version.pk).update(heartbeat_at=long_ago)  # the worker died
+    assert sources.requeue_stalled_versions() == [version.pk]
+    assert sent == [("knowledge.tasks.embed_version", [version.pk], "inference")]
+
+
 def test_a_broker_that_cannot_take_the_task_loses_nothing(knowledge_base, monkeypatch,
                                                           django_capture_on_commit_callbacks):
     def refuse(*args, **kwargs):

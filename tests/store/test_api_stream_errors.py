@@ -9,7 +9,7 @@ import json
 import pytest
 from asgiref.sync import async_to_sync
 
-from store.serving.client import InferenceUnavailable, StreamEvent
+from store.inference.client import InferenceUnavailable, StreamEvent
 from tests.factories import bearer
 
 WORKER_DIED = "The inference worker serving this request stopped (it crashed or was restarted). Retry."

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.real_model
 def test_it_materializes_smollm2_once_and_runs_a_forward_pass(db):
     import torch
 
-    from store.serving.loading import load_causal_lm, load_tokenizer, model_folder
+    from workers.models.loading import load_causal_lm, load_tokenizer, model_folder
 
     sync_catalog()
     smol = FoundationModel.objects.get(slug="smollm2-135m-instruct")
@@ -33,7 +33,7 @@ def test_it_materializes_smollm2_once_and_runs_a_forward_pass(db):
 def test_it_loads_minilm_with_a_classification_head(db):
     import torch
 
-    from store.serving.loading import load_sequence_classifier, load_tokenizer, model_folder
+    from workers.models.loading import load_sequence_classifier, load_tokenizer, model_folder
 
     sync_catalog()
     minilm = FoundationModel.objects.get(slug="all-minilm-l6-v2")
@@ -50,7 +50,7 @@ def test_the_gguf_hash_is_remembered_until_the_file_changes(tmp_path, monkeypatc
     import hashlib
     import os
 
-    from store.serving import loading
+    from workers.models import loading
 
     path = tmp_path / "model.gguf"
     path.write_bytes(b"first weights")

@@ -14,10 +14,10 @@ import pytest
 from channels.layers import get_channel_layer
 from django.test import override_settings
 
-from store.serving import client, heartbeat
-from store.serving.client import InferenceUnavailable, classify, new_request_id, stream_generation
-from store.serving.heartbeat import Heartbeat, is_alive, new_worker_id
-from store.serving.protocol import ClassificationRequest, GenerationRequest
+from store.inference import client, heartbeat
+from store.inference.client import InferenceUnavailable, classify, new_request_id, stream_generation
+from store.inference.heartbeat import Heartbeat, is_alive, new_worker_id
+from store.inference.protocol import ClassificationRequest, GenerationRequest
 
 BEAT, TTL = 0.1, 0.5
 
@@ -28,7 +28,7 @@ def _fast_heartbeat(monkeypatch):
 
 
 class FakeWorker:
-    """Takes the request from the broker and answers on its reply channel as store/serving/runtime.py
+    """Takes the request from the broker and answers on its reply channel as workers/serving/runtime.py
     does; `script` says what it sends after `accepted`."""
 
     def __init__(self, monkeypatch, script) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from store.serving.heartbeat import worker_key
+from store.inference.heartbeat import worker_key
 from tests.conftest import celery_client
 from tests.factories import deploy_tiny_bot, organization_with_key
 from tests.store.test_streaming_live import open_stream

@@ -71,7 +71,7 @@ class Command(BaseCommand):
 
         from finetune.cli_progress import TerminalProgress
         from finetune.runner import run_job
-        from store.serving.loading import configure_torch_threads
+        from workers.models.loading import configure_torch_threads
 
         configure_torch_threads()
         progress = TerminalProgress(stream=sys.stderr)

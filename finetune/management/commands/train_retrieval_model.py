@@ -18,7 +18,7 @@ class Command(BaseCommand):
     def handle(self, *args, epochs: int, output: str, **options) -> None:
         from finetune.retrieval_model import train
         from store.catalog import BUNDLED_DIR
-        from store.serving.loading import configure_torch_threads
+        from workers.models.loading import configure_torch_threads
 
         configure_torch_threads()
 
