@@ -160,6 +160,10 @@ def plain_markdown(text: str) -> str:
     return text
 
 
+# A line that starts its own block: it is never joined to the line above (see _parse_markdown).
+_BLOCK_START = re.compile(r"^\s*(?:[-*+]\s|\d+[.)]\s|\||>)")
+
+
 def _parse_markdown(text: str, kind: str, default_title: str) -> ParsedDocument:
     lines = text.split("\n")
     sections: list[Section] = []
@@ -167,6 +171,7 @@ def _parse_markdown(text: str, kind: str, default_title: str) -> ParsedDocument:
     body: list[str] = []
     title = ""
     in_code = False
+    prose_open = False  # the last body line is prose a wrapped line continues
 
     def flush() -> None:
         content = "\n".join(body).strip()
@@ -180,6 +185,7 @@ def _parse_markdown(text: str, kind: str, default_title: str) -> ParsedDocument:
         line = lines[index]
         if line.strip().startswith("```"):
             in_code = not in_code
+            prose_open = False
             index += 1
             continue
         atx = None if in_code else _HEADING.match(line)
@@ -198,7 +204,16 @@ def _parse_markdown(text: str, kind: str, default_title: str) -> ParsedDocument:
                 title = name
             headings = [(lvl, n) for lvl, n in headings if lvl < level] + [(level, name)]
         else:
-            body.append(plain_markdown(line.rstrip()))
+            text_line = plain_markdown(line.rstrip())
+            # Markdown's soft line break is a space: a paragraph hard-wrapped in the file is one line of
+            # text (else a quote breaks mid-sentence and each half is embedded as a "sentence").
+            if prose_open and text_line.strip() and not _BLOCK_START.match(text_line):
+                body[-1] = body[-1].rstrip() + " " + text_line.strip()
+            else:
+                body.append(text_line)
+            prose_open = not in_code and bool(text_line.strip()) and not text_line.lstrip().startswith("|")
+        if heading is not None:
+            prose_open = False
         index += 1
     flush()
     if not sections:

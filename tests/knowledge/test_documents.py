@@ -190,3 +190,12 @@ def test_it_cuts_a_single_overlong_sentence_by_words():
     pieces = windows(" ".join(f"w{i}" for i in range(300)), size=100, overlap=20)
     assert all(len(p.split()) <= 100 for p in pieces)
     assert "w299" in pieces[-1]
+
+
+def test_a_hard_wrapped_markdown_paragraph_is_one_line_and_lists_and_code_keep_theirs():
+    text = ("# Help\n\n## Returns\n\nReturns are\nfree: start a return under \"My orders\".\n\n"
+            "- first item\n  continued\n- second item\n\n```\ncode line 1\ncode line 2\n```\n")
+    content = parse_text(text, SourceKind.MARKDOWN).sections[0].text
+    assert 'Returns are free: start a return under "My orders".' in content
+    assert "- first item continued\n- second item" in content
+    assert "code line 1\ncode line 2" in content
