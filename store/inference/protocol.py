@@ -7,7 +7,7 @@ error codes, and everything here must survive a JSON round trip through Celery.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Self
 
 #: peft methods the engine knows how to serve; `None` means the plain base model.
 ADAPTER_TYPES = (None, "lora", "adalora", "ia3", "prefix_tuning", "full")
@@ -45,8 +45,19 @@ class ModelSpec:
             raise EngineError(INVALID_REQUEST, f"{self.key}: a classifier needs its labels")
 
 
+class _Wire:
+    """A request as it crosses Celery: a plain dict of its fields, and back."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        return cls(**data)
+
+
 @dataclass
-class GenerationRequest:
+class GenerationRequest(_Wire):
     request_id: str
     model_key: str
     messages: list[dict]
@@ -62,44 +73,23 @@ class GenerationRequest:
     #: Keep generating past the end-of-turn token, up to max_tokens (benchmarks and tests only).
     ignore_eos: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GenerationRequest:
-        return cls(**data)
-
 
 @dataclass
-class ClassificationRequest:
+class ClassificationRequest(_Wire):
     request_id: str
     model_key: str
     texts: list[str]
     expires_at: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ClassificationRequest:
-        return cls(**data)
-
 
 @dataclass
-class EmbeddingRequest:
+class EmbeddingRequest(_Wire):
     """Texts to embed with an encoder (mean-pooled, L2-normalised vectors, as sentence-transformers does)."""
 
     request_id: str
     model_key: str
     texts: list[str]
     expires_at: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EmbeddingRequest:
-        return cls(**data)
 
 
 #: The engine's answer to an embedding request: vectors as one float32 little-endian buffer, row-major.
