@@ -49,6 +49,10 @@ def on_inference_worker_ready() -> None:
 
     configure_torch_threads()
     logger.info("inference worker ready on %s", pick_device(settings.INFERENCE_DEVICE))
+    # transformers resolves its classes lazily, and that first resolution is not thread-safe: two threads
+    # (this start-up and the first requests) importing at once saw "cannot import name
+    # AutoModelForCausalLM". Resolve them here, once, before any other thread starts.
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer  # noqa: F401
     # Convert bundled GGUF weights once, start the engine and preload what is deployed — off the task
     # threads, so the worker takes requests at once (the first ones wait for their model to load).
     threading.Thread(target=_prepare_engine, name="prepare-engine", daemon=True).start()
