@@ -15,6 +15,7 @@ from chat import turns
 from chat.conversations import append_message, conversation_group, reply_group, set_status
 from chat.handoff import TOLD_BOT_UNAVAILABLE
 from chat.models import Author, Conversation, ConversationStatus
+from core.background import in_background
 from knowledge.replies import ReplyResult, Sampling, Served, stream_reply
 from store.inference.client import InferenceError, InferenceUnavailable
 from store.models import DeploymentStatus
@@ -123,7 +124,7 @@ async def reply(conversation_id: int, answering: int | None = None, owner: str |
         await sync_to_async(_bot_unavailable)(conversation_id)
         return None
     stop = _stop_signals[conversation_id] = asyncio.Event()
-    listening = asyncio.ensure_future(_stop_when_told(layer, conversation_id, stop))
+    listening = in_background(_stop_when_told(layer, conversation_id, stop))
     await layer.group_send(group, {"type": "chat.typing", "who": "bot", "typing": True, "name": ""})
     result: ReplyResult | None = None
     try:

@@ -124,7 +124,7 @@ async def handle_customer_message(arrived: Incoming, owner: str = OWNER) -> None
     """Start scoring the message, then take the conversation's turn and handle what is waiting in it;
     if another process (or another message of this one) holds the turn, the holder handles it."""
     message = arrived.message
-    scoring = asyncio.ensure_future(score_text(arrived.rules.scoring, message.text))  # before the turn: batches
+    scoring = in_background(score_text(arrived.rules.scoring, message.text))  # before the turn: batches
     _early[message.pk] = (message.conversation_id, arrived.rules, scoring)
     try:
         await take_turn(message.conversation_id, owner)
@@ -146,7 +146,7 @@ async def take_turn(conversation_id: int, owner: str) -> int:
     handled = 0
     while await sync_to_async(turns.claim)(conversation_id, owner):
         lost = asyncio.Event()
-        renewing = asyncio.ensure_future(_renew(conversation_id, owner, lost))
+        renewing = in_background(_renew(conversation_id, owner, lost))
         _held.add((owner, conversation_id))
         finished = False
         try:
@@ -195,7 +195,7 @@ async def _handle(message: Message, rules: WidgetRules, scoring: asyncio.Future 
     message is marked handled with the bot's reply (one transaction), or once nothing is left to do."""
     conversation_id, text = message.conversation_id, message.text
     if scoring is None and not message.sentiment_label:  # labelled before its handler died: not twice
-        scoring = asyncio.ensure_future(score_text(rules.scoring, text))
+        scoring = in_background(score_text(rules.scoring, text))
     try:
         if asks_for_human(text, rules.handoff.phrases):  # hand over without waiting for the label
             conversation = await sync_to_async(_settle)(message, None)
