@@ -19,7 +19,7 @@ quality: setup
 	.venv/bin/python -m bench.quality
 
 bench: setup
-	for name in finetune serve_engine serve chat knowledge; do .venv/bin/python -m bench.$$name; done
+	for name in finetune serve_engine serve chat knowledge load; do .venv/bin/python -m bench.$$name; done
 
 clean:
 	rm -rf var .venv

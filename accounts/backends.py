@@ -10,7 +10,7 @@ from django.contrib.auth.backends import BaseBackend
 
 from accounts.scoping import is_admin_of_any
 
-SCOPED_APPS = {"accounts", "store", "finetune", "knowledge", "chat"}
+SCOPED_APPS = {"accounts", "store", "finetune", "knowledge", "chat", "market", "upstreams"}
 
 
 class OrganizationAdminBackend(BaseBackend):

@@ -205,7 +205,7 @@ def make_adapters(folder: Path, count: int, target: Path) -> list[Path]:
             for name, parameter in peft_model.named_parameters():
                 if "lora_" in name:
                     parameter.normal_(0.0, 0.02)
-        peft_model.save_pretrained(target / f"adapter{i}")
+        peft_model.save_pretrained(str(target / f"adapter{i}"))
         folders.append(target / f"adapter{i}")
     return folders
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs
 
-from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -35,6 +36,13 @@ logger = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = 2000
 REFUSED = 4403
 
+# Storing a customer's message is all its ack waits for. Channels runs every other database call of
+# this process on one shared thread: the pipeline's turn claims, labels and decisions, the bot's
+# replies, other sockets' replays. Queued there, a store waited behind all of them (bench/load.py).
+# Stores get a thread of their own: one (a store is a few milliseconds, mostly holding the GIL, so a
+# second thread would add a database connection and, on SQLite, write-lock contention, not speed).
+STORE_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chat-store")
+
 
 def _header(scope, name: bytes) -> str:
     return next((value.decode("latin-1") for key, value in scope.get("headers", []) if key == name), "")
@@ -57,7 +65,20 @@ def assignee_name(conversation: Conversation | None) -> str | None:
     return assignee.first_name or assignee.username
 
 
-class WidgetConsumer(JsonFrameConsumer):
+class ChatSocket(JsonFrameConsumer):
+    """Events go straight to their handler. Channels' own dispatch first runs close_old_connections on
+    the thread all of the process's database work shares, so every frame a customer sent and every
+    token of every bot reply queued behind that work before it was handled. Here every database call
+    is a database_sync_to_async, which does the same on the thread the call runs on."""
+
+    async def dispatch(self, message: dict) -> None:
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+
+class WidgetConsumer(ChatSocket):
     """One customer's chat: send, acknowledge, stream the bot's reply, replay after reconnects."""
 
     visitor: Visitor
@@ -165,7 +186,8 @@ class WidgetConsumer(JsonFrameConsumer):
             return
         if not await self._within_rate_limit(client_id=client_id):
             return
-        message, arrived = await database_sync_to_async(self._store)(text, client_id)
+        message, arrived = await database_sync_to_async(self._store, thread_sensitive=False,
+                                                        executor=STORE_THREAD)(text, client_id)
         if self.conversation_id != message.conversation_id:
             await self._join(message.conversation_id)
         await self.send_json({"type": "ack", "client_id": client_id, "seq": message.public_seq})
@@ -187,7 +209,9 @@ class WidgetConsumer(JsonFrameConsumer):
         return allowed
 
     def _store(self, text: str, client_id: str) -> tuple[Message, pipeline.Incoming | None]:
-        """The stored message, and what the pipeline needs unless it was a resend (stored before)."""
+        """The stored message, and what the pipeline needs unless it was a resend (stored before).
+
+        Runs on STORE_THREAD: it touches nothing but this socket's own state, which waits for it."""
         conversation = self.conversation or current_conversation(self.visitor, create=True)
         assert conversation is not None
         started_here = self.conversation is None
@@ -285,7 +309,7 @@ class WidgetConsumer(JsonFrameConsumer):
         await self.send_json({"type": "ask_email"})
 
 
-class ConsoleConsumer(JsonFrameConsumer):
+class ConsoleConsumer(ChatSocket):
     """An agent's console. On the list page it only rings when a conversation changes; on a
     conversation page it also relays that conversation's messages, tokens, typing, notes and sentiment."""
 
@@ -348,7 +372,7 @@ class ConsoleConsumer(JsonFrameConsumer):
         elif conversation_id is None:
             await self.send_error("bad_frame", f"{kind} frames belong to a conversation's socket.")
         elif kind == "read":
-            await sync_to_async(mark_read)(conversation_id)
+            await database_sync_to_async(mark_read)(conversation_id)
         elif not isinstance(content.get("typing", False), bool):
             await self.send_error("bad_frame", "typing must be true or false.")
         else:

@@ -93,9 +93,14 @@ def _load(conversation_id: int) -> Conversation:
 
 def _settle(message: Message, label: dict | None) -> Conversation:
     """In the message's turn: reopen a conversation resolved before the message was written (not one
-    an agent resolved after it), fold in the message's label if any."""
+    an agent resolved after it), fold in the message's label if any.
+
+    The conversation's row is locked first, as append_message locks it before it inserts. Folding the
+    label in updates the message's row and then the conversation's; a resend of the message being
+    stored meanwhile holds the conversation's row and waits on the message's (its insert hits the
+    unique client_id): opposite orders, and PostgreSQL broke the deadlock by failing one of them."""
     with transaction.atomic():
-        conversation = _load(message.conversation_id)
+        conversation = Conversation.objects.select_for_update().get(pk=message.conversation_id)
         if conversation.status == ConversationStatus.RESOLVED and (
                 conversation.resolved_at is None or message.created_at > conversation.resolved_at):
             conversation = set_status(conversation, ConversationStatus.BOT)

@@ -6,6 +6,7 @@ unix socket (started by `manage.py runstack`), Daphne and two Celery workers.
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 
@@ -58,10 +59,12 @@ INSTALLED_APPS = [
     "django_htmx",
     "core",
     "accounts",
+    "upstreams",  # hosted models: below store (a deployment may serve an organization's upstream)
     "store",
     "finetune",
     "knowledge",
     "chat",
+    "market",  # the marketplace: above store (installs serve the publisher's tuned models)
     "stack",  # runstack and the demo: the top floor, may import every app
 ]
 
@@ -193,6 +196,28 @@ CELERY_BEAT_SCHEDULE = {
 # Where materialized base models (GGUF -> safetensors) are cached, keyed by the source file's hash.
 MODEL_CACHE_DIR = Path(envstr("GPT_STORE_MODEL_CACHE", str(DATA_DIR / "models"))).resolve()
 ARTIFACTS_DIR = Path(envstr("GPT_STORE_ARTIFACTS_DIR", str(DATA_DIR / "artifacts"))).resolve()
+
+
+def _artifact_storage() -> dict:
+    """Tuned models' weights, shared by every process (store/artifacts.py): by default a folder on this disk
+    (ARTIFACTS_DIR); on several machines a shared volume there, or any storage class, e.g.
+    GPT_STORE_ARTIFACTS_STORAGE=storages.backends.s3.S3Storage
+    GPT_STORE_ARTIFACTS_STORAGE_OPTIONS='{"bucket_name": "gpt-store-artifacts"}' (pip install django-storages[s3])."""
+    backend = envstr("GPT_STORE_ARTIFACTS_STORAGE", "django.core.files.storage.FileSystemStorage")
+    try:
+        options = json.loads(envstr("GPT_STORE_ARTIFACTS_STORAGE_OPTIONS") or "{}")
+    except ValueError as error:
+        raise ImproperlyConfigured(f"GPT_STORE_ARTIFACTS_STORAGE_OPTIONS must be a JSON object: {error}") from None
+    if not isinstance(options, dict):
+        raise ImproperlyConfigured("GPT_STORE_ARTIFACTS_STORAGE_OPTIONS must be a JSON object")
+    if backend.endswith(".FileSystemStorage"):
+        options.setdefault("location", str(ARTIFACTS_DIR))
+    return {"BACKEND": backend, "OPTIONS": options}
+
+
+STORAGES["artifacts"] = _artifact_storage()
+# Where a worker keeps its copies of artifacts from a storage that is not a local folder (keyed by content).
+ARTIFACTS_CACHE_DIR = Path(envstr("GPT_STORE_ARTIFACTS_CACHE", str(DATA_DIR / "artifact-cache"))).resolve()
 # Torch threads per worker process (0 = let torch decide).
 TORCH_THREADS = envint("TORCH_THREADS", 0)
 # "auto" picks cuda when available, else cpu.

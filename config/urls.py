@@ -16,6 +16,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("finetune/", include("finetune.urls")),
+    path("market/", include("market.urls")),
+    path("upstreams/", include("upstreams.urls")),
     path("", include("knowledge.urls")),
     path("", include("chat.urls")),
     path("", include("store.urls")),

@@ -128,3 +128,19 @@ def clamp_date_range(start: datetime.date, end: datetime.date) -> tuple[datetime
     if end - start > longest:
         start = end - longest
     return start, end
+
+
+# The marketplace's public try-it (market/tryit.py): billed to nobody, so small. Replies are cut at
+# TRY_IT_MAX_TOKENS; each signed-in user and each listing has its own per-minute bucket.
+TRY_IT_MAX_TOKENS = 64
+TRY_IT_PER_USER_PER_MINUTE = 6
+TRY_IT_PER_LISTING_PER_MINUTE = 60
+TRY_IT_MESSAGE_CHARS = Bound("message length", 1, 1000)
+
+# Hosted models (upstreams/client.py): every call to an OpenAI-compatible upstream is bounded, so a slow or
+# silent server becomes a clear error, never a hang. Connect, the wait for each piece of the reply, and the
+# whole reply. A reply line longer than UPSTREAM_LINE_BYTES is refused as malformed.
+UPSTREAM_CONNECT_SECONDS = 5.0
+UPSTREAM_READ_SECONDS = 60.0
+UPSTREAM_REPLY_SECONDS = 300.0
+UPSTREAM_LINE_BYTES = 1024 * 1024

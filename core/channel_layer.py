@@ -28,6 +28,7 @@ import weakref
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 
+import redis.exceptions
 from channels_redis.core import RedisChannelLayer
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,11 @@ class ReliableRedisChannelLayer(RedisChannelLayer):
     def __init__(self, *args, watch_seconds: float = WATCH_SECONDS, refresh_seconds: float | None = None,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        # A restarted Redis has closed every idle connection of the pools, and over TCP a pool hands one
+        # out without noticing: its next command fails once ("Connection closed by server"), losing an
+        # inference reply or a socket's group. One retry on a fresh connection; a Redis still down fails.
+        self.hosts = [{"retry_on_error": [redis.exceptions.ConnectionError], **host}
+                      for host in self.hosts]  # type: ignore[has-type]  # channels_redis is untyped
         self.watch_seconds = watch_seconds
         # Well inside group_expiry, so a membership is renewed long before Redis would drop it.
         self.refresh_seconds = refresh_seconds if refresh_seconds is not None else min(300.0, self.group_expiry / 4)

@@ -1,7 +1,8 @@
 """A database that is briefly unreachable (restart, failover) answers 503, not a traceback.
 
 Pages get templates/503.html, /v1 the OpenAI error shape, other JSON endpoints the {"error", "code"}
-shape the widget endpoints use; all with Retry-After. Nothing is kept across requests: Django opens
+shape the widget endpoints use; all with Retry-After. A socket frame gets an `error` frame with the same
+code and the socket stays open (core/consumers.py). Nothing is kept across requests: Django opens
 a connection per request (and checks persistent ones first, CONN_HEALTH_CHECKS), so the site recovers
 by itself on the first request after the database is back.
 
@@ -31,6 +32,16 @@ RETRY_AFTER_SECONDS = 5
 _MARK = "_database_unavailable"
 
 
+def is_outage(error: BaseException) -> bool:
+    """The one rule for "the database is unreachable for a moment" (pages, /v1, JSON endpoints, sockets)."""
+    return isinstance(error, DATABASE_ERRORS)
+
+
+def unavailable_frame(**extra: object) -> dict:
+    """What a socket consumer answers a frame it could not handle for that reason (core/consumers.py)."""
+    return {"type": "error", "code": CODE, "message": MESSAGE, **extra}
+
+
 def wants_json(request: HttpRequest) -> bool:
     path = request.path
     if path.startswith("/v1/") or path.rstrip("/").endswith("json"):
@@ -57,7 +68,8 @@ def unavailable_response(request: HttpRequest) -> HttpResponse:
 @receiver(got_request_exception, dispatch_uid="core.db_outage.mark")
 def _mark_database_errors(sender: object, request: HttpRequest | None = None, **_: object) -> None:
     # Sent from inside Django's `except` block, so the exception is the one being handled.
-    if request is not None and isinstance(sys.exc_info()[1], DATABASE_ERRORS):
+    error = sys.exc_info()[1]
+    if request is not None and error is not None and is_outage(error):
         setattr(request, _MARK, True)
 
 
@@ -74,7 +86,7 @@ class DatabaseOutageMiddleware:
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not isinstance(exception, DATABASE_ERRORS):
+        if not is_outage(exception):
             return None
         logger.warning("database unavailable for %s %s: %s", request.method, request.path, exception)
         return unavailable_response(request)

@@ -1,7 +1,9 @@
 """Merge a LoRA-family tuned model into a full copy of its base, for download (worker-only).
 
 Idempotent: the merge is claimed with a conditional UPDATE (store/merging.py), so a redelivered or
-duplicated task does nothing, and the staging folder is rebuilt from scratch on every attempt.
+duplicated task does nothing, and the staging folder is rebuilt from scratch on every attempt. The adapter
+is read from the artifact storage and the merged model published there (store/artifacts.py), so any
+training worker can merge and any web process can serve the download.
 """
 
 from __future__ import annotations
@@ -9,13 +11,13 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError, connections
 
-from store import merging
+from store import artifacts, merging
 from store.models import TunedModel
-from store.tuned import artifact_folder
 
 logger = logging.getLogger(__name__)
 
@@ -58,19 +60,22 @@ def _merge(tuned_id: int) -> None:
     from workers.training.export import merge_and_export
 
     tuned = TunedModel.objects.select_related("base").get(pk=tuned_id)
-    folder = artifact_folder(tuned)
-    staging, target = folder / "merged.partial", folder / "merged"
+    # This worker's own scratch space (ARTIFACTS_DIR is local to each worker); the result is published.
+    staging = Path(settings.ARTIFACTS_DIR) / "merges" / f"{tuned.short_id}.partial"
     try:
         shutil.rmtree(staging, ignore_errors=True)
-        merge_and_export(model_folder(tuned.base), folder, staging, tuned.task, list(tuned.labels))
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+        adapter = artifacts.local_folder(artifacts.tuned_name(tuned))
+        merge_and_export(model_folder(tuned.base), adapter, staging, tuned.task, list(tuned.labels))
+        artifacts.publish_folder(staging, artifacts.merged_name(tuned), scratch=True)
     except Exception as error:
         logger.exception("merging tuned model %s failed", tuned_id)
         shutil.rmtree(staging, ignore_errors=True)
-        message = (f"Cannot write the merged model to {error.filename}: {error.strerror}."
-                   if isinstance(error, OSError) and error.filename and error.strerror
-                   else f"{error.__class__.__name__}: {error}")
+        if isinstance(error, artifacts.ArtifactMissing):
+            message = str(error)
+        elif isinstance(error, OSError) and error.filename and error.strerror:
+            message = f"Cannot write the merged model to {error.filename}: {error.strerror}."
+        else:
+            message = f"{error.__class__.__name__}: {error}"
         merging.finish_merge(tuned_id, message)
         return
     # A database error here propagates and the merge stays `running`; its heartbeat stops with this

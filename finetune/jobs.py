@@ -30,6 +30,13 @@ logger = logging.getLogger(__name__)
 
 
 def job_directory(job: FineTuneJob) -> Path:
+    """The training worker's own working folder for a job: its output before it is published to the artifact
+    storage (store/artifacts.py), and its checkpoints.
+
+    Checkpoints stay on the worker's disk (ARTIFACTS_DIR): one is written every few steps with the optimizer
+    state (several times the trainable weights), and uploading each would make training wait on the network.
+    A job resumed on the same machine (or on training workers sharing ARTIFACTS_DIR as a volume) continues
+    from its last checkpoint; on another machine it starts again from step 0 and reaches the same weights."""
     return Path(settings.ARTIFACTS_DIR) / "jobs" / str(job.public_id)
 
 

@@ -15,13 +15,20 @@ from store.models import Deployment, Task
 REVISION_PART = "knowledge"
 
 
+def default_policy_for(deployment: Deployment) -> str:
+    """By the served model's size; a hosted model's size is the upstream's (unknown, 0), and grounded
+    answers suit the large models hosted services run."""
+    base = deployment.base
+    return default_policy(base.parameter_count if base is not None else 0)
+
+
 def current(deployment: Deployment) -> DeploymentKnowledge:
     """The deployment's settings, or the defaults (nothing attached) as an unsaved row."""
     existing = DeploymentKnowledge.objects.filter(deployment=deployment).select_related("knowledge_base").first()
     if existing is not None:
         return existing
     return DeploymentKnowledge(deployment=deployment, knowledge_base=None,
-                               policy=default_policy(deployment.base.parameter_count), threshold=DEFAULT_THRESHOLD,
+                               policy=default_policy_for(deployment), threshold=DEFAULT_THRESHOLD,
                                when_unsure=WhenUnsure.HANDOFF)
 
 
@@ -65,7 +72,7 @@ def snapshot(deployment: Deployment, settings: DeploymentKnowledge | None = None
 
 def restore(deployment: Deployment, data: dict | None) -> None:
     """Put a revision's knowledge settings back; a revision from before knowledge had none attached."""
-    data = data or {"knowledge_base": None, "policy": default_policy(deployment.base.parameter_count),
+    data = data or {"knowledge_base": None, "policy": default_policy_for(deployment),
                     "threshold": DEFAULT_THRESHOLD, "when_unsure": WhenUnsure.HANDOFF}
     knowledge_base = None
     if data.get("knowledge_base") is not None:

@@ -30,7 +30,8 @@ from knowledge.models import AnswerPolicy, DeploymentKnowledge, WhenUnsure
 from knowledge.policy import Candidate, decide, dont_know_text, quote_text, retrieval_queries, small_talk
 from knowledge.prompting import grounded_messages
 from store.api.completions import with_system_prompt
-from store.inference.client import new_request_id, stream_generation
+from store.deploy import stream_generation  # workers, or an organization's upstream: decided there
+from store.inference.client import new_request_id
 from store.inference.protocol import GenerationRequest
 from store.models import ApiKey, Deployment
 from store.usage import record_usage

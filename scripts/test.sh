@@ -15,8 +15,15 @@ stage "ruff"
 .venv/bin/ruff check .
 stage "mypy"
 .venv/bin/mypy --no-incremental .
-stage "pytest (SQLite, Redis on a unix socket: the whole suite)"
-.venv/bin/python -m pytest -q "$@"
-stage "pytest (PostgreSQL, Redis over TCP: the whole suite)"
+# The web process installed for real without the [worker] extra (var/venv-web, rebuilt when pyproject.toml
+# changes: ~95 s cold, from PyPI); ~50 s with it built: Daphne from it serves a page, /v1 and the widget.
+stage "web-only install (no torch): Daphne from var/venv-web, an inference worker from .venv"
+scripts/web-only.sh
+# The multi-process topology tests (tests/topology: two Daphne processes, two inference workers, nginx,
+# on PostgreSQL and Redis over TCP) run once, in the PostgreSQL run: they need PostgreSQL, and starting
+# that cluster twice would add minutes for nothing.
+stage "pytest (SQLite, Redis on a unix socket: the whole suite but the topology tests)"
+.venv/bin/python -m pytest -q -m "not topology" "$@"
+stage "pytest (PostgreSQL, Redis over TCP: the whole suite, with the topology tests)"
 TEST_REDIS=tcp scripts/with-postgres.sh .venv/bin/python -m pytest -q -p no:randomly "$@"
 echo "== all green in $(( $(date +%s) - started )) s"

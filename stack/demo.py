@@ -98,7 +98,7 @@ def ensure_demo_bot(organization: Organization):
     """Deploy the tuned FAQ model when one exists, else the bundled SmolLM2; either answers from Acme's
     knowledge base with the default policy for its size (the bundled 135M model quotes)."""
     from knowledge import deployments
-    from knowledge.policy import DEFAULT_THRESHOLD, default_policy
+    from knowledge.policy import DEFAULT_THRESHOLD
     from store import deploy
     from store.models import FoundationModel, TunedModel
 
@@ -113,7 +113,7 @@ def ensure_demo_bot(organization: Organization):
     current = deployments.current(bot)
     if current.pk is None or current.knowledge_base is None:
         deployments.configure(bot, knowledge_base=ensure_demo_knowledge(organization),
-                              policy=default_policy(bot.base.parameter_count), threshold=DEFAULT_THRESHOLD)
+                              policy=deployments.default_policy_for(bot), threshold=DEFAULT_THRESHOLD)
     return bot
 
 

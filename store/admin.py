@@ -53,11 +53,21 @@ class DeploymentAdmin(OrganizationScopedAdmin):
     readonly_fields = ["revision", "created_at", "updated_at"]
     inlines = [DeploymentRevisionInline]
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "tuned_model" and not request.user.is_superuser:
+            # Models another app lets these organizations serve (marketplace installs) are choices too.
+            from store import deploy
+
+            granted = {pk for org in self._organizations(request) for pk in deploy.granted_tuned_ids(org)}
+            field.queryset = (field.queryset | TunedModel.objects.filter(pk__in=granted)).distinct()
+        return field
+
     def save_model(self, request, obj, form, change):
         # Edits in the admin go through the same path as the pages: a new revision each time.
         from store import deploy
 
-        choice = deploy.ModelChoice(tuned=obj.tuned_model, base=obj.base_model)
+        choice = deploy.ModelChoice(tuned=obj.tuned_model, base=obj.base_model, upstream=obj.upstream_model)
         config = {field: getattr(obj, field) for field in deploy.CONFIG_FIELDS}
         saved = deploy.create_or_update(obj.organization, obj.slug, choice, request.user, **config)
         obj.pk, obj.revision = saved.pk, saved.revision

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -10,6 +10,8 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from accounts.models import Organization
+from store.inference import client as inference
+from store.inference.protocol import GenerationRequest
 from store.models import (
     DEFAULT_SYSTEM_PROMPT,
     Deployment,
@@ -19,6 +21,8 @@ from store.models import (
     Task,
     TunedModel,
 )
+from upstreams.client import stream_upstream
+from upstreams.models import UpstreamModel
 
 CONFIG_FIELDS = ("name", "system_prompt", "temperature", "top_p", "max_tokens", "status")
 
@@ -42,13 +46,36 @@ def register_revision_part(name: str, snapshot: Callable[[Deployment], dict],
     _revision_parts[name] = RevisionPart(snapshot, restore)
 
 
+# Another app may let an organization serve tuned models it does not own (the marketplace: versions of
+# listings it installed). Each grant returns the ids of such models for an organization; the store knows
+# nothing of why. The deployment then points at the owner's row, so it is served from the owner's
+# artifact under the same engine key (`tuned:<id>`): one loaded copy for every organization.
+_model_grants: dict[str, Callable[[Organization], Iterable[int]]] = {}
+
+
+def register_model_grant(name: str, granted: Callable[[Organization], Iterable[int]]) -> None:
+    """Called from an app's ready(): `granted(organization)` names foreign tuned models it may deploy."""
+    _model_grants[name] = granted
+
+
+def granted_tuned_ids(organization: Organization) -> set[int]:
+    return {pk for granted in _model_grants.values() for pk in granted(organization)}
+
+
+def may_serve(organization: Organization, tuned: TunedModel) -> bool:
+    return tuned.organization_id == organization.pk or tuned.pk in granted_tuned_ids(organization)
+
+
 @dataclass
 class ModelChoice:
     tuned: TunedModel | None = None
     base: FoundationModel | None = None
+    upstream: UpstreamModel | None = None  # the organization's hosted model: always dialogue
 
     @property
     def task(self) -> str:
+        if self.upstream is not None:
+            return Task.DIALOGUE
         if self.tuned is not None:
             return self.tuned.task
         assert self.base is not None
@@ -56,14 +83,32 @@ class ModelChoice:
 
 
 def find_model(organization: Organization, reference: str) -> ModelChoice:
-    """A tuned model of the organization (slug, short id or ft: id) or a catalog base model (slug)."""
+    """A tuned model of the organization (slug, short id or ft: id), one of its upstreams (`upstream:<id>`) or a
+    catalog base model (slug)."""
     reference = reference.strip()
+    if reference.startswith("upstream:"):
+        pk = reference.removeprefix("upstream:")
+        upstream = UpstreamModel.objects.filter(organization=organization, pk=pk).first() if pk.isdigit() else None
+        if upstream is None:  # another organization's upstream looks exactly like a missing one
+            raise ValidationError({"model": f"No hosted model called {reference!r}."})
+        return ModelChoice(upstream=upstream)
     tuned = TunedModel.objects.filter(organization=organization).select_related("base")
     for lookup in ({"slug": reference}, {"short_id": reference.rsplit(":", 1)[-1]} if reference.startswith("ft:")
                    else {"short_id": reference}):
         found = tuned.filter(**lookup).first()
         if found is not None:
             return ModelChoice(tuned=found)
+    granted = TunedModel.objects.filter(pk__in=granted_tuned_ids(organization)).select_related("base")
+    if reference.startswith("ft:"):
+        found = granted.filter(short_id=reference.rsplit(":", 1)[-1]).first()
+        found = found if found is not None and found.openai_id == reference else None
+    else:
+        # By short id, or by slug when only one granted model has it (two publishers may share a slug).
+        found = granted.filter(short_id=reference).first()
+        by_slug = list(granted.filter(slug=reference)[:2])
+        found = found or (by_slug[0] if len(by_slug) == 1 else None)
+    if found is not None:
+        return ModelChoice(tuned=found)
     base = FoundationModel.objects.filter(slug=reference).first()
     if base is not None:
         return ModelChoice(base=base)
@@ -90,7 +135,8 @@ def _snapshot(deployment: Deployment, note: str, user=None) -> DeploymentRevisio
     config.update({name: part.snapshot(deployment) for name, part in _revision_parts.items()})
     return DeploymentRevision.objects.create(
         deployment=deployment, number=deployment.revision, tuned_model=deployment.tuned_model,
-        base_model=deployment.base_model, config=config, note=note[:200], created_by=user,
+        base_model=deployment.base_model, upstream_model=deployment.upstream_model, config=config, note=note[:200],
+        created_by=user,
     )
 
 
@@ -120,13 +166,16 @@ def _validate_config(values: dict) -> None:
 def create_or_update(organization: Organization, slug: str, model: ModelChoice, user=None, **config) -> Deployment:
     """Idempotent by slug: creates the deployment or moves it to `model` and `config` as a new revision."""
     _validate_config(config)
-    if model.tuned is not None and model.tuned.organization_id != organization.pk:
+    if model.tuned is not None and not may_serve(organization, model.tuned):
         raise ValidationError({"model": "That tuned model does not exist."})
+    if model.upstream is not None and model.upstream.organization_id != organization.pk:
+        raise ValidationError({"model": "That hosted model does not exist."})
     existing = Deployment.objects.select_for_update().filter(organization=organization, slug=slugify(slug)).first()
     if existing is None:
         slug = check_slug(organization, slug)
         deployment = Deployment(organization=organization, slug=slug, name=config.pop("name", None) or slug,
-                                task=model.task, tuned_model=model.tuned, base_model=model.base, revision=1)
+                                task=model.task, tuned_model=model.tuned, base_model=model.base,
+                                upstream_model=model.upstream, revision=1)
         if deployment.task == Task.DIALOGUE and not config.get("system_prompt"):
             trained_prompt = model.tuned.default_system_prompt if model.tuned else ""
             config["system_prompt"] = trained_prompt or DEFAULT_SYSTEM_PROMPT
@@ -135,14 +184,15 @@ def create_or_update(organization: Organization, slug: str, model: ModelChoice, 
         deployment.save()
         _snapshot(deployment, "created", user)
         return deployment
-    changed = (existing.tuned_model_id, existing.base_model_id) != (
-        model.tuned.pk if model.tuned else None, model.base.pk if model.base else None)
+    changed = (existing.tuned_model_id, existing.base_model_id, existing.upstream_model_id) != (
+        model.tuned.pk if model.tuned else None, model.base.pk if model.base else None,
+        model.upstream.pk if model.upstream else None)
     if changed and model.task != existing.task:
         raise ValidationError({"model": f"{existing.slug} serves {existing.task}; that model does {model.task}."})
     config_changed = any(getattr(existing, f) != v for f, v in config.items() if v is not None)
     if not changed and not config_changed:
         return existing
-    existing.tuned_model, existing.base_model = model.tuned, model.base
+    existing.tuned_model, existing.base_model, existing.upstream_model = model.tuned, model.base, model.upstream
     for field, value in config.items():
         if value is not None:
             setattr(existing, field, value)
@@ -158,10 +208,13 @@ def rollback(deployment: Deployment, number: int, user=None) -> Deployment:
     revision = DeploymentRevision.objects.filter(deployment=deployment, number=number).first()
     if revision is None:
         raise ValidationError(f"{deployment.slug} has no revision {number}.")
-    if revision.tuned_model_id is None and revision.base_model_id is None:
+    if revision.tuned_model_id is None and revision.base_model_id is None and revision.upstream_model_id is None:
         raise ValidationError(f"The model of revision {number} was deleted; it cannot be restored.")
+    if revision.tuned_model is not None and not may_serve(deployment.organization, revision.tuned_model):
+        raise ValidationError(f"The model of revision {number} is no longer installed; it cannot be restored.")
     deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
     deployment.tuned_model_id, deployment.base_model_id = revision.tuned_model_id, revision.base_model_id
+    deployment.upstream_model_id = revision.upstream_model_id
     for field in CONFIG_FIELDS:
         if field in revision.config:
             setattr(deployment, field, revision.config[field])
@@ -177,8 +230,21 @@ def set_status(deployment: Deployment, status: str, user=None) -> Deployment:
     if status not in DeploymentStatus.values:
         raise ValidationError(f"Unknown status {status!r}.")
     return create_or_update(deployment.organization, deployment.slug,
-                            ModelChoice(tuned=deployment.tuned_model, base=deployment.base_model), user, status=status)
+                            ModelChoice(tuned=deployment.tuned_model, base=deployment.base_model,
+                                        upstream=deployment.upstream_model), user, status=status)
 
 
 def delete_deployment(deployment: Deployment) -> None:
     deployment.delete()
+
+
+UPSTREAM_PREFIX = "upstream:"
+
+
+def stream_generation(request: GenerationRequest) -> AsyncGenerator[inference.StreamEvent, None]:
+    """Who generates a reply: the one place that decides. A hosted model (`upstream:<id>`, store.models.engine_key)
+    is streamed from its OpenAI-compatible upstream by this web process; everything else goes to an inference
+    worker. Both speak the same events and raise InferenceError / InferenceUnavailable."""
+    if request.model_key.startswith(UPSTREAM_PREFIX):
+        return stream_upstream(int(request.model_key.removeprefix(UPSTREAM_PREFIX)), request)
+    return inference.stream_generation(request)

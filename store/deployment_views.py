@@ -50,6 +50,16 @@ def _add_errors(form, error: ValidationError) -> None:
         form.add_error(field if field in form.fields else None, errors)
 
 
+def _model_reference(deployment: Deployment) -> str:
+    """The form's value for the served model: an installed (foreign) tuned model by its unique short id."""
+    tuned = deployment.tuned_model
+    if deployment.upstream_model is not None:
+        return deployment.upstream_model.reference
+    if tuned is None:
+        return deployment.base.slug  # type: ignore[union-attr]
+    return tuned.slug if tuned.organization_id == deployment.organization_id else tuned.short_id
+
+
 @organization_admin_required
 def deployment_edit(request: HttpRequest, slug: str | None = None) -> HttpResponseBase:
     organization = _org(request)
@@ -59,7 +69,7 @@ def deployment_edit(request: HttpRequest, slug: str | None = None) -> HttpRespon
         initial = {"name": deployment.name, "slug": deployment.slug, "system_prompt": deployment.system_prompt,
                    "temperature": deployment.temperature, "top_p": deployment.top_p,
                    "max_tokens": deployment.max_tokens,
-                   "model": deployment.tuned_model.slug if deployment.tuned_model else deployment.base.slug}
+                   "model": _model_reference(deployment)}
     elif request.GET.get("model"):
         initial = {"model": request.GET["model"], "name": request.GET["model"].replace("-", " ").title(),
                    "slug": request.GET["model"]}

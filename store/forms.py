@@ -24,7 +24,23 @@ class DeploymentForm(forms.Form):
                  for t in TunedModel.objects.filter(organization=organization).select_related("base")]
         bases = [(b.slug, f"{b.display_name} (base, untuned)") for b in FoundationModel.objects.filter(
             supports_dialogue=True)]
-        self.fields["model"].choices = [("Your tuned models", tuned), ("Catalog", bases)]  # type: ignore[attr-defined]
+        choices = [("Your tuned models", tuned), ("Catalog", bases)]
+        if organization is not None:
+            from store.deploy import granted_tuned_ids
+
+            # Models other organizations published and this one installed, by short id (slugs may clash).
+            installed = [(t.short_id, f"{t.name} v{t.version} — {t.task}, by {t.organization.name}")
+                         for t in TunedModel.objects.filter(pk__in=granted_tuned_ids(organization)).select_related(
+                             "organization")]
+            if installed:
+                choices.insert(1, ("Installed from the marketplace", installed))
+            from upstreams.models import UpstreamModel
+
+            hosted = [(u.reference, f"{u.name} — dialogue, hosted ({u.model_name})")
+                      for u in UpstreamModel.objects.filter(organization=organization)]
+            if hosted:
+                choices.insert(1, ("Hosted models (your upstreams)", hosted))
+        self.fields["model"].choices = choices  # type: ignore[attr-defined]
         if editing is not None:
             self.fields["slug"].disabled = True
 

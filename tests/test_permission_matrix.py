@@ -143,6 +143,7 @@ def scripted_inference(monkeypatch):
     monkeypatch.setattr("store.deployment_views.classify", classify)
     monkeypatch.setattr("store.api.views.embed", embed)
     monkeypatch.setattr("knowledge.replies.stream_generation", stream_generation)
+    monkeypatch.setattr("market.tryit.stream_generation", stream_generation)
     monkeypatch.setattr("knowledge.client.retrieve", retrieve)
     monkeypatch.setattr("store.merging.send_task", lambda *args, **kwargs: None)  # merging loads the model
 
@@ -160,8 +161,10 @@ def url_kwargs(name: str, params: list[str], w: World) -> dict:
         "key_id": w.api_key.pk, "membership_id": w.dave_membership.pk, "invitation_id": w.invitation.pk,
         "token": w.invitation.token, "visitor_id": w.visitor.pk, "conversation_id": w.conversation.pk,
         "action": "note", "source_id": w.source.pk, "number": 1, "model_id": w.bot.slug,
-        "file_id": w.dataset.openai_id, "job_id": w.job.openai_id,
+        "file_id": w.dataset.openai_id, "job_id": w.job.openai_id, "upstream_id": w.upstream.pk,
     }
+    if name.startswith("market:"):
+        values["slug"] = w.listing.slug
     return {param: values[param] for param in params}
 
 
@@ -188,6 +191,14 @@ BODIES = {
     "store:deployment_rollback": lambda w: {"revision": 1},
     "store:deployment_status": lambda w: {"status": "paused"},
     "store:playground_sentiment": lambda w: ("json", {"text": "Great boots"}),
+    "market:try_it": lambda w: {"message": "Do you ship to Canada?"},
+    "market:add_version": lambda w: {"tuned_model": w.spare_version.short_id, "changelog": "Sandals too."},
+    "market:set_published": lambda w: {"published": "0"},
+    "market:hide": lambda w: {"hidden": "1", "reason": "spam"},
+    "market:review": lambda w: {"rating": 3, "text": "Fine"},
+    "market:deploy": lambda w: {"slug": "boots-helper-two"},
+    "market:upgrade": lambda w: {"version": 1},
+    "upstreams:replace_key": lambda w: {"api_key": "sk-spy-replacement"},
     "v1:embeddings": lambda w: ("json", {"model": w.embedder.slug, "input": "boots"}),
     "v1:sentiment": lambda w: ("json", {"model": w.sentiment.slug, "input": "Great boots"}),
     "v1:chat_completions": lambda w: ("json", {"model": w.bot.slug,
@@ -202,6 +213,11 @@ WRITE_BODIES = {
     "knowledge:deployment_knowledge": lambda w: {"knowledge_base": w.knowledge_base.pk, "policy": "quote",
                                                  "threshold": 0.6, "when_unsure": "handoff"},
     "knowledge:source_detail": lambda w: {"text": FAQ.replace("30 days", "45 days")},
+    "market:publish": lambda w: {"tuned_model": w.tuned.short_id, "title": "Second Helper", "summary": "More",
+                                 "license": "mit", "changelog": "First."},
+    "market:manage": lambda w: {"title": "Shoe Helper", "summary": "Now with sandals", "license": "mit"},
+    "upstreams:list": lambda w: {"name": "Spy upstream", "base_url": "https://spy.example/v1", "model_name": "m",
+                                 "api_key": "sk-spy"},
     "v1:files": lambda w: {"purpose": "fine-tune", "file": SimpleUploadedFile("more.csv", sentiment_csv_bytes())},
     "v1:fine_tuning_jobs": lambda w: ("json", {"model": "all-minilm-l6-v2", "training_file": w.dataset.openai_id,
                                                "suffix": "more"}),
@@ -214,7 +230,8 @@ def database_state() -> dict:
     An API key's last-used time is bookkeeping of authentication itself, not a change it was refused."""
     state = {}
     for model in apps.get_models():
-        if model._meta.app_label in {"accounts", "store", "finetune", "knowledge", "chat", "auth"}:
+        if model._meta.app_label in {"accounts", "store", "finetune", "knowledge", "chat", "market", "auth",
+                                       "upstreams"}:
             rows = list(model._default_manager.order_by("pk").values())
             for row in rows:
                 row.pop("last_used_at", None)

@@ -12,6 +12,7 @@ from store.api.protocol import UNSUPPORTED, ChatCompletionRequest
 from store.api.targets import Target
 from store.inference.client import InferenceError, InferenceUnavailable, new_request_id
 from store.inference.protocol import GenerationRequest
+from upstreams.client import UpstreamFailure
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,9 @@ def inference_error(error: Exception) -> ApiError:
     if isinstance(error, InferenceUnavailable):
         return unavailable(str(error))
     assert isinstance(error, InferenceError)
+    if isinstance(error, UpstreamFailure):  # a hosted model's upstream failed: its own status (429, 502, 504)
+        return ApiError(error.status, error.message, type="server_error" if error.status >= 500 else "upstream_error",
+                        code=error.code, headers={"Retry-After": str(error.retry_after)} if error.retry_after else None)
     if error.code == "context_length_exceeded":
         return bad_request(error.message, param="messages", code="context_length_exceeded")
     if error.code == "model_not_found":

@@ -35,8 +35,10 @@ class Target:
 
 def _deployment_target(d: Deployment) -> Target:
     base = d.base
+    # A hosted model's root is the model its upstream serves.
+    root = base.slug if base is not None else d.upstream_model.model_name  # type: ignore[union-attr]
     return Target(model_id=d.slug, kind="deployment", task=d.task, model_key=d.model_key,
-                  owned_by=d.organization.slug, created=int(d.created_at.timestamp()), root=base.slug,
+                  owned_by=d.organization.slug, created=int(d.created_at.timestamp()), root=root,
                   parent=d.tuned_model.openai_id if d.tuned_model else None, system_prompt=d.system_prompt,
                   temperature=d.temperature, top_p=d.top_p, max_tokens=d.max_tokens, deployment=d,
                   paused=d.status == DeploymentStatus.PAUSED)
@@ -62,7 +64,7 @@ def _restricted(key: ApiKey) -> list[int]:
 
 def _deployments(key: ApiKey):
     deployments = Deployment.objects.filter(organization_id=key.organization_id).select_related(
-        "organization", "tuned_model__base", "tuned_model__organization", "base_model")
+        "organization", "tuned_model__base", "tuned_model__organization", "base_model", "upstream_model")
     allowed = _restricted(key)
     return deployments.filter(pk__in=allowed) if allowed else deployments
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.db import close_old_connections
 
-from store.inference.protocol import EngineError, ModelSpec
+from store.artifacts import ArtifactMissing, local_folder, tuned_name
+from store.inference.protocol import INTERNAL, EngineError, ModelSpec
 from store.models import FoundationModel, Method, Task, TunedModel
-from store.tuned import artifact_folder
 from workers.models.loading import model_folder
+
+logger = logging.getLogger(__name__)
 
 _KINDS: dict[str, str] = {Task.DIALOGUE: "causal", Task.SENTIMENT: "classifier", Task.EMBEDDING: "encoder"}
 
@@ -35,11 +39,18 @@ def resolve_model_key(key: str) -> ModelSpec:
         tuned = TunedModel.objects.select_related("base").filter(pk=int(ident) if ident.isdigit() else -1).first()
         if tuned is None:
             raise EngineError("model_not_found", f"no tuned model {ident!r}")
+        try:
+            # Fetched into this worker's cache on first use when the storage is not a local folder.
+            adapter_folder = local_folder(tuned_name(tuned))
+        except ArtifactMissing as error:
+            logger.error("cannot serve %s: %s", key, error)  # the operator's log names the storage
+            raise EngineError(INTERNAL, f"the weights of {tuned.slug} are missing from the artifact storage; "
+                                        "the operator's worker log says where they were looked for") from None
         return ModelSpec(
             key=key,
             kind=_KINDS[tuned.task],
             base_folder=str(model_folder(tuned.base)),
-            adapter_folder=str(artifact_folder(tuned)),
+            adapter_folder=str(adapter_folder),
             adapter_type=Method.FULL if tuned.method == Method.FULL else tuned.method,
             labels=list(tuned.labels),
         )
