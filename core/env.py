@@ -80,11 +80,6 @@ def envlist(name: str, default: list[str], env: Mapping[str, str] | None = None)
     return [item.strip() for item in env[name].split(",") if item.strip()]
 
 
-# Per process. A connection is held only while a request, socket frame or task touches the database;
-# `timeout` is how long one waits for a free connection before failing (a 503, like an outage).
-POSTGRES_POOL = {"min_size": 2, "max_size": 32, "timeout": 5}
-
-
 def parse_database_url(url: str) -> dict:
     """Turn `postgres://user:pass@host:5432/name?sslmode=require` or `sqlite:///abs/path.db`
     into a Django DATABASES entry."""
@@ -99,13 +94,13 @@ def parse_database_url(url: str) -> dict:
             "PASSWORD": unquote(parts.password or ""),
             "HOST": parts.hostname or "",
             "PORT": str(parts.port or ""),
-            # A pool, not persistent connections: under ASGI every request's database work runs in a
-            # thread of its own, and CONN_MAX_AGE kept one connection per such thread open until it
-            # was collected — bench/load.py ran PostgreSQL out of connections ("too many clients").
-            # Django closes a connection at the end of each request/task; with a pool that returns it.
-            "OPTIONS": {"pool": POSTGRES_POOL, **options},
+            # A connection per request, task or socket frame, closed at its end (Django's advice under
+            # ASGI): every request's database work runs in a thread of its own there, and CONN_MAX_AGE=60
+            # kept one connection per such thread open until it was collected — bench/load.py ran
+            # PostgreSQL out of connections ("too many clients"). A connection pooler in front of
+            # PostgreSQL (PgBouncer) is the way to save the connects (docs/deploy.md).
+            "OPTIONS": options,
             "CONN_MAX_AGE": 0,
-            "CONN_HEALTH_CHECKS": True,  # a pooled connection is checked before use (after an outage)
         }
     if scheme == "sqlite":
         path = unquote(parts.path)

@@ -215,6 +215,10 @@ def stack_environment(data_dir: Path, database: str) -> dict:
         "PYTHONUNBUFFERED": "1",
         # The demo (training a sentiment model on first start) is tested on its own, not in every stack.
         "GPT_STORE_DEMO": "0",
+        # Beat's periodic sweeps would act on other tests' rows in the shared test database (and deadlock
+        # with their flush on PostgreSQL); the reapers and the chat sweeper are tested by calling them.
+        "REAPER_INTERVAL_SECONDS": "86400",
+        "CHAT_SWEEP_INTERVAL_SECONDS": "86400",
     })
     return env
 

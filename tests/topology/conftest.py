@@ -103,6 +103,9 @@ def cluster(django_db_setup, cluster_redis, tmp_path_factory):
         "GPT_STORE_ARTIFACTS_DIR": str(settings.ARTIFACTS_DIR),
         "TORCH_THREADS": "1",
         "INFERENCE_CONCURRENCY": "8",
+        # The shared test database: no periodic sweeps over other tests' rows (tests/conftest.py).
+        "REAPER_INTERVAL_SECONDS": "86400",
+        "CHAT_SWEEP_INTERVAL_SECONDS": "86400",
         "SERVING_ACCEPT_TIMEOUT": "10",
     })
     try:
