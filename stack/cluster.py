@@ -26,7 +26,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from stack.servers import free_port
+from stack.servers import free_port, stop_process_group
 
 REPO = Path(__file__).resolve().parent.parent
 NGINX_TEMPLATE = REPO / "deploy" / "nginx.conf"
@@ -114,13 +114,7 @@ class Cluster:
         """Ctrl-C for runstack (it stops every process), then SIGKILL for anything of ours still running."""
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGINT)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process_group(self.process, timeout)
         for pid in self._pids():  # each Procfile process runs in its own session: not in runstack's group
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

@@ -17,8 +17,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,7 +32,7 @@ from django.test import Client
 from accounts import people
 from accounts.models import Membership, Organization, Role
 from core.embedded_redis import EmbeddedRedis
-from stack.servers import TcpRedis
+from stack.servers import TcpRedis, free_port, stop_process_group
 
 REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
@@ -164,12 +162,6 @@ def catalog(db):
 # --- the live stack -------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class LiveStack:
     url: str
@@ -269,14 +261,7 @@ def wait_until_up(stack: LiveStack, timeout: float = 180) -> None:
 
 
 def stop_stack(stack: LiveStack, timeout: float = 60) -> int:
-    if stack.process.poll() is None:
-        os.killpg(stack.process.pid, signal.SIGINT)
-        try:
-            stack.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(stack.process.pid, signal.SIGKILL)
-            stack.process.wait()
-    return stack.process.returncode
+    return stop_process_group(stack.process, timeout)
 
 
 @pytest.fixture(scope="session")

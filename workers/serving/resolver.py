@@ -16,22 +16,25 @@ logger = logging.getLogger(__name__)
 _KINDS: dict[str, str] = {Task.DIALOGUE: "causal", Task.SENTIMENT: "classifier", Task.EMBEDDING: "encoder"}
 
 
+def _catalog_model(slug: str) -> FoundationModel:
+    base = FoundationModel.objects.filter(slug=slug).first()
+    if base is None:
+        raise EngineError("model_not_found", f"no catalog model {slug!r}")
+    return base
+
+
 def resolve_model_key(key: str) -> ModelSpec:
     """`base:<catalog slug>` (a chat model), `encoder:<catalog slug>` (its embeddings) or `tuned:<id>`.
     Called from the engine thread."""
     close_old_connections()
     kind, _, ident = key.partition(":")
     if kind == "base":
-        base = FoundationModel.objects.filter(slug=ident).first()
-        if base is None:
-            raise EngineError("model_not_found", f"no catalog model {ident!r}")
+        base = _catalog_model(ident)
         if not base.is_decoder:
             raise EngineError("model_not_found", f"{ident} has no generation head; tune it for sentiment first")
         return ModelSpec(key=key, kind="causal", base_folder=str(model_folder(base)))
     if kind == "encoder":
-        base = FoundationModel.objects.filter(slug=ident).first()
-        if base is None:
-            raise EngineError("model_not_found", f"no catalog model {ident!r}")
+        base = _catalog_model(ident)
         if not base.supports_embedding:
             raise EngineError("model_not_found", f"{ident} does not make sentence embeddings")
         return ModelSpec(key=key, kind="encoder", base_folder=str(model_folder(base)))
