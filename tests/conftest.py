@@ -105,6 +105,36 @@ def _no_background_work_outlives_its_test(request):
         for task in mine:
             task.cancel()
         loop.run_until_complete(asyncio.wait(mine, timeout=30))
+    if "_django_db_helper" in request.fixturenames:
+        _wait_for_database_work_to_end()
+
+
+def _wait_for_database_work_to_end(deadline_seconds: float = 30.0) -> None:
+    """A cancelled sync_to_async call returns at once while its thread goes on writing; a TRUNCATE that
+    starts then deadlocks with that thread's row locks (the PostgreSQL flush failures CI met). So before the
+    flush: every single-threaded executor such work runs on runs a no-op queued behind it, and on PostgreSQL
+    no other session of the test database is inside a statement or a transaction."""
+    from asgiref.sync import SyncToAsync
+    from django.db import connection
+
+    from chat.consumers import STORE_THREAD
+
+    for executor in (STORE_THREAD, SyncToAsync.single_thread_executor):
+        executor.submit(lambda: None).result(timeout=deadline_seconds)
+    if connection.vendor != "postgresql":
+        return
+    ends = time.monotonic() + deadline_seconds
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(
+                "SELECT pid, state, left(query, 200) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND state <> 'idle'")
+            busy = cursor.fetchall()
+            if not busy:
+                return
+            if time.monotonic() > ends:
+                raise AssertionError(f"other sessions still using the test database after the test: {busy}")
+            time.sleep(0.05)
 
 
 @pytest.fixture(scope="session", autouse=True)
