@@ -10,16 +10,19 @@ from django.conf import settings
 from django.db.models import ProtectedError
 from django.http import HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
+from django.utils.http import content_disposition_header
 
 from core.bounds import BATCH_SIZE, EPOCHS, PAGE_SIZE, SEED
 from finetune import jobs
+from finetune.checkpoint_models import checkpoint_model_id
 from finetune.datasets import create_dataset, delete_dataset
 from finetune.models import Dataset, FineTuneJob, JobCheckpoint, JobEvent, JobStatus
 from finetune.spec import Hyperparameters as TrainingHyperparameters
 from store.api.auth import api_view, json_response, parse_json
-from store.api.errors import ApiError, bad_request, model_not_found, not_found
+from store.api.errors import ApiError, bad_request, not_found
 from store.api.protocol import FineTuningJobCreate, Hyperparameters
-from store.models import FoundationModel
+from store.api.targets import find_target
+from store.models import FoundationModel, TunedModel
 
 DEFAULT_PAGE = 20
 
@@ -128,6 +131,30 @@ async def file_detail(request: HttpRequest, file_id: str) -> HttpResponse:
     return json_response(await sync_to_async(work)())
 
 
+# What a stored file is served as: JSONL has no registered type; OpenAI's SDKs read the bytes whatever it says.
+CONTENT_TYPES: dict[str, str] = {Dataset.Format.JSONL: "application/jsonl",
+                                 Dataset.Format.CSV: "text/csv; charset=utf-8"}
+
+
+@api_view(("GET",))
+async def file_content(request: HttpRequest, file_id: str) -> HttpResponse:
+    """The uploaded bytes, as stored (OpenAI's `client.files.content(id)`)."""
+
+    def read() -> tuple[Dataset, bytes]:
+        dataset = _file(request, file_id)
+        try:
+            with dataset.file.open("rb") as handle:
+                return dataset, handle.read()
+        except OSError:  # the row outlived its file (storage wiped by hand): say so, not a traceback
+            raise ApiError(404, f"The content of {file_id} is missing from this server's storage.",
+                           param="file_id", code="not_found") from None
+
+    dataset, data = await sync_to_async(read)()
+    response = HttpResponse(data, content_type=CONTENT_TYPES.get(dataset.file_format, "application/octet-stream"))
+    response["Content-Disposition"] = content_disposition_header(True, dataset.original_filename) or "attachment"
+    return response
+
+
 # --- fine-tuning jobs -------------------------------------------------------------------------
 
 
@@ -143,7 +170,8 @@ def job_object(job: FineTuneJob) -> dict:
     running = job.status == JobStatus.RUNNING
     return {
         "id": job.openai_id, "object": "fine_tuning.job", "created_at": _ts(job.created_at),
-        "finished_at": _ts(job.finished_at), "model": job.base_model.slug,
+        # What the job was asked to tune, as OpenAI echoes it: a catalog slug, or the ft: id it continues.
+        "finished_at": _ts(job.finished_at), "model": job.parent_model_name or job.base_model.slug,
         "fine_tuned_model": job.tuned_model.openai_id if job.tuned_model else None,
         "organization_id": f"org-{job.organization.slug}", "status": job.status, "hyperparameters": summary,
         "method": {"type": "supervised", "supervised": {"hyperparameters": summary}},
@@ -160,7 +188,8 @@ def job_object(job: FineTuneJob) -> dict:
                    "current_step": job.current_step, "total_steps": job.total_steps,
                    "train_loss": job.train_loss, "validation_loss": job.validation_loss,
                    "tokens_per_second": job.tokens_per_second,
-                   "tuned_model": job.tuned_model.slug if job.tuned_model else None},
+                   "tuned_model": job.tuned_model.slug if job.tuned_model else None,
+                   "parent_model": job.parent_model_name or None},
     }
 
 
@@ -218,6 +247,21 @@ def _overrides(body: FineTuningJobCreate, base: FoundationModel, dataset: Datase
     return overrides
 
 
+def _starting_point(request: HttpRequest, model: str) -> tuple[FoundationModel, TunedModel | None]:
+    """The foundation model a job tunes and, to continue training, the tuned model it starts from. Named as
+    any /v1 model is (store/api/targets.py): unknown ids and other organizations' answer the same 404."""
+    target = find_target(request.api_key, model)  # type: ignore[attr-defined]
+    if target.kind == "base":
+        return FoundationModel.objects.get(slug=target.model_id), None
+    if target.tuned is not None:
+        return target.tuned.base, target.tuned
+    if target.kind == "deployment":
+        raise bad_request(f"{model!r} is a deployment; fine-tune the model it serves ({target.parent or target.root}) "
+                          "instead.", param="model")
+    raise bad_request(f"{model!r} is a checkpoint of a fine-tuning job; continue training from the job's tuned model "
+                      "(its fine_tuned_model) instead.", param="model")
+
+
 def _create_job(request: HttpRequest, body: FineTuningJobCreate) -> dict:
     key = request.api_key  # type: ignore[attr-defined]
     # Accepted by the schema for SDK compatibility, but not kept: refused when set rather than dropped.
@@ -226,20 +270,15 @@ def _create_job(request: HttpRequest, body: FineTuningJobCreate) -> dict:
                           code="unsupported_parameter")
     if body.metadata:
         raise bad_request("Job metadata is not stored; omit it.", param="metadata", code="unsupported_parameter")
-    base = FoundationModel.objects.filter(slug=body.model).first()
-    if base is None:
-        if body.model.startswith("ft:"):
-            raise bad_request("Continue training from a tuned model is not supported: fine-tune its catalog base "
-                              "model.", param="model")
-        raise model_not_found(body.model)
+    base, parent = _starting_point(request, body.model)
     dataset = _file(request, body.training_file, param="training_file")
     validation = _file(request, body.validation_file, param="validation_file") if body.validation_file else None
-    method = (body.tuning.method if body.tuning and body.tuning.method else None) or jobs.default_method(
-        base, dataset.task)
+    method = (body.tuning.method if body.tuning and body.tuning.method else None) or (
+        parent.method if parent else jobs.default_method(base, dataset.task))
     try:
         job = jobs.create_job(key.organization, base, dataset, task=dataset.task, method=method,
                               overrides=_overrides(body, base, dataset, method), suffix=body.suffix or "",
-                              validation_dataset=validation)
+                              validation_dataset=validation, parent=parent)
     except jobs.TooManyActiveJobs as error:
         raise ApiError(429, " ".join(error.errors), code="too_many_active_jobs") from None
     except jobs.JobRequestError as error:
@@ -310,8 +349,7 @@ async def fine_tuning_job_events(request: HttpRequest, job_id: str) -> HttpRespo
 def checkpoint_object(job: FineTuneJob, checkpoint: JobCheckpoint) -> dict:
     return {"id": checkpoint.openai_id, "object": "fine_tuning.job.checkpoint",
             "created_at": _ts(checkpoint.created_at),
-            "fine_tuned_model_checkpoint": f"ft:{job.base_model.slug}:{job.organization.slug}:{job.suffix}:"
-                                           f"{job.public_id[:8]}:ckpt-step-{checkpoint.step}",
+            "fine_tuned_model_checkpoint": checkpoint_model_id(job, checkpoint),
             "fine_tuning_job_id": job.openai_id, "step_number": checkpoint.step, "metrics": checkpoint.metrics}
 
 

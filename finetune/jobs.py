@@ -24,7 +24,7 @@ from core.queue import send_task
 from finetune.models import ACTIVE_STATUSES, Dataset, FineTuneJob, JobEvent, JobStatus
 from finetune.spec import Hyperparameters, check_combination, default_hyperparameters
 from store.catalog import is_available
-from store.models import FoundationModel, Method, Task
+from store.models import FoundationModel, Method, Task, TunedModel
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +105,41 @@ def check_job_request(organization: Organization, base: FoundationModel, dataset
     return errors
 
 
+# Continued training loads the parent's adapter (or full weights) as they are: the method stays, and so do the
+# hyperparameters that give the adapter its shape. AdaLoRA is not continued: its ranks were pruned to a pattern
+# peft cannot grow or re-allocate from (a new AdaLoRA run starts from the base).
+CONTINUABLE_METHODS = (Method.LORA, Method.IA3, Method.PREFIX_TUNING, Method.FULL)
+ADAPTER_SHAPE: dict[str, tuple[str, ...]] = {
+    Method.LORA: ("lora_r", "lora_alpha", "target_modules"), Method.IA3: ("target_modules",),
+    Method.PREFIX_TUNING: ("num_virtual_tokens",), Method.FULL: ()}
+
+
+def check_continuation(organization: Organization, parent: TunedModel, dataset: Dataset, task: str,
+                       method: str, overrides: dict) -> list[str]:
+    """Why a job cannot continue training `parent` (its weights are the starting point); [] when it can."""
+    name = parent.openai_id
+    if parent.organization_id != organization.pk:
+        return [f"The model {name!r} does not exist."]
+    if parent.task != task:
+        return [f"{name} is a {parent.task} model: continue it with a {parent.task} file, not a {task} one."]
+    if method != parent.method:
+        return [f"{name} was tuned with {Method(parent.method).label}; continued training keeps the method, so "
+                f"it cannot continue as {Method(method).label if method in Method.values else method!r}. "
+                f"Use {parent.method}, or fine-tune the base model {parent.base.slug} with {method}."]
+    if method not in CONTINUABLE_METHODS:
+        return [f"{name} is an {Method(method).label} model, which cannot be trained further (its ranks were "
+                f"pruned); fine-tune the base model {parent.base.slug} again instead."]
+    errors = []
+    if task == Task.SENTIMENT and list(dataset.labels) != list(parent.labels):
+        errors.append(f"{name} classifies {', '.join(parent.labels)}; the training file's labels "
+                      f"({', '.join(dataset.labels)}) must be the same.")
+    for key in ADAPTER_SHAPE[Method(method)]:
+        inherited = parent.hyperparameters.get(key)
+        if key in overrides and overrides[key] != inherited:
+            errors.append(f"{key} is {inherited!r} in {name}'s adapter; continued training cannot change it.")
+    return errors
+
+
 class JobRequestError(Exception):
     def __init__(self, errors: list[str]) -> None:
         super().__init__("; ".join(errors))
@@ -132,12 +167,23 @@ def unique_suffix(text: str) -> str:
 
 def create_job(organization: Organization, base: FoundationModel, dataset: Dataset, task: str | None = None,
                method: str | None = None, overrides: dict | None = None, suffix: str = "", user=None,
-               validation_dataset: Dataset | None = None, enqueue: bool = True) -> FineTuneJob:
-    """Check everything, create the job as `validating_files`, then queue it (on commit)."""
+               validation_dataset: Dataset | None = None, enqueue: bool = True,
+               parent: TunedModel | None = None) -> FineTuneJob:
+    """Check everything, create the job as `validating_files`, then queue it (on commit).
+
+    With `parent` (continued training) the job tunes the parent's foundation model starting from the parent's
+    weights, with the parent's method unless another is asked for (which is refused)."""
     task = task or dataset.task
+    errors = []
+    if parent is not None:
+        base, method = parent.base, method or parent.method
+        errors = check_continuation(organization, parent, dataset, task, method, overrides or {})
+        shape = {key: parent.hyperparameters[key] for key in ADAPTER_SHAPE.get(method, ())
+                 if key in parent.hyperparameters}
+        overrides = {**(overrides or {}), **shape}
     method = method or default_method(base, task)
     hyper = hyperparameters_for(base, task, method, dataset.row_count, overrides)
-    errors = check_job_request(organization, base, dataset, task, method, hyper, validation_dataset)
+    errors = errors or check_job_request(organization, base, dataset, task, method, hyper, validation_dataset)
     if errors:
         raise JobRequestError(errors)
     with transaction.atomic():
@@ -146,8 +192,10 @@ def create_job(organization: Organization, base: FoundationModel, dataset: Datas
             organization=organization, base_model=base, dataset=dataset, validation_dataset=validation_dataset,
             task=task, method=method, hyperparameters=hyper.to_dict(),
             suffix=unique_suffix(suffix or dataset.name), created_by=user, status=JobStatus.VALIDATING_FILES,
+            parent_model=parent, parent_model_name=parent.openai_id if parent else "",
         )
-        record_event(job, f"Created fine-tuning job {job.openai_id}: {base.display_name}, {task}, {method}.")
+        record_event(job, f"Created fine-tuning job {job.openai_id}: {base.display_name}, {task}, {method}"
+                          f"{f', continuing from {parent.openai_id}' if parent else ''}.")
         record_event(job, f"Validated {dataset.name}: {dataset.row_count} rows "
                           f"({', '.join(f'{k} {v}' for k, v in dataset.stats.get('split_sizes', {}).items())}).")
         FineTuneJob.objects.filter(pk=job.pk).update(status=JobStatus.QUEUED)

@@ -123,6 +123,11 @@ class FineTuneJob(models.Model):
     metrics = models.JSONField(default=dict, blank=True)
     tuned_model = models.OneToOneField(TunedModel, null=True, blank=True, on_delete=models.SET_NULL,
                                        related_name="job")
+    # Continued training: the tuned model whose weights this job starts from (base_model is its foundation).
+    # Its ft: id is kept too, so the job still says what it continued after that model is deleted.
+    parent_model = models.ForeignKey(TunedModel, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="continued_by")
+    parent_model_name = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -24,6 +24,7 @@ from finetune import jobs
 from finetune.datasets import load_rows
 from finetune.model_card import build_card
 from finetune.models import FineTuneJob, JobCheckpoint, JobEvent, JobStatus
+from store.artifacts import ArtifactMissing, local_folder, tuned_name
 from store.tuned import register_tuned_model
 
 logger = logging.getLogger(__name__)
@@ -129,14 +130,31 @@ def build_spec(job: FineTuneJob):
     pick = {part: [rows[i] for i in indices] for part, indices in job.dataset.splits.items()}
     validation = load_rows(job.validation_dataset) if job.validation_dataset else pick["validation"]
     directory = jobs.job_directory(job)
+    labels = list(job.dataset.labels) if job.task == "sentiment" else []
     return TrainingSpec(
         task=job.task, method=job.method, base_folder=model_folder(job.base_model),
         architecture=job.base_model.architecture, hyper=Hyperparameters.from_dict(job.hyperparameters),
         train_rows=pick["train"], validation_rows=validation, test_rows=pick["test"],
-        labels=list(job.dataset.labels) if job.task == "sentiment" else [],
-        output_dir=directory / "output", checkpoint_dir=jobs.checkpoint_directory(job),
-        device=pick_device(settings.TRAINING_DEVICE),
+        labels=labels, output_dir=directory / "output", checkpoint_dir=jobs.checkpoint_directory(job),
+        device=pick_device(settings.TRAINING_DEVICE), init_from=parent_folder(job),
     )
+
+
+def parent_folder(job: FineTuneJob) -> Path | None:
+    """The weights a continued job starts from, fetched into this worker's cache when the storage is remote."""
+    from workers.training.loop import TrainingError
+
+    if not job.parent_model_name:
+        return None
+    if job.parent_model is None:
+        raise TrainingError(f"The tuned model {job.parent_model_name} this job continues from was deleted; "
+                            "start a new job from its base model or another tuned model.")
+    try:
+        return local_folder(tuned_name(job.parent_model))
+    except ArtifactMissing as error:
+        logger.error("job %s cannot start from %s: %s", job.pk, job.parent_model_name, error)
+        raise TrainingError(f"The weights of {job.parent_model_name}, which this job continues from, are missing "
+                            "from the artifact storage; the worker log says where they were looked for.") from None
 
 
 def trained_system_prompt(rows: list[dict]) -> str:
@@ -166,7 +184,8 @@ def run_job(job_id: int, worker: str, echo: Callable[[str, object], None] | None
 
     if not jobs.claim_job(job_id, worker):
         return FineTuneJob.objects.get(pk=job_id)
-    job = FineTuneJob.objects.select_related("base_model", "dataset", "organization").get(pk=job_id)
+    job = FineTuneJob.objects.select_related("base_model", "dataset", "organization", "parent_model__base",
+                                             "parent_model__organization").get(pk=job_id)
     heartbeat = _Heartbeat(job_id, worker)
     heartbeat.start()
     try:

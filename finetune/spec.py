@@ -226,6 +226,9 @@ class TrainingSpec:
     labels: list[str]  # sentiment label names in a fixed order; [] for dialogue
     output_dir: Path  # final artifacts
     checkpoint_dir: Path  # step-<n>/ folders
+    # Continued training: the parent tuned model's folder (its adapter, or its full weights for "full");
+    # training starts from those weights instead of a fresh adapter or the base.
+    init_from: Path | None = None
     device: str = "cpu"
     batching: str = "grouped"  # "grouped" (ours) | "baseline" (the benchmark's reference)
     final_evaluation: bool = True  # the benchmark turns off the test-set report and sample replies

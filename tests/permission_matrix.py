@@ -176,6 +176,7 @@ API: dict[str, Expect] = {
     "v1:docs": api(200, 200, 200, 200, 200),
     "v1:files": api(401, 401, 200, 403, 200),
     "v1:file": api(401, 401, 404, 403, 200),
+    "v1:file_content": api(401, 401, 404, 403, 200),
     "v1:fine_tuning_jobs": api(401, 401, 200, 403, 200),
     "v1:fine_tuning_job": api(401, 401, 404, 403, 200),
     "v1:cancel_fine_tuning_job": api(401, 401, 404, 403, 200, "POST"),

@@ -3,10 +3,15 @@
 One id scheme without '/': a deployment's id is its slug; a tuned model's id is OpenAI-style
 `ft:<base>:<org>:<suffix>:<short id>`; a base model's id is its catalog slug. A key restricted to
 some deployments sees only those. Unknown and foreign ids look the same (404).
+
+Apps built on the store serve ids of their own (a fine-tuning job's checkpoints,
+`ft:…:ckpt-step-<n>`). The store cannot import them, so each registers a lookup here when Django
+starts (finetune/apps.py); `find_target` stays the one place a /v1 model name is resolved.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
@@ -30,6 +35,7 @@ class Target:
     top_p: float | None = None
     max_tokens: int | None = None
     deployment: Deployment | None = None
+    tuned: TunedModel | None = None  # kind "tuned": the model itself (a job continues training from it)
     paused: bool = False
 
 
@@ -47,7 +53,7 @@ def _deployment_target(d: Deployment) -> Target:
 def _tuned_target(t: TunedModel) -> Target:
     return Target(model_id=t.openai_id, kind="tuned", task=t.task, model_key=f"tuned:{t.pk}",
                   owned_by=t.organization.slug, created=int(t.created_at.timestamp()), root=t.base.slug,
-                  system_prompt=t.default_system_prompt)
+                  system_prompt=t.default_system_prompt, tuned=t)
 
 
 def _base_target(b: FoundationModel) -> Target:
@@ -56,6 +62,17 @@ def _base_target(b: FoundationModel) -> Target:
     task = Task.DIALOGUE if b.supports_dialogue else Task.EMBEDDING if b.supports_embedding else Task.SENTIMENT
     return Target(model_id=b.slug, kind="base", task=task, model_key=engine_key(task, base_slug=b.slug),
                   owned_by="gpt-store", created=int(b.created_at.timestamp()), root=b.slug)
+
+
+# (organization id, model id) -> its Target, or None when the id is not one the lookup serves (or not the org's).
+ModelLookup = Callable[[int, str], Target | None]
+_lookups: list[ModelLookup] = []
+
+
+def register_lookup(lookup: ModelLookup) -> None:
+    """Serve the `ft:` ids an app built on the store owns. Called from an AppConfig.ready(); idempotent."""
+    if lookup not in _lookups:
+        _lookups.append(lookup)
 
 
 def _restricted(key: ApiKey) -> list[int]:
@@ -89,6 +106,10 @@ def find_target(key: ApiKey, model_id: str) -> Target:
                 "base", "organization").first()
             if tuned is not None and tuned.openai_id == model_id:
                 return _tuned_target(tuned)
+            for lookup in _lookups:
+                found = lookup(key.organization_id, model_id)
+                if found is not None:
+                    return found
         else:
             base = FoundationModel.objects.filter(slug=model_id).first()
             if base is not None:

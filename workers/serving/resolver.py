@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from django.db import close_old_connections
 
+from finetune.checkpoint_models import KEY_PREFIX as CHECKPOINT_PREFIX
+from finetune.checkpoint_models import SERVABLE_FOLDER
+from finetune.models import JobCheckpoint
 from store.artifacts import ArtifactMissing, local_folder, tuned_name
 from store.inference.protocol import INTERNAL, EngineError, ModelSpec
 from store.models import FoundationModel, Method, Task, TunedModel
@@ -57,4 +61,31 @@ def resolve_model_key(key: str) -> ModelSpec:
             adapter_type=Method.FULL if tuned.method == Method.FULL else tuned.method,
             labels=list(tuned.labels),
         )
+    if f"{kind}:" == CHECKPOINT_PREFIX:
+        return _checkpoint_spec(key, ident)
     raise EngineError("model_not_found", f"unknown model key {key!r}")
+
+
+def _checkpoint_spec(key: str, ident: str) -> ModelSpec:
+    """A fine-tuning job's checkpoint (finetune/checkpoint_models.py): its servable folder on the training
+    workers' disk (ARTIFACTS_DIR), which this worker must share to serve it."""
+    checkpoint = JobCheckpoint.objects.select_related("job__base_model", "job__dataset").filter(
+        pk=int(ident) if ident.isdigit() else -1).first()
+    if checkpoint is None:
+        raise EngineError("model_not_found", f"no checkpoint {ident!r}")
+    job = checkpoint.job
+    folder = Path(checkpoint.path) / SERVABLE_FOLDER
+    if not folder.is_dir():
+        logger.error("cannot serve %s: %s does not exist", key, folder)
+        gone = "were deleted" if not Path(checkpoint.path).exists() else "predate servable checkpoints"
+        raise EngineError("model_not_found", f"the files of checkpoint step {checkpoint.step} of {job.openai_id} "
+                                             f"{gone} (or are on another machine); use a newer checkpoint or the "
+                                             "job's tuned model")
+    return ModelSpec(
+        key=key,
+        kind=_KINDS[job.task],
+        base_folder=str(model_folder(job.base_model)),
+        adapter_folder=str(folder),
+        adapter_type=Method.FULL if job.method == Method.FULL else job.method,
+        labels=list(job.dataset.labels) if job.task == Task.SENTIMENT else [],
+    )

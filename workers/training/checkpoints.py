@@ -6,6 +6,10 @@ AdaLoRA's importance scores, and the loop's own state (step, batch cursor, early
 loss history). Tensors go to safetensors and everything else to JSON: nothing is ever pickled,
 so a checkpoint can be read without trusting it.
 
+Each checkpoint also holds a servable ``model/`` folder: the adapter in peft's own format (or, for a
+full fine-tune, the whole model in transformers' format), so the engine serves a checkpoint as a
+model, `ft:…:ckpt-step-<n>`, with the loaders it uses for tuned models (workers/serving/resolver.py).
+
 Each one is written into a hidden ``.step-<n>.partial`` folder, flushed, marked complete and
 then renamed to ``step-<n>``: a rename is atomic, so a process killed mid-write leaves no folder
 that looks complete. Older checkpoints are pruned to the last `keep`.
@@ -25,6 +29,8 @@ from typing import cast
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from finetune.checkpoint_models import SERVABLE_FOLDER
 
 FORMAT_VERSION = 1
 COMPLETE_MARKER = "complete.json"
@@ -132,6 +138,20 @@ def _adalora_payload(model) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, {"rank_pattern": model.peft_config["default"].rank_pattern}
 
 
+def _write_servable(folder: Path, model) -> None:
+    """The checkpoint as the engine loads a tuned model: a peft adapter folder (its trainable weights only,
+    small), or for a full fine-tune the model's own folder (as large as its trainable.safetensors)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    use_cache = inner.config.use_cache
+    inner.config.use_cache = True  # a served model decodes with a cache; training switched it off
+    try:
+        model.save_pretrained(folder, safe_serialization=True)
+    finally:
+        inner.config.use_cache = use_cache
+    for path in folder.iterdir():
+        _fsync(path)
+
+
 def save_checkpoint(checkpoint_dir: Path, state: LoopState, model, optimizer, scheduler, *, fingerprint: str,
                     best: dict[str, torch.Tensor] | None, adalora: bool, keep: int) -> Path:
     checkpoint_dir = Path(checkpoint_dir)
@@ -152,6 +172,7 @@ def save_checkpoint(checkpoint_dir: Path, state: LoopState, model, optimizer, sc
     if adalora:
         adalora_tensors, adalora_meta = _adalora_payload(model)
         _write_tensors(partial / "adalora.safetensors", adalora_tensors)
+    _write_servable(partial / SERVABLE_FOLDER, model)
     _write_json(partial / "state.json", {
         "format": FORMAT_VERSION, "step": state.step, "fingerprint": fingerprint, "loop": asdict(state),
         "optimizer": optimizer_meta, "scheduler": scheduler.state_dict(), "rng": rng_meta, "adalora": adalora_meta,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -51,16 +52,18 @@ def autocast(device: str) -> contextlib.AbstractContextManager:
     return torch.autocast(device_type="cuda", dtype=dtype_for(device))
 
 
-def load_base(spec: TrainingSpec, pad_token_id: int | None):
+def load_base(spec: TrainingSpec, pad_token_id: int | None, folder: Path | None = None):
+    """The base model's weights, or `folder`'s (a fully tuned parent a continued run starts from)."""
     from workers.models.loading import load_causal_lm, load_encoder, load_sequence_classifier
 
+    folder = folder or spec.base_folder
     dtype = weights_dtype(spec.method, spec.device)
     if spec.task == "dialogue":
-        model = load_causal_lm(spec.base_folder, spec.device, dtype)
+        model = load_causal_lm(folder, spec.device, dtype)
     elif spec.task == "embedding":
-        model = load_encoder(spec.base_folder, spec.device, dtype)  # the bare encoder the engine serves
+        model = load_encoder(folder, spec.device, dtype)  # the bare encoder the engine serves
     else:
-        model = load_sequence_classifier(spec.base_folder, spec.labels, spec.device, dtype, pad_token_id=pad_token_id)
+        model = load_sequence_classifier(folder, spec.labels, spec.device, dtype, pad_token_id=pad_token_id)
     model.config.use_cache = False  # training never decodes; a cache only costs memory
     own_weights_memory(model)
     return model
@@ -119,15 +122,21 @@ def peft_config(task: str, method: str, hyper: Hyperparameters, total_steps: int
 
 def build_model(spec: TrainingSpec, pad_token_id: int | None, total_steps: int):
     """Base plus tuning method, in train mode. Call after seeding: adapter and head init use the RNG."""
-    base = load_base(spec, pad_token_id)
-    if spec.method == "full":
+    full = spec.method == "full"
+    base = load_base(spec, pad_token_id, spec.init_from if full else None)
+    if full:
         model = base
         for parameter in model.parameters():
             parameter.requires_grad_(True)
     else:
-        from peft import get_peft_model
+        from peft import PeftModel, get_peft_model
 
-        model = get_peft_model(base, peft_config(spec.task, spec.method, spec.hyper, total_steps, head_name(base)))
+        if spec.init_from is not None:
+            # Continued training: the parent's adapter (and classification head), trainable, instead of a new one.
+            model = PeftModel.from_pretrained(base, str(spec.init_from), adapter_name=ADAPTER, is_trainable=True)
+        else:
+            model = get_peft_model(base, peft_config(spec.task, spec.method, spec.hyper, total_steps,
+                                                     head_name(base)))
         # A half-precision base makes half-precision copies of the classification head; AdamW's
         # small updates would round away in bf16, so every trained tensor is kept in fp32
         # (autocast runs the matmuls in bf16 all the same).

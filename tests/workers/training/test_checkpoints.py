@@ -34,8 +34,10 @@ def test_it_stores_weights_optimizer_scheduler_rng_and_loop_state_as_safetensors
     run_training(spec, RecordingCallbacks())
     folder = spec.checkpoint_dir / "step-3"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "best.safetensors", "complete.json", "optimizer.safetensors", "rng.safetensors", "state.json",
+        "best.safetensors", "complete.json", "model", "optimizer.safetensors", "rng.safetensors", "state.json",
         "trainable.safetensors"]
+    # `model/` is the checkpoint as the engine serves it (ft:…:ckpt-step-3): a peft adapter folder
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in (folder / "model").iterdir()}
     state = json.loads((folder / "state.json").read_text())
     assert state["loop"]["step"] == 3 and state["loop"]["cursor"] == 3 and state["loop"]["epoch"] == 0
     assert {"best_loss", "best_step", "evals_without_improvement", "loss_history"} <= set(state["loop"])
