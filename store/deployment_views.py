@@ -12,6 +12,7 @@ from django.db.models import ProtectedError, Sum
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
 from accounts.access import organization_admin_required
@@ -60,6 +61,19 @@ def _model_reference(deployment: Deployment) -> str:
     return tuned.slug if tuned.organization_id == deployment.organization_id else tuned.short_id
 
 
+def _suggested_name(organization, reference: str) -> str:
+    """A new deployment's name for the model it was opened with (?model=): a hosted model's own name, else
+    the reference read as words."""
+    if reference.startswith("upstream:"):
+        from upstreams.models import UpstreamModel
+
+        hosted = UpstreamModel.objects.filter(organization=organization, pk=reference.removeprefix("upstream:")
+                                              if reference.removeprefix("upstream:").isdigit() else -1).first()
+        if hosted is not None:
+            return hosted.name
+    return reference.replace("-", " ").replace(":", " ").title()[:80]
+
+
 @organization_admin_required
 def deployment_edit(request: HttpRequest, slug: str | None = None) -> HttpResponseBase:
     organization = _org(request)
@@ -71,8 +85,8 @@ def deployment_edit(request: HttpRequest, slug: str | None = None) -> HttpRespon
                    "max_tokens": deployment.max_tokens,
                    "model": _model_reference(deployment)}
     elif request.GET.get("model"):
-        initial = {"model": request.GET["model"], "name": request.GET["model"].replace("-", " ").title(),
-                   "slug": request.GET["model"]}
+        name = _suggested_name(organization, request.GET["model"])
+        initial = {"model": request.GET["model"], "name": name, "slug": slugify(name)}
     form = DeploymentForm(request.POST or None, organization=organization, editing=deployment, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

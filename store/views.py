@@ -32,12 +32,27 @@ def _search_published(query: str, task: str):
     return tuned[:24]
 
 
+def _search_hosted(request: HttpRequest, query: str, task: str):
+    """The signed-in organization's hosted models (its OpenAI-compatible upstreams): dialogue models of its
+    own catalog, never shown to anyone else."""
+    from upstreams.models import UpstreamModel
+
+    organization = getattr(request, "organization", None)
+    if organization is None or task not in ("", Task.DIALOGUE):
+        return UpstreamModel.objects.none()
+    hosted = UpstreamModel.objects.filter(organization=organization)
+    if query:
+        hosted = hosted.filter(Q(name__icontains=query) | Q(model_name__icontains=query))
+    return hosted
+
+
 def home(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:100]
     task = request.GET.get("task", "")
     context = {
         "models": _search_catalog(query, task),
         "published": _search_published(query, task),
+        "hosted": _search_hosted(request, query, task),
         "query": query,
         "task": task,
         "task_choices": Task.choices,

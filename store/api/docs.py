@@ -38,14 +38,15 @@ def api_docs(request: HttpRequest) -> HttpResponse:
         for method, operation in methods.items():
             body = operation.get("requestBody", {}).get("content", {})
             request_schema = body.get("application/json", {}).get("schema")
-            response_schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+            # A JSON object, or (file content) the uploaded file itself.
+            response_schema = operation["responses"]["200"]["content"].get("application/json", {}).get("schema")
             operations.append({
                 "method": method.upper(), "path": path, "summary": operation["summary"], "tag": operation["tags"][0],
                 "description": operation.get("description", ""), "anchor": operation["operationId"],
                 "request_fields": _fields(request_schema, components) if request_schema else [],
                 "multipart": "multipart/form-data" in body,
-                "response_name": response_schema["$ref"].rsplit("/", 1)[-1],
-                "response_fields": _fields(response_schema, components),
+                "response_name": response_schema["$ref"].rsplit("/", 1)[-1] if response_schema else "the file's bytes",
+                "response_fields": _fields(response_schema, components) if response_schema else [],
             })
     return render(request, "store/api_docs.html", {"operations": operations,
                                                    "base_url": request.build_absolute_uri("/v1")})

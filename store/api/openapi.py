@@ -12,7 +12,9 @@ from store.api import protocol as p
 REF = "#/components/schemas/{model}"
 
 # (method, path, summary, request schema or "multipart", response schema, tag, description)
-OPERATIONS: list[tuple[str, str, str, object, type, str, str]] = [
+FILE_BYTES = "file bytes"  # a response that is the uploaded file itself, not JSON
+
+OPERATIONS: list[tuple[str, str, str, object, type | str, str, str]] = [
     ("get", "/v1/models", "List models", None, p.ModelList, "Models",
      "Deployments (by slug), tuned models (ft:…) and catalog base models this key may use."),
     ("get", "/v1/models/{model}", "Retrieve a model", None, p.ModelObject, "Models",
@@ -36,6 +38,8 @@ OPERATIONS: list[tuple[str, str, str, object, type, str, str]] = [
      "file answers 400 listing its problems with line numbers and nothing is stored."),
     ("get", "/v1/files/{file_id}", "Retrieve a file", None, p.FileObject, "Files", ""),
     ("delete", "/v1/files/{file_id}", "Delete a file", None, p.DeletedObject, "Files", ""),
+    ("get", "/v1/files/{file_id}/content", "Retrieve file content", None, FILE_BYTES, "Files",
+     "The file as it was uploaded (`client.files.content(id)`): CSV or JSONL, sent as an attachment."),
     ("post", "/v1/fine_tuning/jobs", "Create a fine-tuning job", p.FineTuningJobCreate, p.FineTuningJob,
      "Fine-tuning", "The task (dialogue or sentiment) is inferred from the training file. Pass GPT Store's "
                     "method and hyperparameters as `tuning` (SDKs: `extra_body={\"tuning\": {...}}`)."),
@@ -85,7 +89,8 @@ STREAM_EVENT = {"type": "object", "required": ["data"], "properties": {"data": {
 def openapi_document() -> dict:
     models: set[type] = {p.ErrorResponse}
     for _method, _path, _summary, request, response, _tag, _desc in OPERATIONS:
-        models.add(response)
+        if isinstance(response, type):
+            models.add(response)
         if isinstance(request, type):
             models.add(request)
     _, schema = models_json_schema([(model, "validation") for model in sorted(models, key=lambda m: m.__name__)],
@@ -96,7 +101,8 @@ def openapi_document() -> dict:
             "summary": summary, "tags": [tag], "description": description,
             "operationId": f"{method}_{path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
             "responses": {"200": {"description": "OK", "content": {"application/json": {
-                "schema": {"$ref": REF.format(model=response.__name__)}}}}},
+                "schema": {"$ref": REF.format(model=response.__name__)}}} if isinstance(response, type) else {
+                media: {"schema": {"type": "string"}} for media in ("text/csv", "application/jsonl")}}},
         }
         if path == "/v1/chat/completions":
             operation["responses"]["200"]["content"]["text/event-stream"] = {"schema": STREAM_EVENT}

@@ -52,5 +52,8 @@ def test_the_openapi_document_and_docs_page(client, db):
     assert spec["openapi"].startswith("3.1")
     assert {"/v1/chat/completions", "/v1/sentiment", "/v1/fine_tuning/jobs", "/v1/files"} <= set(spec["paths"])
     assert "ChatCompletionRequest" in spec["components"]["schemas"]
+    content = spec["paths"]["/v1/files/{file_id}/content"]["get"]["responses"]["200"]["content"]
+    assert set(content) == {"text/csv", "application/jsonl"}  # the file itself, not a JSON object
     page = client.get("/v1/docs").content.decode()
+    assert "/v1/files/{file_id}/content" in page and "the file&#x27;s bytes" in page
     assert "/v1/chat/completions" in page and "https://" not in page.split("<body")[1].split("</footer>")[0]

@@ -101,3 +101,25 @@ def test_another_organization_never_sees_or_deploys_it(alice, charlie):
 def test_a_teammate_who_is_not_an_admin_cannot_register(bob):
     response = bob.client.post("/upstreams/", FORM)
     assert response.status_code in (302, 403) and not UpstreamModel.objects.exists()
+
+
+def test_the_storefront_lists_an_organizations_hosted_models_to_it_alone(alice, bob, charlie):
+    upstream = registry.register(alice.organization, "Big hosted model", "https://api.example.com/v1", "gpt-big", "")
+    for person in (alice, bob):
+        page = person.client.get("/").content.decode()
+        assert "Your hosted models" in page and "Big hosted model" in page and "gpt-big" in page
+        assert f"?model=upstream%3A{upstream.pk}" in page
+    assert "Big hosted model" not in charlie.client.get("/").content.decode()
+    assert "Big hosted model" not in alice.client.get("/", {"task": "sentiment"}).content.decode()
+    assert "Big hosted model" not in alice.client.get("/", {"q": "minilm"}).content.decode()
+    assert "Big hosted model" in alice.client.get("/", {"q": "gpt-big"}).content.decode()
+
+
+def test_deploy_from_the_storefront_opens_the_form_with_the_hosted_model_chosen(alice, charlie):
+    upstream = registry.register(alice.organization, "Big hosted model", "https://api.example.com/v1", "gpt-big", "")
+    form = alice.client.get("/deployments/new/", {"model": upstream.reference}).content.decode()
+    assert 'value="Big hosted model"' in form and 'value="big-hosted-model"' in form
+    assert f'<option value="{upstream.reference}" selected>' in form
+    # Another organization's upstream id names nothing there: no name leaks into the form.
+    other = charlie.client.get("/deployments/new/", {"model": upstream.reference}).content.decode()
+    assert "Big hosted model" not in other
