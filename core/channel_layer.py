@@ -81,6 +81,18 @@ class ReliableRedisChannelLayer(RedisChannelLayer):
             self._forget(channel, queue)
         return message
 
+    async def close(self) -> None:
+        """Stop the running loop's reader and group watcher and close the connections. A process's layer lives
+        as long as its loop; a layer made for a while (tests) is closed, or its tasks retry a gone Redis forever."""
+        loop = asyncio.get_running_loop()
+        groups = self._groups.pop(loop, None)
+        tasks = [task for task in (self._readers.pop(loop, None), groups.watcher if groups else None)
+                 if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.close_pools()
+
     def _forget(self, channel: str, queue: asyncio.Queue) -> None:
         if self.receive_buffer.get(channel) is queue:
             del self.receive_buffer[channel]

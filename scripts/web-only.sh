@@ -19,6 +19,9 @@ if [ ! -f "$VENV/.installed-$fingerprint" ]; then
   "$PYTHON" -m venv "$VENV"
   touch "$VENV/.web-only"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check .
+  # setuptools builds in the checkout: a second copy of every package under build/ that mypy would then
+  # meet as duplicate modules on the next `make test`.
+  rm -rf build
   touch "$VENV/.installed-$fingerprint"
 fi
 for module in torch transformers peft; do

@@ -16,11 +16,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def redis_layer(own_redis, settings):  # noqa: F811 - the fixture imported above
+async def redis_layer(own_redis, settings):  # noqa: F811 - the fixture imported above
     settings.CHANNEL_LAYERS = {"default": {
         "BACKEND": "core.channel_layer.ReliableRedisChannelLayer",
         "CONFIG": {"hosts": [{"address": own_redis.url, "socket_timeout": None}], "watch_seconds": WATCH_SECONDS}}}
-    return own_redis
+    yield own_redis
+    # Its reader and watcher would retry the gone server for the rest of the session.
+    await get_channel_layer().close()
 
 
 async def test_an_open_widget_catches_up_and_keeps_receiving_after_a_redis_restart(redis_layer, widget):

@@ -24,9 +24,22 @@ def own_redis(tmp_path):
     server.stop()
 
 
+_layers: list[ReliableRedisChannelLayer] = []
+
+
 def layer_for(server: EmbeddedRedis, **options) -> ReliableRedisChannelLayer:
-    return ReliableRedisChannelLayer(hosts=[{"address": server.url, "socket_timeout": None}],
-                                     watch_seconds=WATCH_SECONDS, **options)
+    layer = ReliableRedisChannelLayer(hosts=[{"address": server.url, "socket_timeout": None}],
+                                      watch_seconds=WATCH_SECONDS, **options)
+    _layers.append(layer)
+    return layer
+
+
+@pytest.fixture(autouse=True)
+async def _close_layers():
+    """Each test's layers stop their reader and watcher, which would otherwise retry the gone server all session."""
+    yield
+    while _layers:
+        await _layers.pop().close()
 
 
 async def restart(server: EmbeddedRedis) -> None:
@@ -76,3 +89,17 @@ async def test_memberships_lost_without_a_restart_are_renewed(own_redis):
     await client.aclose()
     await channels.group_send("doorbell", {"type": "test.ring", "n": 3})
     assert (await asyncio.wait_for(channels.receive(listener), 5))["n"] == 3
+
+
+async def test_a_closed_layer_stops_its_reader_and_group_watcher(own_redis):
+    channels = layer_for(own_redis)
+    listener = await channels.new_channel()
+    await channels.group_add("doorbell", listener)
+    await channels.group_send("doorbell", {"type": "test.ring", "n": 1})
+    assert (await asyncio.wait_for(channels.receive(listener), 5))["n"] == 1
+    loop = asyncio.get_running_loop()
+    reader, watcher = channels._readers[loop], channels._groups[loop].watcher
+    assert watcher is not None and not reader.done() and not watcher.done()
+    await channels.close()
+    assert reader.cancelled() and watcher.cancelled()
+    assert loop not in channels._readers and loop not in channels._groups

@@ -24,8 +24,21 @@ def tcp_redis():
     server.stop()
 
 
+_layers: list[ReliableRedisChannelLayer] = []
+
+
 def layer_for(server: TcpRedis) -> ReliableRedisChannelLayer:
-    return ReliableRedisChannelLayer(hosts=[{"address": server.url, "socket_timeout": None}], watch_seconds=0.1)
+    layer = ReliableRedisChannelLayer(hosts=[{"address": server.url, "socket_timeout": None}], watch_seconds=0.1)
+    _layers.append(layer)
+    return layer
+
+
+@pytest.fixture(autouse=True)
+async def _close_layers():
+    """Each test's layers stop their reader and watcher, which would otherwise retry the gone server all session."""
+    yield
+    while _layers:
+        await _layers.pop().close()
 
 
 async def test_concurrent_sends_right_after_a_redis_restart_all_arrive(tcp_redis):
