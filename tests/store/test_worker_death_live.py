@@ -25,9 +25,12 @@ pytestmark = pytest.mark.live
 def chatty_folder(tmp_path_factory):
     from tests.tiny_models import build_tiny_chat_model, silence_end_of_turn
 
-    folder = silence_end_of_turn(build_tiny_chat_model(tmp_path_factory.mktemp("chatty-dies"), seed=3, layers=8))
-    # Rotary positions: a longer context needs no new weights, and a 2000-token reply is still going
-    # when the worker is killed.
+    # Slow enough (~10 ms a token on one core) that a 2000-token reply is still being generated when the worker
+    # is killed: with 8 layers of width 32 a quiet worker had finished all of it into Redis while the web process was
+    # still relaying the first tokens, and the stream then ended normally (a CI failure).
+    folder = silence_end_of_turn(build_tiny_chat_model(tmp_path_factory.mktemp("chatty-dies"), seed=3, hidden=256,
+                                                       layers=16))
+    # Rotary positions: a longer context needs no new weights.
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 4096}))
     return folder
