@@ -162,7 +162,9 @@ def test_the_widget_is_usable_by_keyboard_alone(context, shop, host_site):
     expect(launcher).to_be_focused()
     page.keyboard.press("Enter")
     expect(launcher).to_have_attribute("aria-expanded", "true")
-    expect(panel.locator("#gs-input")).to_be_focused()
+    # The panel takes the focus when it hears "open", which waits for its page to load: seconds on a loaded
+    # machine (the 5 s default failed in CI once).
+    expect(panel.locator("#gs-input")).to_be_focused(timeout=30_000)
     # Keys typed now reach the message box (the browser's keyboard is in the panel, not only its DOM focus).
     page.keyboard.type("Typed without a mouse")
     expect(panel.locator("#gs-input")).to_have_value("Typed without a mouse")
