@@ -6,7 +6,6 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs
 
-from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -65,20 +64,7 @@ def assignee_name(conversation: Conversation | None) -> str | None:
     return assignee.first_name or assignee.username
 
 
-class ChatSocket(JsonFrameConsumer):
-    """Events go straight to their handler. Channels' own dispatch first runs close_old_connections on
-    the thread all of the process's database work shares, so every frame a customer sent and every
-    token of every bot reply queued behind that work before it was handled. Here every database call
-    is a database_sync_to_async, which does the same on the thread the call runs on."""
-
-    async def dispatch(self, message: dict) -> None:
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
-
-
-class WidgetConsumer(ChatSocket):
+class WidgetConsumer(JsonFrameConsumer):
     """One customer's chat: send, acknowledge, stream the bot's reply, replay after reconnects."""
 
     visitor: Visitor
@@ -309,7 +295,7 @@ class WidgetConsumer(ChatSocket):
         await self.send_json({"type": "ask_email"})
 
 
-class ConsoleConsumer(ChatSocket):
+class ConsoleConsumer(JsonFrameConsumer):
     """An agent's console. On the list page it only rings when a conversation changes; on a
     conversation page it also relays that conversation's messages, tokens, typing, notes and sentiment."""
 

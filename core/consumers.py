@@ -4,6 +4,11 @@ JsonFrameConsumer reads every incoming frame through core.text.decode_json and a
 cannot use with an `error` frame, so a bad frame never closes the socket (channels' own JSON consumer
 raises, and the socket dies with 1011). A frame whose handling meets a database outage (core/db_outage.py
 decides what is one) gets an `error` frame with code `database_unavailable`, and the socket stays open.
+Events (group messages, socket frames) go straight to their handler. Channels' own dispatch first runs
+close_old_connections on the thread all of the process's database work shares, so every frame and every
+doorbell queued behind that work (bot replies, turn claims, other sockets' replays) before it was
+handled: chat acks took seconds under load (bench/load.py). Consumers built on this one do every
+database call through database_sync_to_async, which closes old connections on the thread the call runs on.
 The live-update doorbell, which checks memberships, is
 accounts/live_updates.py: the ground floor knows no app.
 """
@@ -14,6 +19,7 @@ import logging
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import close_old_connections
 
@@ -29,6 +35,14 @@ MAX_FRAME_CHARS = 64 * 1024
 
 class JsonFrameConsumer(AsyncJsonWebsocketConsumer):
     """Frames are JSON objects with a "type"; anything else gets an `error` frame and the socket stays open."""
+
+    async def dispatch(self, message: dict) -> None:
+        """The event's handler, at once: not after a close_old_connections on the shared database thread
+        (see the module's docstring)."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         if text_data is None:
