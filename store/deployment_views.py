@@ -64,11 +64,12 @@ def _model_reference(deployment: Deployment) -> str:
 def _suggested_name(organization, reference: str) -> str:
     """A new deployment's name for the model it was opened with (?model=): a hosted model's own name, else
     the reference read as words."""
-    if reference.startswith("upstream:"):
+    ident = reference.removeprefix("upstream:")
+    if ident != reference:
         from upstreams.models import UpstreamModel
 
-        hosted = UpstreamModel.objects.filter(organization=organization, pk=reference.removeprefix("upstream:")
-                                              if reference.removeprefix("upstream:").isdigit() else -1).first()
+        hosted = UpstreamModel.objects.filter(organization=organization,
+                                              pk=int(ident) if ident.isdigit() else -1).first()
         if hosted is not None:
             return hosted.name
     return reference.replace("-", " ").replace(":", " ").title()[:80]

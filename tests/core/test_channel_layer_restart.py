@@ -12,6 +12,7 @@ import redis.asyncio
 
 from core.channel_layer import ReliableRedisChannelLayer
 from core.embedded_redis import EmbeddedRedis
+from stack.servers import TcpRedis
 
 WATCH_SECONDS = 0.1
 
@@ -27,7 +28,8 @@ def own_redis(tmp_path):
 _layers: list[ReliableRedisChannelLayer] = []
 
 
-def layer_for(server: EmbeddedRedis, **options) -> ReliableRedisChannelLayer:
+def layer_for(server: EmbeddedRedis | TcpRedis, **options) -> ReliableRedisChannelLayer:
+    """A layer on `server`, closed when the test ends (_close_layers; a module that imports this imports that too)."""
     layer = ReliableRedisChannelLayer(hosts=[{"address": server.url, "socket_timeout": None}],
                                       watch_seconds=WATCH_SECONDS, **options)
     _layers.append(layer)

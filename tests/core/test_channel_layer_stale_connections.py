@@ -10,8 +10,8 @@ import asyncio
 
 import pytest
 
-from core.channel_layer import ReliableRedisChannelLayer
 from stack.servers import TcpRedis
+from tests.core.test_channel_layer_restart import _close_layers, layer_for  # noqa: F401 - a fixture
 
 CHANNELS = 4  # concurrent commands: as many pooled connections, all closed by the restart
 
@@ -22,23 +22,6 @@ def tcp_redis():
     server.start()
     yield server
     server.stop()
-
-
-_layers: list[ReliableRedisChannelLayer] = []
-
-
-def layer_for(server: TcpRedis) -> ReliableRedisChannelLayer:
-    layer = ReliableRedisChannelLayer(hosts=[{"address": server.url, "socket_timeout": None}], watch_seconds=0.1)
-    _layers.append(layer)
-    return layer
-
-
-@pytest.fixture(autouse=True)
-async def _close_layers():
-    """Each test's layers stop their reader and watcher, which would otherwise retry the gone server all session."""
-    yield
-    while _layers:
-        await _layers.pop().close()
 
 
 async def test_concurrent_sends_right_after_a_redis_restart_all_arrive(tcp_redis):

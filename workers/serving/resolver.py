@@ -53,14 +53,7 @@ def resolve_model_key(key: str) -> ModelSpec:
             logger.error("cannot serve %s: %s", key, error)  # the operator's log names the storage
             raise EngineError(INTERNAL, f"the weights of {tuned.slug} are missing from the artifact storage; "
                                         "the operator's worker log says where they were looked for") from None
-        return ModelSpec(
-            key=key,
-            kind=_KINDS[tuned.task],
-            base_folder=str(model_folder(tuned.base)),
-            adapter_folder=str(adapter_folder),
-            adapter_type=Method.FULL if tuned.method == Method.FULL else tuned.method,
-            labels=list(tuned.labels),
-        )
+        return _adapted_spec(key, tuned.task, tuned.base, adapter_folder, tuned.method, list(tuned.labels))
     if f"{kind}:" == CHECKPOINT_PREFIX:
         return _checkpoint_spec(key, ident)
     raise EngineError("model_not_found", f"unknown model key {key!r}")
@@ -81,11 +74,13 @@ def _checkpoint_spec(key: str, ident: str) -> ModelSpec:
         raise EngineError("model_not_found", f"the files of checkpoint step {checkpoint.step} of {job.openai_id} "
                                              f"{gone} (or are on another machine); use a newer checkpoint or the "
                                              "job's tuned model")
-    return ModelSpec(
-        key=key,
-        kind=_KINDS[job.task],
-        base_folder=str(model_folder(job.base_model)),
-        adapter_folder=str(folder),
-        adapter_type=Method.FULL if job.method == Method.FULL else job.method,
-        labels=list(job.dataset.labels) if job.task == Task.SENTIMENT else [],
-    )
+    return _adapted_spec(key, job.task, job.base_model, folder, job.method,
+                         list(job.dataset.labels) if job.task == Task.SENTIMENT else [])
+
+
+def _adapted_spec(key: str, task: str, base: FoundationModel, folder: Path | str, method: str,
+                  labels: list[str]) -> ModelSpec:
+    """A base model with tuned weights (an adapter folder, or a full fine-tune's own folder): a tuned model
+    or one of its job's checkpoints."""
+    return ModelSpec(key=key, kind=_KINDS[task], base_folder=str(model_folder(base)), adapter_folder=str(folder),
+                     adapter_type=Method.FULL if method == Method.FULL else method, labels=labels)
