@@ -33,9 +33,14 @@ from accounts import people
 from accounts.models import Membership, Organization, Role
 from core.embedded_redis import EmbeddedRedis
 from stack.servers import TcpRedis, free_port, stop_process_group
+from tests.teardown import retry_flush_after_deadlocks, wait_for_database_work_to_end, wait_until_workers_idle
 
 REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
+
+
+def pytest_configure(config):
+    retry_flush_after_deadlocks()
 
 
 def pytest_collection_modifyitems(config, items):
@@ -106,35 +111,7 @@ def _no_background_work_outlives_its_test(request):
             task.cancel()
         loop.run_until_complete(asyncio.wait(mine, timeout=30))
     if "_django_db_helper" in request.fixturenames:
-        _wait_for_database_work_to_end()
-
-
-def _wait_for_database_work_to_end(deadline_seconds: float = 30.0) -> None:
-    """A cancelled sync_to_async call returns at once while its thread goes on writing; a TRUNCATE that
-    starts then deadlocks with that thread's row locks (the PostgreSQL flush failures CI met). So before the
-    flush: every single-threaded executor such work runs on runs a no-op queued behind it, and on PostgreSQL
-    no other session of the test database is inside a statement or a transaction."""
-    from asgiref.sync import SyncToAsync
-    from django.db import connection
-
-    from chat.consumers import STORE_THREAD
-
-    for executor in (STORE_THREAD, SyncToAsync.single_thread_executor):
-        executor.submit(lambda: None).result(timeout=deadline_seconds)
-    if connection.vendor != "postgresql":
-        return
-    ends = time.monotonic() + deadline_seconds
-    with connection.cursor() as cursor:
-        while True:
-            cursor.execute(
-                "SELECT pid, state, left(query, 200) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND state <> 'idle'")
-            busy = cursor.fetchall()
-            if not busy:
-                return
-            if time.monotonic() > ends:
-                raise AssertionError(f"other sessions still using the test database after the test: {busy}")
-            time.sleep(0.05)
+        wait_for_database_work_to_end()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -339,6 +316,12 @@ def live(live_stack, transactional_db):
     it queues go to the stack's workers."""
     with celery_broker(live_stack.redis_url):
         yield live_stack
+    # Work the test started (a fine-tuning job it cancelled) ends before the test database is flushed.
+    client = celery_client(live_stack.redis_url)
+    try:
+        wait_until_workers_idle(client, live_stack.redis_url)
+    finally:
+        client.close()
 
 
 def celery_client(redis_url: str):
