@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from knowledge.documents import parse_upload
 from knowledge.policy import retrieval_queries
 
 DATA_DIR = Path(__file__).resolve().parent / "retrieval_data"
+EVALUATION_ONLY_FILE = DATA_DIR / "evaluation-only.txt"
 HELD_OUT = ("harbor-hotel", "voltbay-electronics")
 BASE_SLUG = "all-minilm-l6-v2"
 QUESTIONS_PER_BATCH = 16
@@ -80,8 +82,18 @@ def load_business(folder: Path) -> Business:
     return business
 
 
-def businesses() -> list[Business]:
-    return [load_business(folder) for folder in sorted(DATA_DIR.iterdir()) if (folder / "kb.md").exists()]
+def business_names() -> list[str]:
+    return [folder.name for folder in sorted(DATA_DIR.iterdir()) if (folder / "kb.md").exists()]
+
+
+def businesses(leave_out: Collection[str] = ()) -> list[Business]:
+    return [load_business(DATA_DIR / name) for name in business_names() if name not in leave_out]
+
+
+def evaluation_only() -> set[str]:
+    """The help centres kept for measuring the model on businesses it never saw (EVALUATION_ONLY_FILE)."""
+    lines = EVALUATION_ONLY_FILE.read_text().splitlines() if EVALUATION_ONLY_FILE.exists() else []
+    return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
 
 
 class RetrievalTrainer:
@@ -214,7 +226,7 @@ def train(output: Path, epochs: int = 3, echo=print, base_folder: Path | None = 
 
         base_folder = model_folder(FoundationModel.objects.get(slug=BASE_SLUG))
     trainer = RetrievalTrainer(base_folder)
-    every = businesses() if data is None else data
+    every = businesses(leave_out=evaluation_only()) if data is None else data
     training = [b for b in every if b.name not in held_out_names]
     held_out = [b for b in every if b.name in held_out_names]
     negatives = {b.name: trainer.hard_negatives(b) for b in training}

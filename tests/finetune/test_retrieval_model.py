@@ -5,8 +5,18 @@ import json
 
 import pytest
 
-from finetune.retrieval_model import DATA_DIR, Business, choose_cut, load_business, train
+from finetune.retrieval_model import (
+    DATA_DIR,
+    HELD_OUT,
+    Business,
+    business_names,
+    choose_cut,
+    evaluation_only,
+    load_business,
+    train,
+)
 from knowledge.chunking import passage_and_sentences
+from store.catalog import BUNDLED_DIR
 from workers.models.loading import materialize_adapter
 
 
@@ -18,6 +28,16 @@ def test_it_reads_a_business_with_the_passages_that_answer_each_question():
         assert gold and all(0 <= i < len(business.passages) for i in gold)
     followups = [q for q, _ in business.answerable if len(q.split()) > 6 and "?" in q[:-1]]
     assert followups  # a follow-up is looked up together with the message before it
+
+
+def test_the_bundled_model_was_trained_on_every_business_but_those_kept_for_measuring_it():
+    kept = evaluation_only()
+    assert len(kept) >= 16 and kept <= set(business_names()) and not kept & set(HELD_OUT)
+    manifest = json.loads((BUNDLED_DIR / "gpt-store-retrieval" / "gpt_store.json").read_text())
+    trained = set(manifest["training"]["businesses"])
+    # What `manage.py train_retrieval_model` trains on reproduces the bundled model's training set.
+    assert trained == set(business_names()) - kept - set(HELD_OUT)
+    assert manifest["metrics"]["held_out"] == list(HELD_OUT)
 
 
 def test_the_cut_keeps_nine_in_ten_answerable_questions_answered():

@@ -8,8 +8,9 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = ("Tune all-MiniLM-L6-v2 (LoRA) for help-centre retrieval and answerability on finetune/retrieval_data/, "
-            "calibrate it on the held-out businesses, and write the adapter (about 30 minutes on 2 CPU cores).")
+    help = ("Tune all-MiniLM-L6-v2 (LoRA) for help-centre retrieval and answerability on finetune/retrieval_data/ (but "
+            "the help centres in its evaluation-only.txt), calibrate it on the held-out businesses, and write "
+            "the adapter (about 30 minutes on 2 CPU cores).")
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--epochs", type=int, default=3)
