@@ -3,7 +3,8 @@
 Generic: rows are ids of whatever the caller embedded (knowledge passages). A 10,000-passage knowledge
 base is ~43,000 rows (passages and their sentences) x 384 float32, 66 MB, and a customer turn's queries
 are one matrix product over it (~5 ms on one core), so an exact search is both simpler and faster than
-an approximate index at the sizes a business's help centre has. Indexes live in the engine's model cache, under the same byte budget and LRU.
+an approximate index at the sizes a business's help centre has. Indexes live in the engine's model
+cache, under the same byte budget and LRU.
 """
 
 from __future__ import annotations
