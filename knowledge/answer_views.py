@@ -75,10 +75,10 @@ async def ask(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             lookup = retrieval_queries(turns)
             candidates, _tokens = await knowledge_client.retrieve(knowledge_base.pk, lookup)
-            decision = decide(candidates, DEFAULT_THRESHOLD, lookup.parts_from)
+            decision = decide(candidates, DEFAULT_THRESHOLD, lookup.parts_from, message=question)
             result = ReplyResult(quote_text(decision.passages) if decision.answer else dont_know_text(True),
                                  "quoted" if decision.answer else "did_not_know", confidence=decision.confidence,
-                                 passages=decision.passages)
+                                 passages=decision.passages, unstated=decision.unstated)
     except (InferenceError, InferenceUnavailable) as error:
         context["error"] = inference_error(error).message
         return render(request, "knowledge/partials/ask_result.html", context, status=503)

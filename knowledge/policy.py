@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from knowledge.faithfulness import specifics
 from knowledge.models import AnswerPolicy
 
 # Confidence is calibrated per embedding model (calibration.py): 0.5 is the similarity cut that keeps 90%
@@ -68,13 +69,15 @@ class Decision:
     answer: bool
     passages: list[Candidate] = field(default_factory=list)
     confidence: float = 0.0
+    unstated: str = ""  # what the question asks for ("price") that the passages found do not state
 
 
 def decide(candidates: list[Candidate], threshold: float = DEFAULT_THRESHOLD, parts_from: int | None = None,
-           margin: float = SECOND_PASSAGE_MARGIN) -> Decision:
+           margin: float = SECOND_PASSAGE_MARGIN, message: str = "") -> Decision:
     """Answer with the most confident passage if it clears the threshold; add a second one when it
     is nearly as confident, or when it is what another part of the question (queries from
-    `parts_from` on) found best. Otherwise do not guess."""
+    `parts_from` on) found best. Otherwise do not guess; nor when the customer's `message` asks for
+    a price, a year, a time, a count or a phone number and the passages state none."""
     ranked = sorted(candidates, key=lambda c: c.confidence, reverse=True)
     if not ranked or ranked[0].confidence < threshold:
         return Decision(False, confidence=ranked[0].confidence if ranked else 0.0)
@@ -83,7 +86,59 @@ def decide(candidates: list[Candidate], threshold: float = DEFAULT_THRESHOLD, pa
     if second is None and parts_from is not None:
         second = next((c for c in ranked[1:] if c.query >= parts_from and c.query != first.query
                        and c.confidence >= threshold), None)
-    return Decision(True, [first, second] if second is not None else [first], first.confidence)
+    chosen = [first, second] if second is not None else [first]
+    # A message in several parts may ask for a price in one part and be answered by another passage in
+    # the other: the check is for single questions.
+    wanted = asks_for(message) if parts_from is None else None
+    if wanted is not None and not any(states(wanted, f"{passage.title}\n{passage.text}") for passage in chosen):
+        return Decision(False, confidence=first.confidence, unstated=wanted)
+    return Decision(True, chosen, first.confidence)
+
+
+# --- what a question asks for -----------------------------------------------------------------------
+# Similarity says a passage is about the question's topic, not that it answers it: "How much is the
+# GlowTune motion sensor?" sits close to the entry on GlowTune bulbs, "When was Acme founded?" to the
+# help centre's introduction. A question that asks for a price, a year, a time of day, a count or a
+# phone number is answered only by a passage that states one. Measured through the product's retrieval
+# on Acme and 62 other help centres (6,667 questions, docs/knowledge.md): at the default threshold 18 more
+# questions the help centres do not cover got "I don't know" (32 at 0.5), and no answer was lost.
+_ASKS_FOR = {
+    # "how much is/does/for…" and "what does … cost", not "how much is left on my card" nor "how much bigger".
+    "price": re.compile(r"\bhow much\b(?=\s*(?:\?|$|(?:is|are|does|do|did|will|would|r|for|to|it|they|extra|money|'s)"
+                        r"\b))(?![^?]*\b(?:left|remaining|balance)\b)|\bwhat(?:'s| is| are| does| do| would| will)\b"
+                        r"[^?]*\b(?:cost|price|fee|charge)s?\b", re.I),
+    "year": re.compile(r"\bwhat year\b|\bwhen (?:was|were|did)\b[^?]*\b(?:found|start|establish|open|creat|launch)",
+                       re.I),
+    "time": re.compile(r"\bwhat time\b|\bwhat (?:are|r) (?:your|the) (?:\w+ )?hours\b|\bopening hours\b", re.I),
+    # "how many…?" and "in mm", not "can I change how many bags I get" (a how-to).
+    "count": re.compile(r"(?<!change )(?<!choose )(?<!pick )(?<!set )(?<!adjust )(?<!update )\bhow many\b|"
+                        r"\bin (?:mm|cm|inches|millimet\w*|centimet\w*|kg|lbs?|grams)\b", re.I),
+    "phone number": re.compile(r"\bwhat(?:'s| is| are) (?:your|the) (?:\w+ ){0,3}phone numbers?\b|"
+                               r"\bwhat number (?:do|can|should) i call\b|\bnumber (?:to|for|i can) call\b", re.I),
+}
+# The specifics (knowledge/faithfulness.py) that state each, and the words that do ("free", "unlimited").
+_STATED_BY = {"price": {"money", "percent"}, "time": {"time"}, "count": {"number", "money", "time", "percent"},
+              "phone number": {"phone"}}
+_STATED_IN_WORDS = {
+    "price": re.compile(r"\bfree\b|\bno (?:charge|cost|fee)s?\b|\bincluded\b|\bat no\b", re.I),
+    "count": re.compile(r"\bas many\b|\b(?:same|next)[- ]day\b|\bunlimited\b|\bno limit\b", re.I),
+}
+_YEAR = re.compile(r"\b(?:1[89]\d\d|20\d\d)\b")
+
+
+def asks_for(message: str) -> str | None:
+    """The kind of specific a question asks for, if it asks for one ("price", "year", "time", "count",
+    "phone number")."""
+    return next((kind for kind, pattern in _ASKS_FOR.items() if pattern.search(message)), None)
+
+
+def states(kind: str, text: str) -> bool:
+    """Whether `text` states a specific of that kind."""
+    if kind == "year":
+        return bool(_YEAR.search(text))
+    if {found.kind for found in specifics(text)} & _STATED_BY[kind]:
+        return True
+    return kind in _STATED_IN_WORDS and bool(_STATED_IN_WORDS[kind].search(text))
 
 
 def heading_of(title: str) -> str:

@@ -112,6 +112,7 @@ class ReplyResult:
     unsupported: list[str] = field(default_factory=list)  # what failed the check (replaced replies)
     candidates: list[Candidate] = field(default_factory=list)  # everything retrieval found, for "ask"
     retrieval_ms: float | None = None  # how long retrieval and the check took (before any generation)
+    unstated: str = ""  # did not know because the passages found state no such specific ("price")
 
     @property
     def citations(self) -> list[dict]:
@@ -121,6 +122,7 @@ class ReplyResult:
         """The extra field of /v1 responses (and what the console keeps with a bot message)."""
         return {"outcome": self.outcome, "confidence": None if self.confidence is None else round(self.confidence, 3),
                 **({"unsupported": self.unsupported} if self.unsupported else {}),
+                **({"unstated": self.unstated} if self.unstated else {}),
                 **({"retrieval_ms": round(self.retrieval_ms, 1)} if self.retrieval_ms is not None else {})}
 
     def record(self) -> dict:
@@ -199,14 +201,15 @@ async def _from_knowledge(served: Served, turns: list[dict], sampling: Sampling,
     started = time.perf_counter()
     lookup = retrieval_queries(turns)
     candidates, query_tokens = await knowledge_client.retrieve(settings.knowledge_base_id, lookup)
-    decision = decide(candidates, settings.threshold, lookup.parts_from)
+    decision = decide(candidates, settings.threshold, lookup.parts_from, message=last)
     retrieval_ms = 1000 * (time.perf_counter() - started)
     if not decision.answer:
         text = dont_know_text(settings.handoff)
         yield ReplyEvent("text", text)
         yield ReplyEvent("done", result=ReplyResult(text, Outcome.DID_NOT_KNOW, prompt_tokens=query_tokens,
                                                     confidence=decision.confidence, handoff=settings.handoff,
-                                                    candidates=candidates, retrieval_ms=retrieval_ms))
+                                                    candidates=candidates, retrieval_ms=retrieval_ms,
+                                                    unstated=decision.unstated))
         return
     quote = quote_text(decision.passages)
     if settings.policy == AnswerPolicy.QUOTE:

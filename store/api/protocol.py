@@ -172,6 +172,8 @@ class Grounding(BaseModel):
                     "did_not_know: the knowledge base does not answer it; generated: no knowledge base")
     confidence: float | None = None
     unsupported: list[str] | None = Field(None, description="what a replaced reply stated without support")
+    unstated: str | None = Field(None, description="did_not_know because the question asks for a specific (price, "
+                                 "year, time, count, phone number) that the passages found do not state")
     retrieval_ms: float | None = Field(None, description="time spent retrieving and checking passages")
 
 

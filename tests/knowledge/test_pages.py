@@ -111,3 +111,20 @@ def test_the_admin_shows_an_org_admin_only_their_knowledge(alice, charlie, knowl
     assert "Help centre" in page and "Charlie secrets" not in page
     assert alice.client.get(f"/admin/knowledge/knowledgesource/{faq_source.pk}/change/").status_code == 200
     assert charlie.client.get(f"/admin/knowledge/knowledgesource/{faq_source.pk}/change/").status_code == 302
+
+
+def test_the_ask_box_and_the_console_say_when_the_passages_do_not_state_what_was_asked():
+    from django.template.loader import render_to_string
+
+    from knowledge.policy import DONT_KNOW_HANDOFF, Candidate
+    from knowledge.replies import Outcome, ReplyResult
+
+    found = Candidate(1, 1, "Shipping › How much does shipping cost?", "Express costs $12.95.", confidence=0.9)
+    result = ReplyResult(DONT_KNOW_HANDOFF, Outcome.DID_NOT_KNOW, confidence=0.9, unstated="year", candidates=[found])
+    page = render_to_string("knowledge/partials/ask_result.html",
+                            {"result": result, "candidates": [found], "threshold": 0.6})
+    assert "asks for a year and the passages found state none" in page and "Not confident enough" not in page
+    confident_miss = ReplyResult(DONT_KNOW_HANDOFF, Outcome.DID_NOT_KNOW, confidence=0.3)
+    page = render_to_string("knowledge/partials/ask_result.html",
+                            {"result": confident_miss, "candidates": [found], "threshold": 0.6})
+    assert "Not confident enough" in page and "asks for a" not in page

@@ -6,12 +6,14 @@ from knowledge.models import AnswerPolicy
 from knowledge.policy import (
     DONT_KNOW_HANDOFF,
     Candidate,
+    asks_for,
     decide,
     default_policy,
     dont_know_text,
     quote_text,
     retrieval_queries,
     small_talk,
+    states,
 )
 
 
@@ -35,6 +37,71 @@ def test_each_part_of_a_two_part_question_brings_its_own_passage():
     assert [p.passage_id for p in decide(found, 0.5, parts_from=2).passages] == [1, 3]
     assert [p.passage_id for p in decide(found, 0.5, parts_from=None).passages] == [1]
     assert [p.passage_id for p in decide(found, 0.65, parts_from=2).passages] == [1]  # the part's best is unsure
+
+
+@pytest.mark.parametrize("message, kind", [
+    ("How much is the GlowTune motion sensor?", "price"),
+    ("how much r flyers", "price"),
+    ("What does a boot-fitting appointment cost?", "price"),
+    ("What's the late fee if my payment bounces?", "price"),
+    ("When was Acme Shoes founded?", "year"),
+    ("what year did you guys open?", "year"),
+    ("What time does the truck come down my street?", "time"),
+    ("How many free exchanges do I get?", "count"),
+    ("whats the width in mm of your roomy shoes", "count"),
+    ("What's the phone number for the lost property office?", "phone number"),
+    # Not asking for a specific: the answer is a how-to, a yes/no or an amount that is not a price.
+    ("How do I check how much is left on my gift card?", None),
+    ("How much bigger should a new pot be?", None),
+    ("How do I change the phone number on my account?", None),
+    ("What is the order number on my receipt?", None),
+    ("Can I change how many bags I get?", None),
+    ("Do you ship to Canada?", None),
+    ("How long do I have to return shoes?", None),
+])
+def test_it_knows_what_kind_of_specific_a_question_asks_for(message, kind):
+    assert asks_for(message) == kind
+
+
+@pytest.mark.parametrize("kind, text, stated", [
+    ("price", "Express shipping costs $12.95.", True),
+    ("price", "Returns are free.", True),
+    ("price", "Members save 10% on every order.", True),
+    ("price", "GlowTune bulbs come in warm and cool white.", False),
+    ("year", "Founded in 1998 in Portland.", True),
+    ("year", "Acme Shoes is an online shoe store.", False),
+    ("time", "Orders placed before 2 pm ship the same day.", True),
+    ("time", "Orders ship on business days.", False),
+    ("count", "You get one free exchange per order.", True),
+    ("count", "Exchanges are handled by our team.", False),
+    ("phone number", "Call 1-800-555-0199.", True),
+    ("phone number", "Call us during opening hours.", False),
+])
+def test_it_knows_whether_a_passage_states_such_a_specific(kind, text, stated):
+    assert states(kind, text) is stated
+
+
+def test_a_question_for_a_price_is_not_answered_by_a_passage_without_one():
+    about_the_product = candidate(1, 0.9, "GlowTune bulbs come in warm and cool white.")
+    decision = decide([about_the_product], 0.5, message="How much is the GlowTune motion sensor?")
+    assert not decision.answer and decision.unstated == "price" and decision.confidence == 0.9
+    priced = candidate(2, 0.85, "The GlowTune motion sensor is $24.99.")
+    decision = decide([about_the_product, priced], 0.5, message="How much is the GlowTune motion sensor?")
+    assert decision.answer and [p.passage_id for p in decision.passages] == [1, 2] and not decision.unstated
+    # Without the customer's words (or with a question that asks for no specific) the passage stands.
+    assert decide([about_the_product], 0.5).answer
+    assert decide([about_the_product], 0.5, message="Do GlowTune bulbs come in warm white?").answer
+
+
+def test_the_founding_year_is_not_answered_by_the_introduction():
+    introduction = candidate(1, 0.8, "Acme Shoes is an online shoe store. We have no physical stores.")
+    assert decide([introduction], 0.5, message="When was Acme Shoes founded?").unstated == "year"
+
+
+def test_a_question_in_several_parts_is_not_checked_as_a_whole():
+    # "How much is express, and do you ship to Canada?": the Canada passage answers one part.
+    found = [candidate(1, 0.9, "We ship to the US and Canada.", query=2)]
+    assert decide(found, 0.5, parts_from=1, message="How much is express, and do you ship to Canada?").answer
 
 
 def test_below_the_threshold_it_does_not_guess():

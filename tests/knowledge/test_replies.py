@@ -93,6 +93,15 @@ def test_below_the_threshold_it_says_it_does_not_know_and_offers_a_person(bot):
     assert text == DONT_KNOW_CONTINUE and not result.handoff
 
 
+def test_a_question_for_a_specific_the_passages_do_not_state_gets_i_dont_know(bot):
+    configure(bot, threshold=0.0)  # every passage is confident enough: what decides is what it states
+    text, result = reply(bot, "What year was Alice Shoes founded?")
+    assert text == DONT_KNOW_HANDOFF and result.outcome == Outcome.DID_NOT_KNOW and result.handoff
+    assert result.unstated == "year" and result.grounding()["unstated"] == "year" and result.candidates
+    text, result = reply(bot, "How much is express shipping?")
+    assert result.outcome == Outcome.QUOTED and "$12.95" in text and "unstated" not in result.grounding()
+
+
 def test_small_talk_is_answered_without_a_lookup(bot):
     text, result = reply(bot, "thanks!")
     assert result.outcome == Outcome.SMALL_TALK and "welcome" in text

@@ -52,6 +52,20 @@ async def test_when_the_knowledge_does_not_cover_it_the_bot_says_so_and_hands_ov
     await socket.disconnect()
 
 
+async def test_a_question_for_a_year_the_passages_do_not_state_is_handed_over_and_the_console_says_why(
+        knowledge_widget, alice):
+    await sync_to_async(deployments.configure)(knowledge_widget.deployment, knowledge_base=await sync_to_async(
+        lambda: knowledge_widget.deployment.knowledge.knowledge_base)(), policy=AnswerPolicy.QUOTE, threshold=0.0)
+    socket = await customer_writes(knowledge_widget, "What year was Alice Shoes founded?")
+    frames = await receive_bot_reply(socket)
+    assert frames[-1]["message"]["text"] == DONT_KNOW_HANDOFF and frames[-1]["message"]["sources"] == []
+    assert (await receive_until(socket, "status"))[-1]["status"] == "needs_human"
+    await socket.disconnect()
+    conversation = await sync_to_async(Conversation.objects.get)()
+    page = (await sync_to_async(alice.client.get)(f"/console/{conversation.pk}/")).content.decode()
+    assert "The customer asked for a year; the passages found state none" in page
+
+
 async def test_the_console_shows_passages_and_confidence_and_agents_correct_the_bot(knowledge_widget, alice):
     socket = await customer_writes(knowledge_widget, "What is your return policy?")
     await receive_bot_reply(socket)
