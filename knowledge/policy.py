@@ -109,7 +109,8 @@ _ASKS_FOR = {
                         r"[^?]*\b(?:cost|price|fee|charge)s?\b", re.I),
     "year": re.compile(r"\bwhat year\b|\bwhen (?:was|were|did)\b[^?]*\b(?:found|start|establish|open|creat|launch)",
                        re.I),
-    "time": re.compile(r"\bwhat time\b|\bwhat (?:are|r) (?:your|the) (?:\w+ )?hours\b|\bopening hours\b", re.I),
+    "time": re.compile(r"\bwhat time\b(?!\s*(?:zone|frame|period|of (?:the )?year))|"
+                       r"\bwhat (?:are|r) (?:your|the) (?:\w+ )?hours\b|\bopening hours\b", re.I),
     # "how many…?" and "in mm", not "can I change how many bags I get" (a how-to).
     "count": re.compile(r"(?<!change )(?<!choose )(?<!pick )(?<!set )(?<!adjust )(?<!update )\bhow many\b|"
                         r"\bin (?:mm|cm|inches|millimet\w*|centimet\w*|kg|lbs?|grams)\b", re.I),

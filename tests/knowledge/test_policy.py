@@ -55,6 +55,7 @@ def test_each_part_of_a_two_part_question_brings_its_own_passage():
     ("How much bigger should a new pot be?", None),
     ("How do I change the phone number on my account?", None),
     ("What is the order number on my receipt?", None),
+    ("What time zone is your support team in?", None),
     ("Can I change how many bags I get?", None),
     ("Do you ship to Canada?", None),
     ("How long do I have to return shoes?", None),
