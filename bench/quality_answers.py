@@ -117,7 +117,7 @@ def _retrieval(knowledge_base, tuned_retrieval) -> dict:
     engine.start()
     try:
         items = [item for file in SETS.values() for item in read(file)]
-        return {"all-MiniLM-L6-v2 (bundled)": retrieval_recall(knowledge_base.pk, engine, items),
+        return {"GPT Store Retrieval (bundled, the default)": retrieval_recall(knowledge_base.pk, engine, items),
                 "all-MiniLM-L6-v2 tuned on Acme's pairs": retrieval_recall(tuned_retrieval.pk, engine, items)}
     finally:
         engine.stop()

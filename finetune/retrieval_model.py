@@ -2,7 +2,7 @@
 
 all-MiniLM-L6-v2 ranks passages well but its similarities are not comparable across questions: an
 unanswerable question ("when was Acme founded?") often scores as high against some passage as an
-answerable one against its own (docs/quality.md). This tunes it (a LoRA adapter, 2.7 MB, shipped in
+answerable one against its own (docs/knowledge.md). This tunes it (a LoRA adapter, 2.7 MB, shipped in
 store/bundled/gpt-store-retrieval/) on 30 businesses' help centres and customer questions
 (finetune/retrieval_data/) with two objectives at once:
 

@@ -86,7 +86,7 @@ def _learning_rate(task: str, method: str, parameter_count: int) -> float:
     if method == "prefix_tuning":
         return 1e-2
     if task == "dialogue":
-        # Measured on SmolLM2-135M + acme-support-faq (docs/quality.md): 2e-4 barely moved the
+        # Measured on SmolLM2-135M + acme-support-faq (docs/dialogue-tuning.md): 2e-4 barely moved the
         # validation loss (2.90) and recalled 4% of held-out facts; 2e-3 over 5 epochs reached 2.00
         # and 28%. Larger (or unknown-size) models keep the usual, safer 2e-4.
         return 2e-3 if 0 < parameter_count <= SMALL_MODEL_PARAMETERS else 2e-4

@@ -4,7 +4,7 @@ Each embedding model has its own similarity scale, so each carries a calibration
 `cut` at which a passage is taken to answer (confidence 0.5; the default threshold, 0.6, asks a bit
 more) and the `scale` of the logistic curve around it. Tuned embedding models record theirs in their manifest
 (gpt_store.json, "retrieval_calibration"), measured on their validation questions; the bundled
-retrieval model was calibrated on the help centres it was not trained on (docs/quality.md).
+retrieval model was calibrated on the help centres it was not trained on (docs/knowledge.md).
 """
 
 from __future__ import annotations
