@@ -118,13 +118,13 @@ _ASKS_FOR = {
                                r"\bwhat number (?:do|can|should) i call\b|\bnumber (?:to|for|i can) call\b", re.I),
 }
 # The specifics (knowledge/faithfulness.py) that state each, and the words that do ("free", "unlimited").
-_STATED_BY = {"price": {"money", "percent"}, "time": {"time"}, "count": {"number", "money", "time", "percent"},
-              "phone number": {"phone"}}
+_STATED_BY = {"price": {"money", "percent"}, "year": set(), "time": {"time"},
+              "count": {"number", "money", "time", "percent"}, "phone number": {"phone"}}
 _STATED_IN_WORDS = {
     "price": re.compile(r"\bfree\b|\bno (?:charge|cost|fee)s?\b|\bincluded\b|\bat no\b", re.I),
+    "year": re.compile(r"\b(?:1[89]\d\d|20\d\d)\b"),  # any number is a count, only these are years
     "count": re.compile(r"\bas many\b|\b(?:same|next)[- ]day\b|\bunlimited\b|\bno limit\b", re.I),
 }
-_YEAR = re.compile(r"\b(?:1[89]\d\d|20\d\d)\b")
 
 
 def asks_for(message: str) -> str | None:
@@ -135,11 +135,10 @@ def asks_for(message: str) -> str | None:
 
 def states(kind: str, text: str) -> bool:
     """Whether `text` states a specific of that kind."""
-    if kind == "year":
-        return bool(_YEAR.search(text))
-    if {found.kind for found in specifics(text)} & _STATED_BY[kind]:
+    in_words = _STATED_IN_WORDS.get(kind)
+    if in_words is not None and in_words.search(text):
         return True
-    return kind in _STATED_IN_WORDS and bool(_STATED_IN_WORDS[kind].search(text))
+    return bool({found.kind for found in specifics(text)} & _STATED_BY[kind])
 
 
 def heading_of(title: str) -> str:
