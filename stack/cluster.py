@@ -33,6 +33,11 @@ NGINX_TEMPLATE = REPO / "deploy" / "nginx.conf"
 NGINX = "/usr/sbin/nginx"
 MARKER = "GPT_STORE_PROCESS"  # in each process's environment: which Procfile entry it is
 WORKER_FLAGS = "-P threads --without-gossip --without-mingle -l INFO"
+# torch's OpenMP threads in an inference worker spin this long (GOMP_SPINCOUNT, ~100,000 per ms: ~0.1 ms)
+# between operations before they sleep. Sleeping at once (OMP_WAIT_POLICY=PASSIVE) woke them ~200 times
+# per forward: a customer's question embedded in 16-19 ms against 9-10 ms; spinning without end (ACTIVE)
+# took the core Daphne needed. Training workers keep PASSIVE: their operations are long.
+INFERENCE_SPIN = 10_000
 
 
 class Cluster:
@@ -200,8 +205,8 @@ class Cluster:
     def _procfile(self) -> str:
         lines = [f"web{n}: {MARKER}=web{n} daphne -b 127.0.0.1 -p {port} config.asgi:application"
                  for n, port in enumerate(self.web_ports, start=1)]
-        lines += [f"{name}: {MARKER}={name} OMP_WAIT_POLICY=${{OMP_WAIT_POLICY:-PASSIVE}} celery -A config worker "
-                  f"-Q inference -c ${{INFERENCE_CONCURRENCY:-16}} -n {name}@%h {WORKER_FLAGS}"
+        lines += [f"{name}: {MARKER}={name} GOMP_SPINCOUNT=${{GOMP_SPINCOUNT:-{INFERENCE_SPIN}}} "
+                  f"celery -A config worker -Q inference -c ${{INFERENCE_CONCURRENCY:-16}} -n {name}@%h {WORKER_FLAGS}"
                   for name in self.inference_names]
         lines += [f"{name}: {MARKER}={name} OMP_WAIT_POLICY=${{OMP_WAIT_POLICY:-PASSIVE}} celery -A config worker "
                   f"-Q training -c 1 -n {name}@%h {WORKER_FLAGS}" for name in self.training_names]

@@ -143,3 +143,21 @@ def test_mixed_lengths_take_several_forward_calls_and_keep_each_texts_result(
         assert [item["scores"][label] for label in THREE] == pytest.approx(expected[i].tolist(), abs=1e-5)
         assert item["tokens"] == int(encoded["attention_mask"][i].sum())
     assert result["prompt_tokens"] == int(encoded["attention_mask"].sum())
+
+
+def test_a_small_forward_runs_on_one_thread_and_a_larger_one_on_all():
+    from workers.serving.classification import SMALL_FORWARD_TOKENS, _threads_for
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with _threads_for(SMALL_FORWARD_TOKENS):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with _threads_for(SMALL_FORWARD_TOKENS + 1):
+            assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError), _threads_for(4):
+            raise RuntimeError("a failed forward")
+        assert torch.get_num_threads() == 2  # restored after a failure too
+    finally:
+        torch.set_num_threads(before)
