@@ -64,13 +64,14 @@ def direct_embedding_rate(groups: list[list[str]], batch: int) -> float:
     from transformers import AutoModel, AutoTokenizer
 
     from store.models import FoundationModel
-    from workers.models.loading import configure_torch_threads, model_folder
+    from workers.models.loading import configure_torch_threads, encoder_dtype_for, model_folder
     from workers.models.pooling import mean_pool
 
     configure_torch_threads()
     folder = model_folder(FoundationModel.objects.get(slug="gpt-store-retrieval"))  # what the KB embeds with
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModel.from_pretrained(folder).eval()
+    # In what the worker computes encoders in (bfloat16 on a CPU with it natively): the same arithmetic.
+    model = AutoModel.from_pretrained(folder).eval().to(encoder_dtype_for("cpu"))
     started = time.perf_counter()
     with torch.inference_mode():
         for group in groups:

@@ -222,6 +222,9 @@ ARTIFACTS_CACHE_DIR = Path(envstr("GPT_STORE_ARTIFACTS_CACHE", str(DATA_DIR / "a
 TORCH_THREADS = envint("TORCH_THREADS", 0)
 # "auto" picks cuda when available, else cpu.
 INFERENCE_DEVICE = envstr("INFERENCE_DEVICE", "auto")
+# Encoders (embeddings, retrieval) on a CPU: "float32", "bfloat16", or "auto" (bfloat16 where the CPU
+# computes it natively): workers/models/loading.py, encoder_dtype_for.
+INFERENCE_ENCODER_DTYPE = envstr("INFERENCE_ENCODER_DTYPE", "float32")
 TRAINING_DEVICE = envstr("TRAINING_DEVICE", "auto")
 
 # --- Limits -------------------------------------------------------------------------------------

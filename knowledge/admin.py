@@ -48,6 +48,11 @@ class KnowledgeSourceAdmin(OrganizationScopedAdmin):
     def has_add_permission(self, request):
         return False  # files are parsed and validated on the knowledge pages
 
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "url" in form.changed_data:
+            sources.relinked(obj)  # the next answer cites the new link
+
     def delete_model(self, request, obj):
         sources.delete_source(obj)  # the bot stops answering from it at once
 

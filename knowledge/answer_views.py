@@ -74,7 +74,8 @@ async def ask(request: HttpRequest, slug: str) -> HttpResponse:
             candidates = result.candidates if result is not None else []
         else:
             lookup = retrieval_queries(turns)
-            candidates, _tokens = await knowledge_client.retrieve(knowledge_base.pk, lookup)
+            index_key = await sync_to_async(lambda: knowledge_base.index_key)()  # reads its embedding model
+            candidates, _tokens = await knowledge_client.retrieve(knowledge_base.pk, lookup, index_key=index_key)
             decision = decide(candidates, DEFAULT_THRESHOLD, lookup.parts_from, message=question)
             result = ReplyResult(quote_text(decision.passages) if decision.answer else dont_know_text(True),
                                  "quoted" if decision.answer else "did_not_know", confidence=decision.confidence,

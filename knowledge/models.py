@@ -3,8 +3,8 @@
 A source (an uploaded file, pasted text, an answer an agent saved) has versions. A new version is
 parsed into passages when it is created and embedded by an inference worker; it goes live — replaces
 the source's previous live version in one row update — only once every passage has its embedding.
-The knowledge base's `revision` changes whenever its set of live passages does, so workers know
-when the index they hold in memory is stale.
+The knowledge base's `revision` changes whenever its set of live passages (or a source's link, which
+their citations carry) does, so workers know when the index and passages they hold are stale.
 """
 
 from __future__ import annotations
@@ -58,6 +58,12 @@ class KnowledgeBase(models.Model):
         """The serving engine's key of the embedding model."""
         return engine_key(Task.EMBEDDING, tuned_id=self.embedding_tuned_id,
                           base_slug=self.embedding_base.slug if self.embedding_base_id else None)  # type: ignore[union-attr]
+
+    @property
+    def index_key(self) -> str:
+        """What an inference worker holds the live passages' vectors under: a new revision or a new
+        embedding model is a new key, so a worker never answers from a stale index."""
+        return f"kb{self.pk}:r{self.revision}:{self.embedding_key}"
 
     @property
     def pending_key(self) -> str | None:

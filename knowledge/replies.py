@@ -86,17 +86,19 @@ class KnowledgeSettings:
     policy: str
     threshold: float
     handoff: bool
+    index_key: str = ""
 
     @classmethod
     def of(cls, deployment_id: int | None) -> KnowledgeSettings | None:
         if deployment_id is None:
             return None
-        attached = DeploymentKnowledge.objects.filter(deployment_id=deployment_id).first()
+        attached = DeploymentKnowledge.objects.select_related("knowledge_base__embedding_base").filter(
+            deployment_id=deployment_id).first()
         if attached is None or not attached.active:
             return None
-        assert attached.knowledge_base_id is not None
-        return cls(attached.knowledge_base_id, attached.policy, attached.threshold,
-                   attached.when_unsure == WhenUnsure.HANDOFF)
+        assert attached.knowledge_base is not None
+        return cls(attached.knowledge_base.pk, attached.policy, attached.threshold,
+                   attached.when_unsure == WhenUnsure.HANDOFF, attached.knowledge_base.index_key)
 
 
 @dataclass
@@ -200,7 +202,8 @@ async def _from_knowledge(served: Served, turns: list[dict], sampling: Sampling,
         return
     started = time.perf_counter()
     lookup = retrieval_queries(turns)
-    candidates, query_tokens = await knowledge_client.retrieve(settings.knowledge_base_id, lookup)
+    candidates, query_tokens = await knowledge_client.retrieve(settings.knowledge_base_id, lookup,
+                                                                 index_key=settings.index_key)
     decision = decide(candidates, settings.threshold, lookup.parts_from, message=last)
     retrieval_ms = 1000 * (time.perf_counter() - started)
     if not decision.answer:

@@ -336,6 +336,13 @@ def delete_source(source: KnowledgeSource) -> None:
     announce(knowledge_base_id)
 
 
+def relinked(source: KnowledgeSource) -> None:
+    """A source's link changed (admin): its passages cite it, and workers hold passages with the index,
+    so the knowledge base takes a new revision."""
+    KnowledgeBase.objects.filter(pk=source.knowledge_base_id).update(revision=F("revision") + 1)
+    announce(source.knowledge_base_id)
+
+
 def live_passages(knowledge_base: KnowledgeBase):
     return Passage.objects.filter(version__live_for__knowledge_base=knowledge_base)
 

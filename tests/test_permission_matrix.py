@@ -136,7 +136,7 @@ def scripted_inference(monkeypatch):
         yield StreamEvent("done", info={"text": "Hello.", "finish_reason": "stop", "prompt_tokens": 5,
                                         "completion_tokens": 2})
 
-    async def retrieve(knowledge_base_id, lookup, k=8):
+    async def retrieve(knowledge_base_id, lookup, k=8, index_key=""):
         return [], 0
 
     monkeypatch.setattr("store.api.views.classify", classify)

@@ -91,3 +91,17 @@ def test_it_fails_with_does_not_fit_when_the_model_alone_exceeds_the_budget(make
 
     assert sink.wait().error[0] == DOES_NOT_FIT
     assert engine.counters()["model_loads"] == 0 and engine.counters()["bytes_in_use"] == 0
+
+
+def test_an_encoders_lora_adapter_gets_a_merged_copy_and_a_classifiers_shares_the_base():
+    """An embedding forward runs one adapter anyway: merged, it skips peft's per-layer adapter arithmetic."""
+    from workers.serving.model_cache import plan_entry
+
+    encoder = ModelSpec("tuned:7", "encoder", "/models/minilm", "/adapters/7", "lora")
+    classifier = ModelSpec("tuned:8", "classifier", "/models/minilm", "/adapters/8", "lora", ["negative", "positive"])
+    plain_encoder = ModelSpec("encoder:minilm", "encoder", "/models/minilm")
+    encoder_key, encoder_method = plan_entry(encoder)
+    assert encoder_method == "merged" and "/adapters/7" in encoder_key
+    assert plan_entry(classifier) == (plan_entry(ModelSpec("tuned:9", "classifier", "/models/minilm", "/adapters/9",
+                                                           "lora", ["negative", "positive"]))[0], "shared")
+    assert plan_entry(plain_encoder)[1] == "shared" and plan_entry(plain_encoder)[0] != encoder_key

@@ -1,5 +1,6 @@
 """Exact nearest-neighbour search over a knowledge base's vectors (workers/serving/search.py)."""
 
+import pytest
 import torch
 
 from workers.serving.search import VectorIndex, nearest
@@ -31,3 +32,17 @@ def test_a_query_equal_to_a_row_finds_that_row_with_similarity_one():
 def test_k_beyond_the_rows_and_an_empty_index():
     assert len(nearest(index_of(torch.eye(3), [1, 2, 3]), torch.eye(3)[:1], 10)[0]) == 3
     assert nearest(index_of(torch.zeros((0, 3)), []), torch.eye(3)[:2], 4) == [[], []]
+
+
+def test_a_single_query_finds_what_it_finds_among_others():
+    """One query is searched as two identical rows (torch's matrix-vector kernel is slow): same hits."""
+    generator = torch.Generator().manual_seed(1)
+    matrix = torch.nn.functional.normalize(torch.randn(300, 16, generator=generator), dim=1)
+    queries = torch.nn.functional.normalize(torch.randn(3, 16, generator=generator), dim=1)
+    index = index_of(matrix, list(range(1000, 1300)))
+    together = nearest(index, queries, 4)
+    for position in range(3):
+        alone = nearest(index, queries[position:position + 1], 4)
+        assert len(alone) == 1
+        assert [row for row, _ in alone[0]] == [row for row, _ in together[position]]
+        assert [score for _, score in alone[0]] == pytest.approx([score for _, score in together[position]], abs=1e-6)
