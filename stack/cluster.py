@@ -33,11 +33,12 @@ NGINX_TEMPLATE = REPO / "deploy" / "nginx.conf"
 NGINX = "/usr/sbin/nginx"
 MARKER = "GPT_STORE_PROCESS"  # in each process's environment: which Procfile entry it is
 WORKER_FLAGS = "-P threads --without-gossip --without-mingle -l INFO"
-# torch's OpenMP threads in an inference worker spin this long (GOMP_SPINCOUNT, ~100,000 per ms: ~0.1 ms)
-# between operations before they sleep. Sleeping at once (OMP_WAIT_POLICY=PASSIVE) woke them ~200 times
-# per forward: a customer's question embedded in 16-19 ms against 9-10 ms; spinning without end (ACTIVE)
-# took the core Daphne needed. Training workers keep PASSIVE: their operations are long.
-INFERENCE_SPIN = 10_000
+# torch's OpenMP threads in an inference worker spin this long (GOMP_SPINCOUNT, ~100,000 per ms: ~10 us)
+# between operations before they sleep (docs/operations.md). Sleeping at once (OMP_WAIT_POLICY=PASSIVE)
+# woke them ~200 times per forward: a question embedded in 16-19 ms against 9-12 ms. Spinning longer
+# (10,000) or without end (ACTIVE) took the core Daphne needed: sentiment scoring of a message flood fell
+# to 0.64-0.84x of direct calls against 0.99-1.05x. Training workers keep PASSIVE: their operations are long.
+INFERENCE_SPIN = 1_000
 
 
 class Cluster:
