@@ -74,8 +74,9 @@ def encoder_dtype_for(device: str, choice: str | None = None) -> torch.dtype:
     float32 is the default, so a knowledge base is served exactly as it was measured. Measured with
     bfloat16 on this project's CPU (avx512_bf16): ingestion 192 against 109 vectors/s and a question
     embedded in 9-10 ms against 12-14 ms in isolation, but no gain in retrieval's p50 on the stack
-    (31.3 against 31.8 ms, bench/knowledge.py, workers spinning 10,000), and on Acme's 187 questions the top passage changed
-    for 3 near ties (similarities within 0.0035), one of them from the right passage to a wrong one."""
+    (31.3 against 31.8 ms, bench/knowledge.py, workers spinning 10,000), and on Acme's 187 questions
+    the top passage changed for 3 near ties (similarities within 0.0035), one of them from the right
+    passage to a wrong one."""
     import torch
 
     choice = (choice or settings.INFERENCE_ENCODER_DTYPE).lower()
