@@ -321,8 +321,7 @@ def go_live(version_id: int) -> bool:
                                                        embedded_count=version.passage_count)
     source.live_version_id = version.pk
     source.save(update_fields=["live_version", "updated_at"])
-    KnowledgeBase.objects.filter(pk=source.knowledge_base_id).update(revision=F("revision") + 1)
-    announce(source.knowledge_base_id)
+    _new_revision(source.knowledge_base_id)
     return True
 
 
@@ -332,15 +331,21 @@ def delete_source(source: KnowledgeSource) -> None:
     live = KnowledgeSource.objects.filter(pk=source.pk, live_version__isnull=False).exists()
     source.delete()
     if live:
-        KnowledgeBase.objects.filter(pk=knowledge_base_id).update(revision=F("revision") + 1)
-    announce(knowledge_base_id)
+        _new_revision(knowledge_base_id)
+    else:
+        announce(knowledge_base_id)
 
 
 def relinked(source: KnowledgeSource) -> None:
-    """A source's link changed (admin): its passages cite it, and workers hold passages with the index,
-    so the knowledge base takes a new revision."""
-    KnowledgeBase.objects.filter(pk=source.knowledge_base_id).update(revision=F("revision") + 1)
-    announce(source.knowledge_base_id)
+    """A source's link changed (admin): its passages cite it, and workers hold passages with the index."""
+    _new_revision(source.knowledge_base_id)
+
+
+def _new_revision(knowledge_base_id: int) -> None:
+    """What retrieval hands out changed (live passages, or a link they cite): workers holding the old
+    index and passages see a new KnowledgeBase.index_key and rebuild; the pages refetch."""
+    KnowledgeBase.objects.filter(pk=knowledge_base_id).update(revision=F("revision") + 1)
+    announce(knowledge_base_id)
 
 
 def live_passages(knowledge_base: KnowledgeBase):
