@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -29,18 +28,23 @@ from core import client_address, ratelimit
 from core.bounds import SEQUENCE
 from core.broadcast import notify
 from core.consumers import JsonFrameConsumer
+from core.db_thread import DatabaseThreads, writer_threads
 
 logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 2000
 REFUSED = 4403
 
-# Storing a customer's message is all its ack waits for. Channels runs every other database call of
-# this process on one shared thread: the pipeline's turn claims, labels and decisions, the bot's
-# replies, other sockets' replays. Queued there, a store waited behind all of them (bench/load.py).
-# Stores get a thread of their own: one (a store is a few milliseconds, mostly holding the GIL, so a
-# second thread would add a database connection and, on SQLite, write-lock contention, not speed).
-STORE_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chat-store")
+# A customer's socket never waits behind the rest of this process's database work. Channels runs it
+# all on one shared thread: /v1 and page views, the pipeline's turn claims, labels and decisions, the
+# bot's replies. Queued there, a message's store (all its ack waits for) took seconds under load, and a
+# socket's opening took longer than Daphne waits for it (5 s) while /v1 requests queued (bench/load.py).
+# The widget's own reads and writes get threads of their own, which keep their connections
+# (core/db_thread.py). Four: replies of a continuous batch end together and their customers write again
+# together; with one thread that burst queued (store-queue p99 ~500 ms, ack p99 0.7 s, 50 active
+# customers on 2 web processes), with four the queue p99 was ~120 ms and the ack p99 0.36-0.42 s.
+# One on SQLite, which admits one writer at a time.
+WIDGET_DB = DatabaseThreads("chat-widget", writer_threads(4))
 
 
 def _header(scope, name: bytes) -> str:
@@ -76,29 +80,35 @@ class WidgetConsumer(JsonFrameConsumer):
     async def connect(self) -> None:
         token = parse_qs(self.scope.get("query_string", b"").decode()).get("token", [""])[0]
         claims = read_socket_token(token) if same_origin(self.scope) else None
-        visitor = await self._visitor(claims) if claims else None
-        if visitor is None:
+        opened = await WIDGET_DB.run(self._open, claims) if claims else None
+        if opened is None:
             logger.info("refused a widget socket (origin %r)", _header(self.scope, b"origin"))
             await self.close(code=REFUSED)
             return
-        self.visitor = visitor
-        conversation = self.conversation = await database_sync_to_async(current_conversation)(visitor)
+        self.visitor, conversation, assignee = opened
+        self.conversation = conversation
         self.sent_seq = conversation.last_public_seq if conversation is not None else 0
         await self.accept()
         if conversation is not None:
             await self._join(conversation.pk)
         else:  # lazy: nothing is created until the first message, maybe from another tab of this visitor
             self.waiting_for_conversation = True
-            await self.channel_layer.group_add(visitor_group(visitor.pk), self.channel_name)
+            await self.channel_layer.group_add(visitor_group(self.visitor.pk), self.channel_name)
         await self.send_json({"type": "hello", "conversation": self.conversation_id,
                               "status": conversation.status if conversation else ConversationStatus.BOT,
-                              "assignee": await database_sync_to_async(assignee_name)(conversation),
+                              "assignee": assignee,
                               "last_seq": conversation.last_public_seq if conversation else 0})
 
-    @database_sync_to_async
-    def _visitor(self, claims) -> Visitor | None:
-        return Visitor.objects.select_related("widget").filter(pk=claims.visitor_id,
-                                                               widget__public_key=claims.widget_key).first()
+    @staticmethod
+    def _open(claims) -> tuple[Visitor, Conversation | None, str | None] | None:
+        """The token's visitor (None if it is gone or the widget's key changed), their conversation and its
+        assignee's name: all the socket needs to say hello, in one call."""
+        visitor = Visitor.objects.select_related("widget").filter(pk=claims.visitor_id,
+                                                                  widget__public_key=claims.widget_key).first()
+        if visitor is None:
+            return None
+        conversation = current_conversation(visitor)
+        return visitor, conversation, assignee_name(conversation)
 
     async def _join(self, conversation_id: int) -> None:
         self.conversation_id = conversation_id
@@ -133,7 +143,7 @@ class WidgetConsumer(JsonFrameConsumer):
         if not SEQUENCE.contains(last_seq) or isinstance(last_seq, float) and not last_seq.is_integer():
             await self.send_error("bad_frame", SEQUENCE.message())
             return
-        state = await database_sync_to_async(self._replay)(int(last_seq))
+        state = await WIDGET_DB.run(self._replay, int(last_seq))
         for message in state["messages"]:
             await self.send_json({"type": "message", "message": message})
         self.sent_seq = max(self.sent_seq, state["last_seq"])
@@ -172,8 +182,7 @@ class WidgetConsumer(JsonFrameConsumer):
             return
         if not await self._within_rate_limit(client_id=client_id):
             return
-        message, arrived = await database_sync_to_async(self._store, thread_sensitive=False,
-                                                        executor=STORE_THREAD)(text, client_id)
+        message, arrived = await WIDGET_DB.run(self._store, text, client_id)
         if self.conversation_id != message.conversation_id:
             await self._join(message.conversation_id)
         await self.send_json({"type": "ack", "client_id": client_id, "seq": message.public_seq})

@@ -8,7 +8,6 @@ from django.core.asgi import get_asgi_application
 
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
@@ -26,7 +25,8 @@ if settings.SERVE_STATIC:
 application = ProxyHeadersMiddleware(ProtocolTypeRouter(
     {
         "http": http_app,
-        # Every socket must come from a page of this site (its Origin in ALLOWED_HOSTS).
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # Every socket must come from a page of this site (its Origin in ALLOWED_HOSTS). The routes of signed-in
+        # pages resolve the session's user themselves (AuthMiddlewareStack in each app's routing.py).
+        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 ))

@@ -1,7 +1,8 @@
+from channels.auth import AuthMiddlewareStack
 from django.urls import path
 
 from knowledge import consumers
 
 websocket_urlpatterns = [
-    path("ws/knowledge/<int:knowledge_base_id>/", consumers.KnowledgeUpdatesConsumer.as_asgi()),
+    path("ws/knowledge/<int:knowledge_base_id>/", AuthMiddlewareStack(consumers.KnowledgeUpdatesConsumer.as_asgi())),
 ]

@@ -27,10 +27,10 @@ def wait_for_database_work_to_end(deadline_seconds: float = 30.0) -> None:
     from asgiref.sync import SyncToAsync
     from django.db import connection
 
-    from chat.consumers import STORE_THREAD
+    from chat.consumers import WIDGET_DB
 
-    for executor in (STORE_THREAD, SyncToAsync.single_thread_executor):
-        executor.submit(lambda: None).result(timeout=deadline_seconds)
+    WIDGET_DB.close_connections(timeout=deadline_seconds)  # after the stores queued before; no session kept open
+    SyncToAsync.single_thread_executor.submit(lambda: None).result(timeout=deadline_seconds)
     if connection.vendor != "postgresql":
         return
     ends = time.monotonic() + deadline_seconds

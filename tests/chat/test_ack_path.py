@@ -13,7 +13,7 @@ from django.db import connection, connections
 
 from chat import pipeline, sentiment, turns
 from chat.conversations import append_message, conversation_group, current_conversation
-from chat.identity import open_visitor
+from chat.identity import open_visitor, sign_socket_token
 from chat.models import Author, Message
 from tests.chat.conftest import BOT_PIECES, receive_bot_reply, receive_until, widget_socket
 
@@ -43,7 +43,7 @@ def held_turns(monkeypatch):
     def slow_claim(conversation_id: int, owner: str) -> bool:
         if not entered.is_set():
             entered.set()
-            release.wait(30)  # bounded: a broken test must not hang the suite
+            release.wait(30)  # bounded: a broken test must not hang the suite (then `release` is never set)
         return claim(conversation_id, owner)
 
     monkeypatch.setattr(turns, "claim", slow_claim)
@@ -90,6 +90,32 @@ async def test_tokens_reach_the_socket_while_the_shared_database_thread_is_busy(
     release.set()
     await receive_bot_reply(socket, timeout=10)
     await socket.disconnect()
+
+
+async def test_a_socket_opens_and_replays_while_the_shared_database_thread_is_busy(
+        widget, scripted_bot, scripted_sentiment, held_turns):
+    """Daphne drops a socket whose opening takes over 5 s: under /v1 load the shared thread is that busy."""
+    entered, release = held_turns
+    visitor = await sync_to_async(open_visitor)(widget)
+    second_token = await sync_to_async(sign_socket_token)(widget, visitor)  # signed now: that is the shared thread
+    socket, *_ = await widget_socket(widget, visitor)
+    await socket.receive_json_from()
+    await socket.send_json_to({"type": "message", "text": "Where are my boots?", "client_id": "m1"})
+    await receive_until(socket, "ack")
+    assert await wait_for(entered)  # the first message's pipeline now holds the shared thread
+
+    second_tab, connected, *_ = await widget_socket(widget, visitor, token=second_token)
+    assert connected
+    hello = await second_tab.receive_json_from(timeout=5)
+    assert hello["type"] == "hello" and hello["last_seq"] == 1
+    await second_tab.send_json_to({"type": "resume", "last_seq": 0})
+    replayed = await receive_until(second_tab, "synced")
+    assert [f["message"]["text"] for f in replayed if f["type"] == "message"] == ["Where are my boots?"]
+    assert not release.is_set()  # opened and replayed while the pipeline was still held up
+    release.set()
+    await receive_bot_reply(socket, timeout=10)
+    for tab in (socket, second_tab):
+        await tab.disconnect()
 
 
 async def test_the_ack_comes_before_the_echo_and_the_reply(widget, scripted_bot, scripted_sentiment):

@@ -70,8 +70,9 @@ async def test_reconnecting_replays_exactly_what_was_missed(widget, scripted_bot
     await socket.receive_json_from()
     await socket.send_json_to({"type": "message", "text": "first", "client_id": "a"})
     await receive_until(socket, "ack")
+    await receive_bot_reply(socket)  # stored before the replay below, so the replay alone must carry it
     await socket.disconnect()
-    # While the customer is offline the bot and an agent write.
+    # While the customer is offline, more is written.
     conversation = await sync_to_async(Conversation.objects.get)()
     for text in ("missed one", "missed two"):
         await sync_to_async(append_message)(conversation, Author.SYSTEM, text)
