@@ -12,7 +12,7 @@ import math
 import weakref
 from dataclasses import dataclass
 
-from core.redis_client import async_redis
+from core.redis_client import async_redis, sync_redis
 
 # Shared by both scripts: the clock, and a bucket's level refilled at capacity per minute.
 _REFILL = """
@@ -80,9 +80,10 @@ class Decision:
 _scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _script(source: str):
-    """The script bound to this loop's client: called by its sha (EVALSHA), not re-sent every time."""
-    client = async_redis()
+def _script(source: str, client=None):
+    """The script bound to `client` (this loop's by default): called by its sha (EVALSHA), not re-sent
+    every time."""
+    client = client if client is not None else async_redis()
     scripts = _scripts.setdefault(client, {})
     if source not in scripts:
         scripts[source] = client.register_script(source)
@@ -115,8 +116,23 @@ async def take(bucket: str, per_minute: int, cost: int = 1) -> Decision:
 async def take_all(buckets: list[tuple[str, int]]) -> tuple[bool, int, int]:
     """One unit from each (bucket, per_minute), all or nothing: (allowed, index of the bucket that
     refused, seconds to wait). Nothing is taken when one refuses."""
-    allowed, refused_by, retry = await _script(_TAKE_ALL)(keys=[f"rl:{name}" for name, _ in buckets],
-                                                          args=[limit for _, limit in buckets])
+    keys, limits = _take_all_arguments(buckets)
+    return _take_all_outcome(await _script(_TAKE_ALL)(keys=keys, args=limits))
+
+
+def take_all_now(buckets: list[tuple[str, int]]) -> tuple[bool, int, int]:
+    """take_all from a thread (blocking): for work that is on a thread of its own anyway."""
+    keys, limits = _take_all_arguments(buckets)
+    return _take_all_outcome(_script(_TAKE_ALL, sync_redis())(keys=keys, args=limits))
+
+
+def _take_all_arguments(buckets: list[tuple[str, int]]) -> tuple[list[str], list[int]]:
+    return [f"rl:{name}" for name, _ in buckets], [limit for _, limit in buckets]
+
+
+def _take_all_outcome(reply) -> tuple[bool, int, int]:
+    allowed, refused_by, retry = reply
     if int(allowed):
         return True, -1, 0
     return False, int(refused_by) - 1, max(1, math.ceil(float(retry)))
+

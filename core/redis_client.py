@@ -1,8 +1,10 @@
-"""The async Redis client of this process (rate limits, presence), one per event loop."""
+"""The Redis clients of this process (rate limits, presence): an async one per event loop, and one for
+threads (a client with its own connection pool is thread-safe)."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import weakref
 
 from django.conf import settings
@@ -20,3 +22,20 @@ def async_redis():
         client = redis.asyncio.Redis.from_url(settings.REDIS_URL)
         _clients[loop] = (settings.REDIS_URL, client)
     return client
+
+
+_sync_lock = threading.Lock()
+_sync: tuple[str | None, object | None] = (None, None)
+
+
+def sync_redis():
+    """For work already on a thread of its own (core/db_thread.py): a round trip there needs no event loop."""
+    import redis
+
+    global _sync
+    with _sync_lock:
+        url, client = _sync
+        if client is None or url != settings.REDIS_URL:  # settings can change under tests
+            client = redis.Redis.from_url(settings.REDIS_URL)
+            _sync = (settings.REDIS_URL, client)
+        return client

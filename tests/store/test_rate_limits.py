@@ -50,3 +50,16 @@ def test_taking_from_several_buckets_is_all_or_nothing():
     allowed, refused_by, retry_after = refused
     assert (allowed, refused_by) == (False, 1) and 1 <= retry_after <= 60
     assert visitor_left == [True, True, True, True, False]
+
+
+def test_taking_from_a_thread_draws_on_the_same_buckets_all_or_nothing():
+    """take_all_now (the chat widget's, on its database thread) and take_all share their buckets."""
+    from core import ratelimit
+
+    assert ratelimit.take_all_now([("test:tab", 3), ("test:address", 1)]) == (True, -1, 0)
+    allowed, refused_by, retry_after = ratelimit.take_all_now([("test:tab", 3), ("test:address", 1)])
+    assert (allowed, refused_by) == (False, 1) and 1 <= retry_after <= 60
+    # 2 of the tab's 3 units are left (the refused call took none), whichever client asks.
+    assert asyncio.run(ratelimit.take_all([("test:tab", 3)]))[0] is True
+    assert ratelimit.take_all_now([("test:tab", 3)])[0] is True
+    assert ratelimit.take_all_now([("test:tab", 3)])[0] is False
