@@ -16,6 +16,7 @@ from django.utils import timezone
 from accounts.models import Organization
 from chat.models import Message, Visitor
 from core.bounds import EARLIEST_DATE, LATEST_DATE, OutOfBounds, date_range
+from core.redis_client import sync_redis
 
 EXPORT_FIELDS = ["conversation", "visitor", "visitor_external_id", "visitor_email", "status", "seq", "author", "agent",
                  "internal", "created_at", "text", "sentiment_label", "sentiment_score", "sentiment_value"]
@@ -163,7 +164,6 @@ def erase_visitor(visitor: Visitor) -> Erased:
 
 def _forget_rate_limits(token: str) -> None:
     import redis
-    from django.conf import settings
 
     with contextlib.suppress(redis.RedisError):  # the bucket expires within minutes anyway
-        redis.Redis.from_url(settings.REDIS_URL).delete(f"rl:chat:visitor:{token}")
+        sync_redis().delete(f"rl:chat:visitor:{token}")

@@ -45,10 +45,6 @@ class DatabaseThreads:
         self._pending = [0] * size
         self._local = threading.local()
 
-    @property
-    def size(self) -> int:
-        return len(self._lanes)
-
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         lane = min(range(len(self._lanes)), key=self._pending.__getitem__)
         self._pending[lane] += 1

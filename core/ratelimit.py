@@ -135,4 +135,3 @@ def _take_all_outcome(reply) -> tuple[bool, int, int]:
     if int(allowed):
         return True, -1, 0
     return False, int(refused_by) - 1, max(1, math.ceil(float(retry)))
-
