@@ -3,9 +3,11 @@
 Prints one JSON line. Everything is measured in one run, alternated, so the ratios hold on a busy
 machine (the absolute figures do not):
 - single_stream: tokens/s of one greedy 128-token request through the engine vs llama-cpp-python on
-  the GGUF; TTFT of a ~300-token prompt, both; `matmul_floor_ms`: one token's weight matmuls alone, with
-  nothing around them: the engine de-quantizes the GGUF to fp32 and reads all ~540 MB of it per token,
-  so this floor, not per-step overhead, bounds one stream on a CPU (llama.cpp reads ~85 MB of Q4_1).
+  the GGUF; TTFT of a ~300-token prompt, both. The engine decodes on the GGUF's packed 4/8-bit blocks
+  in one kernel call per step (workers/serving/packed.py, fast_decode.py); `engine_fp32_tokens_per_s` is
+  the same engine with INFERENCE_PACKED_WEIGHTS off (transformers' forward on the de-quantized fp32
+  weights, ~540 MB read per token), alternated with the others. `matmul_floor_ms`: one token's weight
+  products alone, fp32 and packed, with nothing around them.
 - api_8_streams: 8 concurrent chats through /v1 with the official openai SDK against the stack, vs
   llama-cpp-python's own OpenAI-compatible server (`python -m llama_cpp.server`), one after the other:
   aggregate content chunks/s and TTFT p50.
@@ -117,22 +119,29 @@ def engine_run(engine, key: str, messages: list[dict], new_tokens: int) -> dict:
             "token_ids": result["token_ids"]}
 
 
-def matmul_floor_ms(model) -> float:
-    """One token's projections and lm_head alone: what fp32 weights cost to read, whatever the code around."""
+def matmul_floor_ms(model) -> dict[str, float]:
+    """One token's projections and output layer alone, through the fp32 weights and through the packed ones."""
     import torch
     import torch.nn.functional as F
 
-    weights = [p for p in model.parameters() if p.dim() == 2 and p.shape[0] != model.config.vocab_size]
-    weights.append(model.lm_head.weight)
-    inputs = {w.shape[1]: torch.randn(1, w.shape[1]) for w in weights}
-    best = float("inf")
+    from workers.serving.packed import PackedLinear
+
+    layers = [module for module in model.modules() if isinstance(module, torch.nn.Linear)]
+    inputs = {layer.in_features: torch.randn(1, layer.in_features) for layer in layers}
+    runs = {"fp32": lambda layer: F.linear(inputs[layer.in_features], layer.weight)}
+    if layers and all(isinstance(layer, PackedLinear) for layer in layers):
+        runs["packed"] = lambda layer: layer(inputs[layer.in_features])
+    floors = {}
     with torch.inference_mode():
-        for _ in range(5):
-            started = time.perf_counter()
-            for w in weights:
-                F.linear(inputs[w.shape[1]], w)
-            best = min(best, time.perf_counter() - started)
-    return round(best * 1000, 2)
+        for name, run in runs.items():
+            best = float("inf")
+            for _ in range(5):
+                started = time.perf_counter()
+                for layer in layers:
+                    run(layer)
+                best = min(best, time.perf_counter() - started)
+            floors[name] = round(best * 1000, 2)
+    return floors
 
 
 def single_stream(folder: Path, gguf: Path, python: Path, threads: int, rounds: int) -> dict:
@@ -144,30 +153,40 @@ def single_stream(folder: Path, gguf: Path, python: Path, threads: int, rounds: 
     torch.set_num_threads(threads)
     spec = ModelSpec(key="smol", kind="causal", base_folder=str(folder))
     engine = InferenceEngine(lambda key: spec, device="cpu")
+    fp32_engine = InferenceEngine(lambda key: spec, device="cpu", packed_weights=False)
     engine.start()
+    fp32_engine.start()
     started = time.perf_counter()
     engine.preload(["smol"])
     warmup_s = time.perf_counter() - started
+    fp32_engine.preload(["smol"])
     entry = next(iter(engine.cache._entries.values()))
     ids, long_ids = prompt_ids(entry, _request(chat(QUESTION))), prompt_ids(entry, _request(chat(LONG_QUESTION)))
     llama = LlamaDriver(python, gguf, threads)
-    runs: dict[str, list[dict]] = {"engine": [], "llama": []}
+    runs: dict[str, list[dict]] = {"engine": [], "engine_fp32": [], "llama": []}
     ttft: dict[str, list[float]] = {"engine": [], "llama": []}
     try:
-        for _ in range(rounds):  # alternated: both see the same moments of load
+        for _ in range(rounds):  # alternated: all see the same moments of load
             runs["engine"].append(engine_run(engine, "smol", chat(QUESTION), NEW_TOKENS))
             runs["llama"].append(llama.run(ids, NEW_TOKENS))
+            runs["engine_fp32"].append(engine_run(fp32_engine, "smol", chat(QUESTION), NEW_TOKENS))
             ttft["engine"].append(engine_run(engine, "smol", chat(LONG_QUESTION), 1)["ttft_ms"])
             ttft["llama"].append(llama.run(long_ids, 1)["ttft_ms"])
+        same_tokens = runs["engine"][0]["token_ids"] == runs["engine_fp32"][0]["token_ids"]
         floor = matmul_floor_ms(entry.model)
+        kernel_steps = engine.counters()["kernel_steps"]
     finally:
         llama.close()
         engine.stop()
+        fp32_engine.stop()
     best = {name: max(run["tokens_per_s"] for run in found) for name, found in runs.items()}
     return {
         "threads": threads, "new_tokens": NEW_TOKENS, "rounds": rounds,
         "engine_tokens_per_s": round(best["engine"], 1), "llama_cpp_tokens_per_s": round(best["llama"], 1),
         "ratio_vs_llama_cpp": round(best["engine"] / best["llama"], 3),
+        "engine_fp32_tokens_per_s": round(best["engine_fp32"], 1),
+        "speedup_vs_fp32_engine": round(best["engine"] / best["engine_fp32"], 2),
+        "same_greedy_tokens_as_fp32": same_tokens, "kernel_steps": kernel_steps,
         "per_round_tokens_per_s": {name: [round(run["tokens_per_s"], 1) for run in found]
                                    for name, found in runs.items()},
         "engine_ms_per_token": round(1000 / best["engine"], 2), "matmul_floor_ms": floor,

@@ -225,6 +225,9 @@ INFERENCE_DEVICE = envstr("INFERENCE_DEVICE", "auto")
 # Encoders (embeddings, retrieval) on a CPU: "float32", "bfloat16", or "auto" (bfloat16 where the CPU
 # computes it natively): workers/models/loading.py, encoder_dtype_for.
 INFERENCE_ENCODER_DTYPE = envstr("INFERENCE_ENCODER_DTYPE", "float32")
+# Decode causal models whose weights came from a GGUF on their 4/8-bit blocks through a small C kernel built
+# at first use (workers/serving/packed.py); 0: always the fp32 weights.
+INFERENCE_PACKED_WEIGHTS = envbool("INFERENCE_PACKED_WEIGHTS", True)
 TRAINING_DEVICE = envstr("TRAINING_DEVICE", "auto")
 
 # --- Limits -------------------------------------------------------------------------------------

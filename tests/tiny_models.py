@@ -75,6 +75,42 @@ def build_tiny_chat_model(folder: Path, seed: int = 0, hidden: int = 32, layers:
     return folder
 
 
+def on_gguf_grid(weight, bits: int):
+    """`weight` rounded onto GGUF's blocks of 32: Q4_1 (`d * q + m`, q in 0..15) or Q8_0 (`d * q`, q in
+    -128..127), with fp16 scales: what a GGUF's weights look like once de-quantized to fp32."""
+    import torch
+
+    blocks = weight.reshape(weight.shape[0], -1, 32)
+    if bits == 4:
+        low = blocks.amin(-1, keepdim=True)
+        scale = ((blocks.amax(-1, keepdim=True) - low) / 15).half().float()
+        levels = ((blocks - low) / torch.where(scale > 0, scale, 1.0)).round().clamp(0, 15)
+        return (levels * scale + low).reshape(weight.shape)
+    scale = (blocks.abs().amax(-1, keepdim=True) / 127).half().float()
+    levels = (blocks / torch.where(scale > 0, scale, 1.0)).round().clamp(-128, 127)  # a padding row is all zeros
+    return (levels * scale).reshape(weight.shape)
+
+
+def build_quantized_chat_model(folder: Path, seed: int = 0, layers: int = 2) -> Path:
+    """A tiny Llama like a de-quantized GGUF (projections on the Q4_1 grid, the tied embedding on Q8_0's),
+    64 wide so every weight splits into blocks of 32. Its q/k weights are scaled up so attention depends on
+    the context: a decode step that read the wrong cached keys would change the tokens."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    build_tiny_chat_model(folder, seed=seed, hidden=64, layers=layers)
+    model = LlamaForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if isinstance(module, torch.nn.Linear) and name != "lm_head":
+                boost = 12.0 if name.endswith(("q_proj", "k_proj")) else 4.0
+                module.weight.copy_(on_gguf_grid(module.weight * boost, 4))
+        embedding: torch.Tensor = model.model.embed_tokens.weight
+        embedding.copy_(on_gguf_grid(embedding * 4.0, 8))
+    model.save_pretrained(folder, safe_serialization=True)
+    return Path(folder)
+
+
 def minilm_folder() -> Path:
     from store.catalog import package_directory
 

@@ -119,6 +119,11 @@ class LoraBank:
         index = torch.tensor([slot.get(name, base_slot) for name in row_adapters], device=device)
         self._active = (composition, index)
 
+    @property
+    def applies(self) -> bool:
+        """Whether the rows selected last carry any adapter (the forward must go through the hooks)."""
+        return self._active is not None
+
     def deactivate(self) -> None:
         self._active = None
 

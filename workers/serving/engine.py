@@ -115,7 +115,7 @@ class InferenceEngine:
 
     def __init__(self, resolve: Callable[[str], ModelSpec], device: str = "cpu", dtype: Any = None,
                  memory_budget_bytes: int = 6 * 1024**3, max_batch: int = 16, classification_batch: int = 64,
-                 encoder_dtype: Any = None) -> None:
+                 encoder_dtype: Any = None, packed_weights: bool = True) -> None:
         if dtype is None:
             from workers.models.loading import dtype_for
 
@@ -124,7 +124,7 @@ class InferenceEngine:
         self.device = device
         self.max_batch = max_batch
         self._counters = EngineCounters()
-        self.cache = ModelCache(device, dtype, memory_budget_bytes, self._counters, encoder_dtype)
+        self.cache = ModelCache(device, dtype, memory_budget_bytes, self._counters, encoder_dtype, packed_weights)
         self._classifier = ClassificationScheduler(self._counters, classification_batch, self.cache.release)
         self._batches: dict[str, DecodeBatch] = {}
         self._waiting: deque[_Submission] = deque()

@@ -255,15 +255,27 @@ class DecodeBatch:
         rows = len(self.rows)
         self.mask = torch.cat([self.mask, self.mask.new_ones(rows, 1)], dim=1)
         with torch.inference_mode():
-            logits = self.entry.model(input_ids=self.pending.unsqueeze(1), attention_mask=self.mask,
-                                      position_ids=self.positions.unsqueeze(1), cache=self.cache,
-                                      use_cache=True).logits[:, -1]
+            if self._runs_in_kernel(rows):
+                assert self.entry.decoder is not None
+                logits = self.entry.decoder.step(self.pending, self.positions, self.mask, self.cache)
+                self.counters.add("kernel_steps")
+            else:
+                logits = self.entry.model(input_ids=self.pending.unsqueeze(1), attention_mask=self.mask,
+                                          position_ids=self.positions.unsqueeze(1), cache=self.cache,
+                                          use_cache=True).logits[:, -1]
             tokens = choose_tokens(logits, self.sampling)
         self.positions = self.positions + 1
         self.pending = tokens
         self.counters.decode_step(rows)
         token_list = tokens.tolist()
         self._remove([i for i, row in enumerate(self.rows) if row.accept(token_list[i])])
+
+    def _runs_in_kernel(self, rows: int) -> bool:
+        """Whether this step can be the packed kernel's whole-model step: no row needs a LoRA adapter's hooks."""
+        decoder = self.entry.decoder
+        if decoder is None or (self.entry.bank is not None and self.entry.bank.applies):
+            return False
+        return bool(decoder.accepts(rows, self.cache))
 
     def cancel(self, request_ids: set[str]) -> None:
         for row in self.rows:

@@ -62,6 +62,7 @@ class ModelEntry:
     last_used: int = 0
     active: int = 0
     payload: Any = None  # a search index (kind "index") instead of a model
+    decoder: Any = None  # a LlamaDecoder (fast_decode.py) when the whole decode step can run in the kernel
 
     @property
     def total_bytes(self) -> int:
@@ -148,9 +149,10 @@ def folder_tensor_bytes(folder: str | Path, element_size: int) -> int:
 
 class ModelCache:
     def __init__(self, device: str, dtype: Any, budget_bytes: int, counters: EngineCounters,
-                 encoder_dtype: Any = None) -> None:
+                 encoder_dtype: Any = None, packed_weights: bool = True) -> None:
         self.device = device
         self.dtype = dtype
+        self.packed_weights = packed_weights  # decode causal models on block-quantized weights (packed.py)
         self.encoder_dtype = encoder_dtype or dtype  # encoders (embeddings) may compute in another
         self.budget_bytes = budget_bytes
         self.counters = counters
@@ -287,6 +289,13 @@ class ModelCache:
                 entry.prefix_length = int(entry.peft.peft_config["default"].num_virtual_tokens)
             elif method == "shared" and spec.kind == "causal":
                 entry.bank = LoraBank(model)
+            if spec.kind == "causal" and self.packed_weights:
+                # After any merge: the packed copy must hold the weights the model computes with.
+                from workers.serving.fast_decode import LlamaDecoder
+                from workers.serving.packed import pack_model
+
+                if pack_model(entry.model):
+                    entry.decoder = LlamaDecoder.for_model(entry.model)
             if spec.kind == "encoder" and self.encoder_dtype != self.dtype:
                 # Cast after any merge: a LoRA delta added to bfloat16 weights would lose its low bits.
                 entry.model = entry.model.to(self.encoder_dtype)

@@ -1,0 +1,144 @@
+"""Whole decode steps in the packed kernel (fast_decode.py), checked against transformers' own forward."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from store.inference.protocol import GenerationRequest, ModelSpec  # noqa: E402
+from tests.workers.serving.helpers import RecordingSink, assert_greedy_path, chat, prompt_ids, reference_model  # noqa: E402
+
+QUESTIONS = {"long": "Hi", "short": "Where is my order? I ordered last week and nothing came.",
+             "late": "Can I exchange these sneakers for a bigger size?"}
+
+
+@pytest.fixture(scope="module")
+def quantized_folder(tmp_path_factory):
+    from tests.tiny_models import build_quantized_chat_model
+
+    return build_quantized_chat_model(tmp_path_factory.mktemp("quantized-chat"))
+
+
+@pytest.fixture(scope="module")
+def quantized_lora(quantized_folder, tmp_path_factory):
+    from peft import LoraConfig
+
+    from tests.workers.serving.conftest import _random_adapter
+
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    return _random_adapter(quantized_folder, config, tmp_path_factory.mktemp("quantized-lora") / "a", seed=40)
+
+
+@pytest.fixture(scope="module")
+def quantized_prefix(quantized_folder, tmp_path_factory):
+    from peft import PrefixTuningConfig
+
+    from tests.workers.serving.conftest import _random_adapter
+
+    config = PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4)
+    return _random_adapter(quantized_folder, config, tmp_path_factory.mktemp("quantized-prefix") / "p", seed=41)
+
+
+def test_a_kernel_step_gives_transformers_logits_for_left_padded_rows_as_the_cache_grows(quantized_folder,
+                                                                                        monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    from workers.serving.fast_decode import LlamaDecoder
+    from workers.serving.kv_cache import SlabLayer, new_batch_cache
+    from workers.serving.packed import pack_model
+
+    monkeypatch.setattr(SlabLayer, "growth", 4)  # the kernel's step must regrow the slabs several times
+    reference = AutoModelForCausalLM.from_pretrained(quantized_folder, dtype=torch.float32).eval()
+    packed = AutoModelForCausalLM.from_pretrained(quantized_folder, dtype=torch.float32).eval()
+    assert pack_model(packed) > 0
+    decoder = LlamaDecoder.for_model(packed)
+    assert decoder is not None
+    assert LlamaDecoder.for_model(reference) is None  # nothing packed: transformers' forward
+
+    torch.manual_seed(3)
+    lengths = [9, 4, 7]
+    longest = max(lengths)
+    ids = torch.randint(3, 400, (3, longest))
+    mask = torch.tensor([[0] * (longest - n) + [1] * n for n in lengths])
+    positions = (mask.cumsum(1) - 1).clamp(min=0)
+    caches = [new_batch_cache(reference.config)[0] for _ in range(2)]
+    with torch.inference_mode():
+        for model, cache in zip((reference, packed), caches, strict=True):
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                           use_cache=True, logits_to_keep=1).logits[:, -1]
+        tokens, next_positions = logits.argmax(-1), positions[:, -1] + 1
+        for _ in range(12):
+            mask = torch.cat([mask, mask.new_ones(3, 1)], dim=1)
+            expected = reference(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_positions[:, None],
+                                 past_key_values=caches[0], use_cache=True).logits[:, -1]
+            assert decoder.accepts(3, caches[1])
+            got = decoder.step(tokens, next_positions, mask, caches[1])
+            torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+            assert caches[1].layers[0].keys.shape == caches[0].layers[0].keys.shape
+            tokens, next_positions = expected.argmax(-1), next_positions + 1
+    assert not decoder.accepts(3, new_batch_cache(reference.config)[0])  # an empty cache: prefill first
+
+
+def _generate(engine, key: str, names=("long", "short")) -> dict[str, dict]:
+    sinks = {name: RecordingSink() for name in QUESTIONS}
+    for name, max_tokens in (("long", 60), ("short", 20)):
+        if name in names:
+            engine.submit_generation(GenerationRequest(name, key, chat(QUESTIONS[name]), max_tokens=max_tokens,
+                                                       temperature=0, ignore_eos=True), sinks[name])
+    if "late" in names:
+        assert sinks["long"].first_token.wait(30)
+        engine.submit_generation(GenerationRequest("late", key, chat(QUESTIONS["late"]), max_tokens=40,
+                                                   temperature=0, ignore_eos=True), sinks["late"])
+    return {name: sinks[name].wait().result for name in names}
+
+
+def test_the_engine_decodes_in_the_kernel_exactly_while_rows_join_and_leave(make_engine, quantized_folder,
+                                                                          monkeypatch):
+    from workers.serving.kv_cache import SlabLayer
+
+    monkeypatch.setattr(SlabLayer, "growth", 8)
+    engine = make_engine({"base": ModelSpec("base", "causal", str(quantized_folder))})
+    results = _generate(engine, "base", names=("long", "short", "late"))
+
+    counters = engine.counters()
+    assert counters["prefill_calls"] == 2  # the late row was merged into the running batch
+    assert counters["kernel_steps"] == counters["decode_steps"] > 0
+    model = reference_model(quantized_folder)
+    for name, result in results.items():
+        assert_greedy_path(model, prompt_ids(quantized_folder, chat(QUESTIONS[name])), result["token_ids"])
+
+
+def test_rows_with_a_lora_adapter_take_transformers_forward(make_engine, quantized_folder, quantized_lora):
+    engine = make_engine({"base": ModelSpec("base", "causal", str(quantized_folder)),
+                          "tuned": ModelSpec("tuned", "causal", str(quantized_folder), str(quantized_lora), "lora")})
+    tuned = _generate(engine, "tuned", names=("short",))["short"]
+    assert engine.counters()["kernel_steps"] == 0  # the adapter's delta needs the bank's hooks
+    assert_greedy_path(reference_model(quantized_folder, quantized_lora),
+                       prompt_ids(quantized_folder, chat(QUESTIONS["short"])), tuned["token_ids"])
+
+    base = _generate(engine, "base", names=("short",))["short"]  # the same loaded model, no adapter row
+    assert engine.counters()["kernel_steps"] > 0
+    assert base["token_ids"] != tuned["token_ids"]
+
+
+@pytest.mark.parametrize("method", ["base", "prefix"])
+def test_with_packed_weights_off_the_engine_gives_the_same_tokens_without_the_kernel(
+        make_engine, quantized_folder, quantized_prefix, method):
+    # Prefix tuning's virtual tokens sit in the cache before every row: the kernel attends to them too.
+    spec = (ModelSpec("m", "causal", str(quantized_folder)) if method == "base"
+            else ModelSpec("m", "causal", str(quantized_folder), str(quantized_prefix), "prefix_tuning"))
+    packed_engine = make_engine({"m": spec})
+    packed = _generate(packed_engine, "m")
+    assert packed_engine.counters()["kernel_steps"] > 0
+    plain_engine = make_engine({"m": spec}, packed_weights=False)
+    plain = _generate(plain_engine, "m")
+    assert plain_engine.counters()["kernel_steps"] == 0
+    assert {name: result["token_ids"] for name, result in plain.items()} == {
+        name: result["token_ids"] for name, result in packed.items()}
+
+
+def test_a_model_with_plain_fp32_weights_never_reaches_the_kernel(make_engine, tiny_chat_folder):
+    engine = make_engine({"base": ModelSpec("base", "causal", str(tiny_chat_folder))})
+    _generate(engine, "base", names=("short",))
+    assert engine.counters()["decode_steps"] > 0 and engine.counters()["kernel_steps"] == 0

@@ -1,0 +1,140 @@
+"""A whole decode step of a Llama-family model in one call into the packed kernel (`llama_decode_step`).
+
+transformers runs a decode step of SmolLM2 as ~750 small torch operations with Python around each: on two
+CPU cores that costs more than the step's arithmetic (~27 ms against ~14 ms of packed matrix products a
+token). `LlamaDecoder` hands the kernel the packed weights once, and per step only the embedded tokens,
+the rotary cos/sin (from the model's own rotary module, so they match), the running batch's mask and its
+KV slabs, which the kernel extends in place. It serves rows of the base model (and of merged or full
+models) when every layer was packed; rows with LoRA adapters from the bank, other architectures and GPUs
+take transformers' forward.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from typing import Any
+
+import torch
+
+from workers.serving.kv_cache import SlabLayer
+from workers.serving.packed import MAX_PACKED_ROWS, PackedLinear
+
+logger = logging.getLogger(__name__)
+
+_pointer = ctypes.c_void_p
+_PROJECTIONS = (("q", "self_attn.q_proj"), ("k", "self_attn.k_proj"), ("v", "self_attn.v_proj"),
+                ("o", "self_attn.o_proj"), ("gate", "mlp.gate_proj"), ("up", "mlp.up_proj"),
+                ("down", "mlp.down_proj"))
+
+
+class _Weight(ctypes.Structure):
+    _fields_ = [("levels", _pointer), ("scales", _pointer), ("minimums", _pointer), ("in_features", ctypes.c_int),
+                ("out_features", ctypes.c_int)]
+
+
+class _Layer(ctypes.Structure):
+    _fields_ = [*((name, _Weight) for name, _ in _PROJECTIONS), ("attn_norm", _pointer), ("mlp_norm", _pointer),
+                ("key_slab", _pointer), ("value_slab", _pointer), ("capacity", ctypes.c_int)]
+
+
+class _Model(ctypes.Structure):
+    _fields_ = [("layers", ctypes.c_int), ("hidden", ctypes.c_int), ("heads", ctypes.c_int),
+                ("kv_heads", ctypes.c_int), ("head_dim", ctypes.c_int), ("intermediate", ctypes.c_int),
+                ("vocab", ctypes.c_int), ("eps", ctypes.c_float), ("final_norm", _pointer), ("head", _Weight),
+                ("layer", ctypes.POINTER(_Layer))]
+
+
+def _weight(module: PackedLinear) -> _Weight:
+    minimums = getattr(module, "packed_minimums", None)
+    return _Weight(module.packed_levels.data_ptr(), module.packed_scales.data_ptr(),
+                   minimums.data_ptr() if minimums is not None else None, module.in_features, module.out_features)
+
+
+def _norm_weight(norm: Any) -> torch.Tensor | None:
+    weight = getattr(norm, "weight", None)
+    eps = getattr(norm, "variance_epsilon", None)
+    if type(norm).__name__ != "LlamaRMSNorm" or weight is None or eps is None or weight.dtype != torch.float32:
+        return None
+    return weight.detach().contiguous()
+
+
+class LlamaDecoder:
+    """The kernel's view of one packed Llama model; `step` decodes one token for every row."""
+
+    def __init__(self, model: Any, kernel: ctypes.CDLL, layers: list[dict[str, Any]], final_norm: torch.Tensor) -> None:
+        config = model.config
+        self.model, self.kernel = model, kernel
+        self.embed, self.rotary = model.model.embed_tokens, model.model.rotary_emb
+        self._keep = [final_norm, *(layer["attn_norm"] for layer in layers), *(layer["mlp_norm"] for layer in layers)]
+        self._layers = (_Layer * len(layers))()
+        for slot, layer in zip(self._layers, layers, strict=True):
+            for name, _ in _PROJECTIONS:
+                setattr(slot, name, _weight(layer[name]))
+            slot.attn_norm, slot.mlp_norm = layer["attn_norm"].data_ptr(), layer["mlp_norm"].data_ptr()
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        self.vocab = model.lm_head.out_features
+        self._model = _Model(len(layers), config.hidden_size, config.num_attention_heads, config.num_key_value_heads,
+                             head_dim, config.intermediate_size, self.vocab, float(config.rms_norm_eps),
+                             final_norm.data_ptr(), _weight(model.lm_head), self._layers)
+        kernel.llama_decode_step.argtypes = [ctypes.POINTER(_Model), ctypes.c_int, _pointer, _pointer, _pointer,
+                                             ctypes.c_int, _pointer, _pointer, ctypes.c_int]
+        kernel.llama_decode_step.restype = ctypes.c_int
+
+    @classmethod
+    def for_model(cls, model: Any) -> LlamaDecoder | None:
+        """A decoder if `model` is a Llama whose every projection and output layer were packed; else None."""
+        config = getattr(model, "config", None)
+        inner = getattr(model, "model", None)
+        if (config is None or getattr(config, "model_type", "") != "llama" or inner is None
+                or getattr(config, "hidden_act", "") != "silu" or getattr(config, "pretraining_tp", 1) != 1
+                or not isinstance(getattr(model, "lm_head", None), PackedLinear) or model.lm_head.bias is not None
+                or config.num_attention_heads % config.num_key_value_heads):
+            return None
+        final_norm = _norm_weight(inner.norm)
+        if final_norm is None:
+            return None
+        layers = []
+        for decoder_layer in inner.layers:
+            modules = {name: decoder_layer.get_submodule(path) for name, path in _PROJECTIONS}
+            if not all(type(module) is PackedLinear and module.bias is None for module in modules.values()):
+                return None
+            attn_norm, mlp_norm = _norm_weight(decoder_layer.input_layernorm), _norm_weight(
+                decoder_layer.post_attention_layernorm)
+            if attn_norm is None or mlp_norm is None:
+                return None
+            layers.append({**modules, "attn_norm": attn_norm, "mlp_norm": mlp_norm})
+        kernel = model.lm_head.kernel
+        if not hasattr(kernel, "llama_decode_step"):
+            return None
+        return cls(model, kernel, layers, final_norm)
+
+    def accepts(self, rows: int, cache: Any) -> bool:
+        layers = getattr(cache, "layers", None)
+        return (0 < rows <= MAX_PACKED_ROWS and layers is not None and len(layers) == len(self._layers)
+                and all(type(layer) is SlabLayer and layer.keys is not None for layer in layers))
+
+    def step(self, input_ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, cache: Any) -> torch.Tensor:
+        """Logits [rows, vocab] of the next token of each row; the cache grows by one column, as with
+        transformers. `mask` [rows, columns] already holds the new column."""
+        rows, columns = mask.shape
+        length = columns - 1
+        for slot, layer in zip(self._layers, cache.layers, strict=True):
+            layer.reserve(1)
+            slot.key_slab, slot.value_slab = layer.key_slab_pointer(), layer.value_slab_pointer()
+            slot.capacity = layer.capacity()
+            if layer.keys.shape[-2] != length or layer.keys.shape[0] != rows:
+                raise ValueError(f"cache holds {tuple(layer.keys.shape)}, the mask {rows} x {columns}")
+        hidden = self.embed(input_ids.reshape(rows)).float().contiguous()
+        cos, sin = self.rotary(hidden, positions.reshape(rows, 1))
+        cos, sin = cos.reshape(rows, -1).contiguous(), sin.reshape(rows, -1).contiguous()
+        keep = mask.to(torch.int64).contiguous()
+        logits = torch.empty(rows, self.vocab, dtype=torch.float32)
+        status = self.kernel.llama_decode_step(ctypes.byref(self._model), rows, hidden.data_ptr(), cos.data_ptr(),
+                                               sin.data_ptr(), length, keep.data_ptr(), logits.data_ptr(),
+                                               torch.get_num_threads())
+        if status != 0:
+            raise MemoryError("the decode step could not allocate its scratch memory")
+        for layer in cache.layers:
+            layer.extend(1)
+        return logits
