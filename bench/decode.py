@@ -119,29 +119,22 @@ def engine_run(engine, key: str, messages: list[dict], new_tokens: int) -> dict:
             "token_ids": result["token_ids"]}
 
 
-def matmul_floor_ms(model) -> dict[str, float]:
-    """One token's projections and output layer alone, through the fp32 weights and through the packed ones."""
+def matmul_floor_ms(model) -> float:
+    """One token's projections and output layer alone through the fp32 weights: what reading ~540 MB costs,
+    whatever the code around (the fp32 path's floor; the packed kernel reads ~110 MB)."""
     import torch
     import torch.nn.functional as F
 
-    from workers.serving.packed import PackedLinear
-
-    layers = [module for module in model.modules() if isinstance(module, torch.nn.Linear)]
-    inputs = {layer.in_features: torch.randn(1, layer.in_features) for layer in layers}
-    runs = {"fp32": lambda layer: F.linear(inputs[layer.in_features], layer.weight)}
-    if layers and all(isinstance(layer, PackedLinear) for layer in layers):
-        runs["packed"] = lambda layer: layer(inputs[layer.in_features])
-    floors = {}
+    weights = [module.weight for module in model.modules() if isinstance(module, torch.nn.Linear)]
+    inputs = {w.shape[1]: torch.randn(1, w.shape[1]) for w in weights}
+    best = float("inf")
     with torch.inference_mode():
-        for name, run in runs.items():
-            best = float("inf")
-            for _ in range(5):
-                started = time.perf_counter()
-                for layer in layers:
-                    run(layer)
-                best = min(best, time.perf_counter() - started)
-            floors[name] = round(best * 1000, 2)
-    return floors
+        for _ in range(5):
+            started = time.perf_counter()
+            for w in weights:
+                F.linear(inputs[w.shape[1]], w)
+            best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 2)
 
 
 def single_stream(folder: Path, gguf: Path, python: Path, threads: int, rounds: int) -> dict:
@@ -153,32 +146,38 @@ def single_stream(folder: Path, gguf: Path, python: Path, threads: int, rounds: 
     torch.set_num_threads(threads)
     spec = ModelSpec(key="smol", kind="causal", base_folder=str(folder))
     engine = InferenceEngine(lambda key: spec, device="cpu")
-    fp32_engine = InferenceEngine(lambda key: spec, device="cpu", packed_weights=False)
     engine.start()
-    fp32_engine.start()
     started = time.perf_counter()
     engine.preload(["smol"])
     warmup_s = time.perf_counter() - started
-    fp32_engine.preload(["smol"])
     entry = next(iter(engine.cache._entries.values()))
     ids, long_ids = prompt_ids(entry, _request(chat(QUESTION))), prompt_ids(entry, _request(chat(LONG_QUESTION)))
     llama = LlamaDriver(python, gguf, threads)
     runs: dict[str, list[dict]] = {"engine": [], "engine_fp32": [], "llama": []}
     ttft: dict[str, list[float]] = {"engine": [], "llama": []}
     try:
-        for _ in range(rounds):  # alternated: all see the same moments of load
+        for _ in range(rounds):  # alternated: both see the same moments of load
             runs["engine"].append(engine_run(engine, "smol", chat(QUESTION), NEW_TOKENS))
             runs["llama"].append(llama.run(ids, NEW_TOKENS))
-            runs["engine_fp32"].append(engine_run(fp32_engine, "smol", chat(QUESTION), NEW_TOKENS))
             ttft["engine"].append(engine_run(engine, "smol", chat(LONG_QUESTION), 1)["ttft_ms"])
             ttft["llama"].append(llama.run(long_ids, 1)["ttft_ms"])
-        same_tokens = runs["engine"][0]["token_ids"] == runs["engine_fp32"][0]["token_ids"]
         floor = matmul_floor_ms(entry.model)
         kernel_steps = engine.counters()["kernel_steps"]
     finally:
         llama.close()
         engine.stop()
+    # The fp32 path afterwards, in an engine of its own: a second engine thread alive in the process gives
+    # torch's OpenMP a second team of threads, more threads than cores, and libgomp then sleeps its threads
+    # after ~1,000 spins instead of keeping them hot (measured: 73 -> 50-59 tokens/s for the packed engine
+    # with an idle fp32 engine beside it). A worker runs one engine.
+    fp32_engine = InferenceEngine(lambda key: spec, device="cpu", packed_weights=False)
+    fp32_engine.start()
+    try:
+        fp32_engine.preload(["smol"])
+        runs["engine_fp32"] = [engine_run(fp32_engine, "smol", chat(QUESTION), NEW_TOKENS) for _ in range(rounds)]
+    finally:
         fp32_engine.stop()
+    same_tokens = runs["engine"][0]["token_ids"] == runs["engine_fp32"][0]["token_ids"]
     best = {name: max(run["tokens_per_s"] for run in found) for name, found in runs.items()}
     return {
         "threads": threads, "new_tokens": NEW_TOKENS, "rounds": rounds,
@@ -296,6 +295,9 @@ def main() -> None:
     parser.add_argument("--skip-single", action="store_true", help="only the figures through /v1")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
+    from stack.cluster import INFERENCE_SPIN
+
+    os.environ.setdefault("GOMP_SPINCOUNT", str(INFERENCE_SPIN))  # as the inference worker runs; before torch loads
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")

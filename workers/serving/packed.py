@@ -121,7 +121,9 @@ def _fp16(value: torch.Tensor) -> torch.Tensor:
 
 def pack_q4(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """(nibbles [out, in/2], scales [out, in/32], minimums [out, in/32]) if every block of `weight` is
-    exactly `d * q + m` with q in 0..15 (a de-quantized Q4_1 tensor); else None."""
+    exactly `d * q + m` with q in 0..15 and an fp16 d (a de-quantized Q4_1 tensor); else None.
+
+    Scales stay fp32 here: converting fp16 ones in the kernel cost more time than their smaller size saved."""
     blocks = _blocks(weight)
     if blocks is None:
         return None
@@ -138,7 +140,7 @@ def pack_q4(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
 
 def pack_q8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(int8 levels [out, in], scales [out, in/32]) if every block is exactly `d * q` with q in -128..127
-    (a de-quantized Q8_0 tensor); else None."""
+    and an fp16 d (a de-quantized Q8_0 tensor); else None."""
     blocks = _blocks(weight)
     if blocks is None:
         return None

@@ -33,9 +33,10 @@ def test_a_weight_on_the_q4_grid_packs_exactly_and_a_plain_one_does_not():
     assert nibbles.shape == (48, 48) and scales.shape == minimums.shape == (48, 3)
     blocks = nibbles.reshape(48, 3, 16)
     levels = torch.cat([blocks & 0x0F, blocks >> 4], dim=-1)  # a block's byte j holds q[j] and q[j + 16]
-    rebuilt = levels.float() * scales[..., None] + minimums[..., None]
+    rebuilt = levels.float() * scales.float()[..., None] + minimums.float()[..., None]
     assert torch.equal(rebuilt.reshape(48, 96), weight.detach())
     assert pack_q4(torch.randn(48, 96)) is None  # not on any 16-level grid
+    assert pack_q4(weight.detach() * 1.001) is None  # scales no longer fp16 numbers, as no GGUF's are
     assert pack_q4(torch.randn(48, 40)) is None  # rows do not split into blocks of 32
 
 
@@ -44,7 +45,7 @@ def test_a_weight_on_the_q8_grid_packs_exactly_and_q4_does_not_take_it():
     assert pack_q4(weight) is None
     levels, scales = pack_q8(weight)
     assert levels.dtype == torch.int8
-    assert torch.equal((levels.reshape(40, 2, 32).float() * scales[..., None]).reshape(40, 64), weight.detach())
+    assert torch.equal((levels.reshape(40, 2, 32).float() * scales.float()[..., None]).reshape(40, 64), weight.detach())
     assert pack_q8(torch.randn(40, 64)) is None
 
 
