@@ -6,8 +6,8 @@ machine (the absolute figures do not):
   the GGUF; TTFT of a ~300-token prompt, both. The engine decodes on the GGUF's packed 4/8-bit blocks
   in one kernel call per step (workers/serving/packed.py, fast_decode.py); `engine_fp32_tokens_per_s` is
   the same engine with INFERENCE_PACKED_WEIGHTS off (transformers' forward on the de-quantized fp32
-  weights, ~540 MB read per token), alternated with the others. `matmul_floor_ms`: one token's weight
-  products alone, fp32 and packed, with nothing around them.
+  weights, ~540 MB read per token), measured after it in an engine of its own. `matmul_floor_ms`: one
+  token's weight products alone through the fp32 weights.
 - api_8_streams: 8 concurrent chats through /v1 with the official openai SDK against the stack, vs
   llama-cpp-python's own OpenAI-compatible server (`python -m llama_cpp.server`), one after the other:
   aggregate content chunks/s and TTFT p50.
