@@ -142,3 +142,32 @@ def test_a_model_with_plain_fp32_weights_never_reaches_the_kernel(make_engine, t
     engine = make_engine({"base": ModelSpec("base", "causal", str(tiny_chat_folder))})
     _generate(engine, "base", names=("short",))
     assert engine.counters()["decode_steps"] > 0 and engine.counters()["kernel_steps"] == 0
+
+
+@pytest.mark.real_model
+def test_the_bundled_model_decodes_in_the_kernel_with_the_fp32_paths_tokens(db, make_engine):
+    from store.catalog import sync_catalog
+    from store.models import FoundationModel
+    from workers.models.loading import model_folder
+    from workers.serving.packed import PackedLinear
+
+    sync_catalog()
+    folder = model_folder(FoundationModel.objects.get(slug="smollm2-135m-instruct"))
+    spec = ModelSpec("smol", "causal", str(folder))
+    question = [{"role": "system", "content": "You are the support assistant of Acme Shoes."},
+                {"role": "user", "content": "How do I clean white leather sneakers?"}]
+    tokens = {}
+    for packed in (True, False):
+        engine = make_engine({"smol": spec}, packed_weights=packed)
+        sink = RecordingSink()
+        engine.submit_generation(GenerationRequest(f"p{packed}", "smol", question, max_tokens=24, temperature=0,
+                                                   ignore_eos=True), sink)
+        tokens[packed] = sink.wait().result["token_ids"]
+        entry = next(iter(engine.cache._entries.values()))
+        layers = [module for module in entry.model.modules() if isinstance(module, torch.nn.Linear)]
+        if packed:  # every projection of the GGUF's Q4_1 and its Q8_0 output layer
+            assert len(layers) == 211 and all(isinstance(layer, PackedLinear) for layer in layers)
+            assert engine.counters()["kernel_steps"] == 23
+        else:
+            assert not any(isinstance(layer, PackedLinear) for layer in layers)
+    assert tokens[True] == tokens[False]
