@@ -34,16 +34,11 @@ BLOCK = 32
 #: running requests. Beyond it, a prefill's many rows are faster through fp32 matrix multiplication.
 MAX_PACKED_ROWS = 16
 SOURCE = Path(__file__).with_name("packed_kernels.c")
-_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp", "-shared", "-fPIC", "-Wall"]
+HEADERS = [Path(__file__).with_name("thread_pool.h")]
+_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-shared", "-fPIC", "-Wall", "-pthread"]
 
 _libraries: dict[Path, ctypes.CDLL | None] = {}  # per built file; None: it could not be built or loaded
 _libraries_lock = threading.Lock()
-
-
-def _torch_openmp() -> Path | None:
-    """torch's own libgomp: the kernel links against it so both share one OpenMP thread pool."""
-    found = Path(torch.__file__).parent / "lib" / "libgomp.so.1"
-    return found if found.exists() else None
 
 
 def _build(target: Path) -> None:
@@ -52,13 +47,10 @@ def _build(target: Path) -> None:
     if compiler is None:
         raise OSError(f"no C compiler: {wanted!r} (CC) is not on PATH" if wanted
                       else "no C compiler (cc or gcc) on PATH")
-    openmp = _torch_openmp()
-    link = [f"-L{openmp.parent}", "-l:libgomp.so.1", f"-Wl,-rpath,{openmp.parent}"] if openmp else []
-    link.append("-lm")
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         staging = Path(scratch) / target.name
-        result = subprocess.run([compiler, *_FLAGS, str(SOURCE), "-o", str(staging), *link],  # noqa: S603 (our paths)
+        result = subprocess.run([compiler, *_FLAGS, str(SOURCE), "-o", str(staging), "-lm"],  # noqa: S603 (our paths)
                                 capture_output=True, text=True, timeout=300)
         if result.returncode != 0:
             raise OSError(f"{compiler} failed: {result.stderr.strip()[-500:]}")
@@ -83,7 +75,8 @@ def kernel_directory() -> Path:
 
 def library(directory: Path | None = None) -> ctypes.CDLL | None:
     """The compiled kernel, built once per source and machine (~2 s); None where it cannot be built."""
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(_FLAGS).encode() + _cpu_signature()).hexdigest()[:16]
+    sources = b"".join(path.read_bytes() for path in [SOURCE, *HEADERS])
+    key = hashlib.sha256(sources + " ".join(_FLAGS).encode() + _cpu_signature()).hexdigest()[:16]
     target = (directory or kernel_directory()) / f"packed-{key}.so"
     with _libraries_lock:
         if target in _libraries:

@@ -27,6 +27,8 @@
 
 #define MAX_GROUP 8
 
+#include "thread_pool.h"
+
 const char *packed_simd(void) { return PACKED_SIMD; }
 
 /* Expand one block of 32 weights into w[32]. */
@@ -165,24 +167,38 @@ static inline void dot_rows(int kind, const uint8_t *qs, const float *d, const f
         }                                                                        \
         break;
 
-static void packed_linear(int kind, const uint8_t *qs, const float *d, const float *m, const float *x, float *y,
-                          int rows, int in, int out, int threads) {
-    const int blocks = in / 32;
+typedef struct {
+    int kind;
+    const uint8_t *qs;
+    const float *d, *m, *x;
+    float *y;
+    int rows, in, out;
+} linear_task;
+
+/* Outputs [begin, end) of every row. */
+static void linear_part(void *context, int begin, int end) {
+    const linear_task *t = context;
+    const int kind = t->kind, in = t->in, out = t->out, blocks = in / 32;
     const size_t row_bytes = kind == 4 ? (size_t)in / 2 : (size_t)in;
-    for (int first = 0; first < rows; first += MAX_GROUP) {
-        const int group = rows - first < MAX_GROUP ? rows - first : MAX_GROUP;
-        const float *xg = x + (size_t)first * in;
-        float *yg = y + (size_t)first * out;
-#pragma omp parallel for num_threads(threads) schedule(static)
-        for (int o = 0; o < out; o++) {
-            const uint8_t *row_qs = qs + (size_t)o * row_bytes;
-            const float *row_d = d + (size_t)o * blocks;
-            const float *row_m = m ? m + (size_t)o * blocks : 0;
+    for (int first = 0; first < t->rows; first += MAX_GROUP) {
+        const int group = t->rows - first < MAX_GROUP ? t->rows - first : MAX_GROUP;
+        const float *xg = t->x + (size_t)first * in;
+        float *yg = t->y + (size_t)first * out;
+        for (int o = begin; o < end; o++) {
+            const uint8_t *row_qs = t->qs + (size_t)o * row_bytes;
+            const float *row_d = t->d + (size_t)o * blocks;
+            const float *row_m = t->m ? t->m + (size_t)o * blocks : 0;
             switch (group) {
                 DISPATCH(1) DISPATCH(2) DISPATCH(3) DISPATCH(4) DISPATCH(5) DISPATCH(6) DISPATCH(7) DISPATCH(8)
             }
         }
     }
+}
+
+static void packed_linear(int kind, const uint8_t *qs, const float *d, const float *m, const float *x, float *y,
+                          int rows, int in, int out, int threads) {
+    linear_task task = {kind, qs, d, m, x, y, rows, in, out};
+    pool_run(linear_part, &task, out, threads);
 }
 
 void q4_linear(const uint8_t *qs, const float *d, const float *m, const float *x, float *y, int rows, int in,
@@ -267,12 +283,54 @@ static void rotate(float *x, int rows, int heads, int head_dim, const float *cos
         }
 }
 
+typedef struct {
+    const float *q, *key_slab, *value_slab;
+    const int64_t *mask;
+    float *scores, *attended;
+    int heads, kv_heads, head_dim, capacity, columns;
+    float scale;
+} attention_task;
+
+/* Attention of (row, head) pairs [begin, end) over the columns each row's mask keeps. */
+static void attention_part(void *context, int begin, int end) {
+    const attention_task *t = context;
+    const int nh = t->heads, nkv = t->kv_heads, hd = t->head_dim, columns = t->columns, group = nh / nkv;
+    for (int rh = begin; rh < end; rh++) {
+        const int r = rh / nh, h = rh % nh;
+        const float *qv = t->q + (size_t)rh * hd;
+        const size_t base = ((size_t)r * nkv + h / group) * t->capacity * hd;
+        const float *keys = t->key_slab + base, *values = t->value_slab + base;
+        const int64_t *keep = t->mask + (size_t)r * columns;
+        float *s = t->scores + (size_t)rh * columns, best = -INFINITY;
+        for (int j = 0; j < columns; j++) {
+            if (!keep[j]) {
+                s[j] = -INFINITY;
+                continue;
+            }
+            s[j] = dot(qv, keys + (size_t)j * hd, hd) * t->scale;
+            if (s[j] > best) best = s[j];
+        }
+        float total = 0.0f;
+        for (int j = 0; j < columns; j++) {
+            s[j] = keep[j] ? expf(s[j] - best) : 0.0f;
+            total += s[j];
+        }
+        float *out = t->attended + (size_t)rh * hd;
+        for (int i = 0; i < hd; i++) out[i] = 0.0f;
+        for (int j = 0; j < columns; j++) {
+            if (s[j] == 0.0f) continue;
+            const float p = s[j] / total;
+            for (int i = 0; i < hd; i++) out[i] += p * values[(size_t)j * hd + i];
+        }
+    }
+}
+
 /* Returns 0, or -1 when out of memory. `x` [rows, hidden] holds the embedded tokens; `mask` [rows, columns]
  * (columns = length + 1) says which cached positions each row attends to; logits [rows, vocab]. */
 int llama_decode_step(const llama_model *M, int rows, float *x, const float *cos, const float *sin, int length,
                       const int64_t *mask, float *logits, int threads) {
     const int H = M->hidden, hd = M->head_dim, nh = M->heads, nkv = M->kv_heads, I = M->intermediate;
-    const int columns = length + 1, group = nh / nkv;
+    const int columns = length + 1;
     const float scale = 1.0f / sqrtf((float)hd);
     float *normed = malloc(sizeof(float) * rows * H), *q = malloc(sizeof(float) * rows * nh * hd);
     float *k = malloc(sizeof(float) * rows * nkv * hd), *v = malloc(sizeof(float) * rows * nkv * hd);
@@ -299,32 +357,9 @@ int llama_decode_step(const llama_model *M, int rows, float *x, const float *cos
                 memcpy(L->key_slab + at, k + ((size_t)r * nkv + h) * hd, sizeof(float) * hd);
                 memcpy(L->value_slab + at, v + ((size_t)r * nkv + h) * hd, sizeof(float) * hd);
             }
-#pragma omp parallel for num_threads(threads) schedule(static)
-        for (int rh = 0; rh < rows * nh; rh++) {
-            const int r = rh / nh, h = rh % nh;
-            const float *qv = q + (size_t)rh * hd;
-            const size_t base = ((size_t)r * nkv + h / group) * capacity * hd;
-            const float *keys = L->key_slab + base, *values = L->value_slab + base;
-            const int64_t *keep = mask + (size_t)r * columns;
-            float *s = scores + (size_t)rh * columns, best = -INFINITY;
-            for (int j = 0; j < columns; j++) {
-                if (!keep[j]) { s[j] = -INFINITY; continue; }
-                s[j] = dot(qv, keys + (size_t)j * hd, hd) * scale;
-                if (s[j] > best) best = s[j];
-            }
-            float total = 0.0f;
-            for (int j = 0; j < columns; j++) {
-                s[j] = keep[j] ? expf(s[j] - best) : 0.0f;
-                total += s[j];
-            }
-            float *out = attended + (size_t)rh * hd;
-            for (int i = 0; i < hd; i++) out[i] = 0.0f;
-            for (int j = 0; j < columns; j++) {
-                if (s[j] == 0.0f) continue;
-                const float p = s[j] / total;
-                for (int i = 0; i < hd; i++) out[i] += p * values[(size_t)j * hd + i];
-            }
-        }
+        attention_task task = {q, L->key_slab, L->value_slab, mask, scores, attended, nh, nkv, hd, capacity, columns,
+                               scale};
+        pool_run(attention_part, &task, rows * nh, threads);
         linear(&L->o, attended, projected, rows, threads);
         for (size_t i = 0; i < (size_t)rows * H; i++) x[i] += projected[i];
         rms_norm(x, L->mlp_norm, normed, rows, H, M->eps);
