@@ -18,7 +18,7 @@
 #endif
 
 #define POOL_MAX_THREADS 64
-#define POOL_SPIN 200000 /* pauses before sleeping: ~1-5 ms, longer than the gaps inside a step */
+#define POOL_SPIN 50000 /* pauses before sleeping, ~1 ms here: longer than the gaps inside a step and between steps */
 
 typedef void (*pool_task)(void *context, int begin, int end);
 
