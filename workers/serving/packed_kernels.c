@@ -284,6 +284,17 @@ static void rotate(float *x, int rows, int heads, int head_dim, const float *cos
 }
 
 typedef struct {
+    float *gate;
+    const float *up;
+} swiglu_task;
+
+/* gate = silu(gate) * up over [begin, end): the step's only transcendental work that grows with the rows. */
+static void swiglu_part(void *context, int begin, int end) {
+    const swiglu_task *t = context;
+    for (int i = begin; i < end; i++) t->gate[i] = t->gate[i] / (1.0f + expf(-t->gate[i])) * t->up[i];
+}
+
+typedef struct {
     const float *q, *key_slab, *value_slab;
     const int64_t *mask;
     float *scores, *attended;
@@ -365,7 +376,8 @@ int llama_decode_step(const llama_model *M, int rows, float *x, const float *cos
         rms_norm(x, L->mlp_norm, normed, rows, H, M->eps);
         linear(&L->gate, normed, gate, rows, threads);
         linear(&L->up, normed, up, rows, threads);
-        for (size_t i = 0; i < (size_t)rows * I; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+        swiglu_task activation = {gate, up};
+        pool_run(swiglu_part, &activation, rows * I, threads);
         linear(&L->down, gate, projected, rows, threads);
         for (size_t i = 0; i < (size_t)rows * H; i++) x[i] += projected[i];
     }
