@@ -119,10 +119,14 @@ class LoraBank:
         index = torch.tensor([slot.get(name, base_slot) for name in row_adapters], device=device)
         self._active = (composition, index)
 
-    @property
-    def applies(self) -> bool:
-        """Whether the rows selected last carry any adapter (the forward must go through the hooks)."""
-        return self._active is not None
+    def selection(self) -> tuple[dict[int, tuple[Any, Any]], Any, int] | None:
+        """What the rows selected last apply, for a forward that does not go through the hooks
+        (fast_decode.py): the stacks per LoRA layer ({id(layer): (A, B)}), each row's slot in them, and
+        the slot of rows without an adapter (all zeros). None when no row carries an adapter."""
+        if self._active is None:
+            return None
+        composition, index = self._active
+        return composition.weights, index, len(composition.names)
 
     def deactivate(self) -> None:
         self._active = None

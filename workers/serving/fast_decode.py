@@ -30,7 +30,7 @@ _PROJECTIONS = (("q", "self_attn.q_proj"), ("k", "self_attn.k_proj"), ("v", "sel
 
 class _Weight(ctypes.Structure):
     _fields_ = [("levels", _pointer), ("scales", _pointer), ("minimums", _pointer), ("in_features", ctypes.c_int),
-                ("out_features", ctypes.c_int)]
+                ("out_features", ctypes.c_int), ("lora_a", _pointer), ("lora_b", _pointer), ("rank", ctypes.c_int)]
 
 
 class _Layer(ctypes.Structure):
@@ -42,13 +42,14 @@ class _Model(ctypes.Structure):
     _fields_ = [("layers", ctypes.c_int), ("hidden", ctypes.c_int), ("heads", ctypes.c_int),
                 ("kv_heads", ctypes.c_int), ("head_dim", ctypes.c_int), ("intermediate", ctypes.c_int),
                 ("vocab", ctypes.c_int), ("eps", ctypes.c_float), ("final_norm", _pointer), ("head", _Weight),
-                ("layer", ctypes.POINTER(_Layer))]
+                ("layer", ctypes.POINTER(_Layer)), ("slots", _pointer), ("base_slot", ctypes.c_int)]
 
 
 def _weight(module: PackedLinear) -> _Weight:
     minimums = getattr(module, "packed_minimums", None)
     return _Weight(module.packed_levels.data_ptr(), module.packed_scales.data_ptr(),
-                   minimums.data_ptr() if minimums is not None else None, module.in_features, module.out_features)
+                   minimums.data_ptr() if minimums is not None else None, module.in_features, module.out_features,
+                   None, None, 0)
 
 
 def _norm_weight(norm: Any) -> torch.Tensor | None:
@@ -77,6 +78,8 @@ class LlamaDecoder:
         self._model = _Model(len(layers), config.hidden_size, config.num_attention_heads, config.num_key_value_heads,
                              head_dim, config.intermediate_size, self.vocab, float(config.rms_norm_eps),
                              final_norm.data_ptr(), _weight(model.lm_head), self._layers)
+        self._lora_for: Any = None  # the bank's stacks the projections point at now (none: None)
+        self._lora_ready: bool = True
         kernel.llama_decode_step.argtypes = [ctypes.POINTER(_Model), ctypes.c_int, _pointer, _pointer, _pointer,
                                              ctypes.c_int, _pointer, _pointer, ctypes.c_int]
         kernel.llama_decode_step.restype = ctypes.c_int
@@ -114,10 +117,51 @@ class LlamaDecoder:
         return (0 < rows <= MAX_PACKED_ROWS and layers is not None and len(layers) == len(self._layers)
                 and all(type(layer) is SlabLayer and layer.keys is not None for layer in layers))
 
-    def step(self, input_ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, cache: Any) -> torch.Tensor:
+    def takes(self, selection: tuple[dict[int, tuple[Any, Any]], Any, int] | None) -> bool:
+        """Whether the kernel can apply the LoRA bank's selection (`LoraBank.selection`): adapters on the
+        seven projections only (one on the output layer needs transformers' forward)."""
+        if selection is None:
+            return True
+        stacks = selection[0]
+        if stacks is not self._lora_for:
+            self._point_at(stacks)
+        return self._lora_ready
+
+    def _point_at(self, stacks: dict[int, tuple[Any, Any]]) -> None:
+        """Point each projection at its slice of the bank's stacks (once per composition, not per step)."""
+        projections: dict[int, _Weight] = {}
+        for slot, decoder_layer in zip(self._layers, self.model.model.layers, strict=True):
+            for name, path in _PROJECTIONS:
+                weight = getattr(slot, name)
+                weight.lora_a = weight.lora_b = None
+                weight.rank = 0
+                projections[id(decoder_layer.get_submodule(path))] = weight
+        self._lora_for, self._lora_ready = stacks, set(stacks) <= set(projections)
+        if not self._lora_ready:
+            return
+        for module_id, (stack_a, stack_b) in stacks.items():
+            weight = projections[module_id]
+            if stack_a.dtype != torch.float32 or not (stack_a.is_contiguous() and stack_b.is_contiguous()):
+                self._lora_ready = False
+                return
+            weight.lora_a, weight.lora_b, weight.rank = stack_a.data_ptr(), stack_b.data_ptr(), stack_a.shape[1]
+
+    def step(self, input_ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, cache: Any,
+             selection: tuple[dict[int, tuple[Any, Any]], Any, int] | None = None) -> torch.Tensor:
         """Logits [rows, vocab] of the next token of each row; the cache grows by one column, as with
-        transformers. `mask` [rows, columns] already holds the new column."""
+        transformers. `mask` [rows, columns] already holds the new column; `selection` is the LoRA bank's
+        for these rows (`takes` it first)."""
         rows, columns = mask.shape
+        slots = None
+        if selection is not None:
+            if not self.takes(selection):
+                raise ValueError("the kernel cannot apply these adapters")
+            slots = selection[1].to(torch.int64).contiguous()
+            if slots.shape != (rows,):
+                raise ValueError(f"{tuple(slots.shape)} adapter slots for {rows} rows")
+            self._model.slots, self._model.base_slot = slots.data_ptr(), selection[2]
+        else:
+            self._model.slots, self._model.base_slot = None, -1
         length = columns - 1
         for slot, layer in zip(self._layers, cache.layers, strict=True):
             layer.reserve(1)

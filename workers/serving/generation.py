@@ -257,7 +257,8 @@ class DecodeBatch:
         with torch.inference_mode():
             if self._runs_in_kernel(rows):
                 assert self.entry.decoder is not None
-                logits = self.entry.decoder.step(self.pending, self.positions, self.mask, self.cache)
+                selection = self.entry.bank.selection() if self.entry.bank is not None else None
+                logits = self.entry.decoder.step(self.pending, self.positions, self.mask, self.cache, selection)
                 self.counters.add("kernel_steps")
             else:
                 logits = self.entry.model(input_ids=self.pending.unsqueeze(1), attention_mask=self.mask,
@@ -271,11 +272,11 @@ class DecodeBatch:
         self._remove([i for i, row in enumerate(self.rows) if row.accept(token_list[i])])
 
     def _runs_in_kernel(self, rows: int) -> bool:
-        """Whether this step can be the packed kernel's whole-model step: no row needs a LoRA adapter's hooks."""
+        """Whether this step can be the packed kernel's whole-model step, the rows' LoRA adapters included."""
         decoder = self.entry.decoder
-        if decoder is None or (self.entry.bank is not None and self.entry.bank.applies):
+        if decoder is None or not decoder.accepts(rows, self.cache):
             return False
-        return bool(decoder.accepts(rows, self.cache))
+        return self.entry.bank is None or bool(decoder.takes(self.entry.bank.selection()))
 
     def cancel(self, request_ids: set[str]) -> None:
         for row in self.rows:

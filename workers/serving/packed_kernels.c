@@ -224,6 +224,10 @@ typedef struct {
     const float *scales;
     const float *minimums; /* 0 for 8-bit */
     int in, out;
+    /* The LoRA bank's stacked adapters on this projection, or rank 0: A [slots, rank, in], B [slots, out, rank]
+     * (B already scaled); row r adds B[s] @ (A[s] @ x[r]) with s = the step's slots[r]. */
+    const float *lora_a, *lora_b;
+    int rank;
 } packed_weight;
 
 typedef struct {
@@ -239,10 +243,25 @@ typedef struct {
     const float *final_norm;
     packed_weight head;
     llama_layer *layer;
+    const int64_t *slots; /* per row: its adapter's slot in the stacks, or base_slot (none); 0 without adapters */
+    int base_slot;
 } llama_model;
 
-static void linear(const packed_weight *w, const float *x, float *y, int rows, int threads) {
+static inline float dot(const float *a, const float *b, int n);
+
+static void linear(const llama_model *M, const packed_weight *w, const float *x, float *y, int rows, int threads) {
     packed_linear(w->minimums ? 4 : 8, w->levels, w->scales, w->minimums, x, y, rows, w->in, w->out, threads);
+    if (!w->rank || !M->slots) return;
+    float hidden[w->rank];
+    for (int r = 0; r < rows; r++) {
+        const int64_t slot = M->slots[r];
+        if (slot == M->base_slot) continue;
+        const float *a = w->lora_a + (size_t)slot * w->rank * w->in, *b = w->lora_b + (size_t)slot * w->out * w->rank;
+        const float *xr = x + (size_t)r * w->in;
+        for (int k = 0; k < w->rank; k++) hidden[k] = dot(a + (size_t)k * w->in, xr, w->in);
+        float *yr = y + (size_t)r * w->out;
+        for (int o = 0; o < w->out; o++) yr[o] += dot(b + (size_t)o * w->rank, hidden, w->rank);
+    }
 }
 
 /* A dot product of n floats, vectorized where n allows (the compiler may not reorder a float sum itself). */
@@ -357,9 +376,9 @@ int llama_decode_step(const llama_model *M, int rows, float *x, const float *cos
         const llama_layer *L = &M->layer[l];
         const int capacity = L->capacity;
         rms_norm(x, L->attn_norm, normed, rows, H, M->eps);
-        linear(&L->q, normed, q, rows, threads);
-        linear(&L->k, normed, k, rows, threads);
-        linear(&L->v, normed, v, rows, threads);
+        linear(M, &L->q, normed, q, rows, threads);
+        linear(M, &L->k, normed, k, rows, threads);
+        linear(M, &L->v, normed, v, rows, threads);
         rotate(q, rows, nh, hd, cos, sin);
         rotate(k, rows, nkv, hd, cos, sin);
         for (int r = 0; r < rows; r++)
@@ -371,18 +390,18 @@ int llama_decode_step(const llama_model *M, int rows, float *x, const float *cos
         attention_task task = {q, L->key_slab, L->value_slab, mask, scores, attended, nh, nkv, hd, capacity, columns,
                                scale};
         pool_run(attention_part, &task, rows * nh, threads);
-        linear(&L->o, attended, projected, rows, threads);
+        linear(M, &L->o, attended, projected, rows, threads);
         for (size_t i = 0; i < (size_t)rows * H; i++) x[i] += projected[i];
         rms_norm(x, L->mlp_norm, normed, rows, H, M->eps);
-        linear(&L->gate, normed, gate, rows, threads);
-        linear(&L->up, normed, up, rows, threads);
+        linear(M, &L->gate, normed, gate, rows, threads);
+        linear(M, &L->up, normed, up, rows, threads);
         swiglu_task activation = {gate, up};
         pool_run(swiglu_part, &activation, rows * I, threads);
-        linear(&L->down, gate, projected, rows, threads);
+        linear(M, &L->down, gate, projected, rows, threads);
         for (size_t i = 0; i < (size_t)rows * H; i++) x[i] += projected[i];
     }
     rms_norm(x, M->final_norm, normed, rows, H, M->eps);
-    linear(&M->head, normed, logits, rows, threads);
+    linear(M, &M->head, normed, logits, rows, threads);
 done:
     free(normed); free(q); free(k); free(v); free(attended); free(projected); free(gate); free(up); free(scores);
     return status;

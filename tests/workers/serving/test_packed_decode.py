@@ -109,17 +109,44 @@ def test_the_engine_decodes_in_the_kernel_exactly_while_rows_join_and_leave(make
         assert_greedy_path(model, prompt_ids(quantized_folder, chat(QUESTIONS[name])), result["token_ids"])
 
 
-def test_rows_with_a_lora_adapter_take_transformers_forward(make_engine, quantized_folder, quantized_lora):
-    engine = make_engine({"base": ModelSpec("base", "causal", str(quantized_folder)),
-                          "tuned": ModelSpec("tuned", "causal", str(quantized_folder), str(quantized_lora), "lora")})
-    tuned = _generate(engine, "tuned", names=("short",))["short"]
-    assert engine.counters()["kernel_steps"] == 0  # the adapter's delta needs the bank's hooks
-    assert_greedy_path(reference_model(quantized_folder, quantized_lora),
-                       prompt_ids(quantized_folder, chat(QUESTIONS["short"])), tuned["token_ids"])
+def _lora(quantized_folder, root, seed: int, targets: list[str]):
+    from peft import LoraConfig
 
-    base = _generate(engine, "base", names=("short",))["short"]  # the same loaded model, no adapter row
-    assert engine.counters()["kernel_steps"] > 0
-    assert base["token_ids"] != tuned["token_ids"]
+    from tests.workers.serving.conftest import _random_adapter
+
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=targets, init_lora_weights=False)
+    return _random_adapter(quantized_folder, config, root / f"lora-{seed}", seed=seed)
+
+
+def test_rows_with_different_lora_adapters_and_none_decode_together_in_the_kernel(
+        make_engine, quantized_folder, quantized_lora, tmp_path):
+    second = _lora(quantized_folder, tmp_path, 42, ["gate_proj", "up_proj", "down_proj", "k_proj"])
+    specs = {"base": ModelSpec("base", "causal", str(quantized_folder)),
+             "a": ModelSpec("a", "causal", str(quantized_folder), str(quantized_lora), "lora"),
+             "b": ModelSpec("b", "causal", str(quantized_folder), str(second), "lora")}
+    engine = make_engine(specs)
+    sinks = {key: RecordingSink() for key in specs}
+    for key, sink in sinks.items():  # one batch: a base row and a row of each adapter
+        engine.submit_generation(GenerationRequest(key, key, chat(QUESTIONS["short"]), max_tokens=24, temperature=0,
+                                                   ignore_eos=True), sink)
+    results = {key: sink.wait().result["token_ids"] for key, sink in sinks.items()}
+
+    counters = engine.counters()
+    assert counters["max_rows_in_step"] == 3
+    assert counters["kernel_steps"] == counters["decode_steps"] > 0
+    prompt = prompt_ids(quantized_folder, chat(QUESTIONS["short"]))
+    for key, adapter in (("base", None), ("a", quantized_lora), ("b", second)):
+        assert_greedy_path(reference_model(quantized_folder, adapter), prompt, results[key])
+    assert len({tuple(tokens) for tokens in results.values()}) == 3  # each adapter changed its row
+
+
+def test_an_adapter_on_the_output_layer_takes_transformers_forward(make_engine, quantized_folder, tmp_path):
+    adapter = _lora(quantized_folder, tmp_path, 43, ["q_proj", "lm_head"])
+    engine = make_engine({"tuned": ModelSpec("tuned", "causal", str(quantized_folder), str(adapter), "lora")})
+    tuned = _generate(engine, "tuned", names=("short",))["short"]
+    assert engine.counters()["decode_steps"] > 0 and engine.counters()["kernel_steps"] == 0
+    assert_greedy_path(reference_model(quantized_folder, adapter),
+                       prompt_ids(quantized_folder, chat(QUESTIONS["short"])), tuned["token_ids"])
 
 
 @pytest.mark.parametrize("method", ["base", "prefix"])
