@@ -4,9 +4,10 @@ transformers runs a decode step of SmolLM2 as ~750 small torch operations with P
 CPU cores that costs more than the step's arithmetic (~27 ms against ~14 ms of packed matrix products a
 token). `LlamaDecoder` hands the kernel the packed weights once, and per step only the embedded tokens,
 the rotary cos/sin (from the model's own rotary module, so they match), the running batch's mask and its
-KV slabs, which the kernel extends in place. It serves rows of the base model (and of merged or full
-models) when every layer was packed; rows with LoRA adapters from the bank, other architectures and GPUs
-take transformers' forward.
+KV slabs, which the kernel extends in place. It serves rows of the base model (and of merged, full and
+prefix-tuned models) when every layer was packed, and rows with LoRA adapters from the bank on the seven
+projections (`takes`: their stacks, pointed at once per composition); other adapters, other architectures
+and GPUs take transformers' forward.
 """
 
 from __future__ import annotations
