@@ -165,9 +165,7 @@ class LlamaDecoder:
             self._model.slots, self._model.base_slot = None, -1
         length = columns - 1
         for slot, layer in zip(self._layers, cache.layers, strict=True):
-            layer.reserve(1)
-            slot.key_slab, slot.value_slab = layer.key_slab_pointer(), layer.value_slab_pointer()
-            slot.capacity = layer.capacity()
+            slot.key_slab, slot.value_slab, slot.capacity = layer.room_for(1)
             if layer.keys.shape[-2] != length or layer.keys.shape[0] != rows:
                 raise ValueError(f"cache holds {tuple(layer.keys.shape)}, the mask {rows} x {columns}")
         hidden = self.embed(input_ids.reshape(rows)).float().contiguous()

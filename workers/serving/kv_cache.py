@@ -58,23 +58,14 @@ class SlabLayer(DynamicLayer):
 
     # --- for a decode step that writes the slab itself (fast_decode.py) ----------------------------
 
-    def reserve(self, tokens: int) -> None:
-        """Make room for `tokens` more columns without changing what is cached."""
+    def room_for(self, tokens: int) -> tuple[int, int, int]:
+        """Make room for `tokens` more columns without changing what is cached; (key slab address, value
+        slab address, capacity in columns) for a kernel that writes them."""
         assert self.keys is not None and self.values is not None
         if self._key_slab is None or self.keys.shape[-2] + tokens > self._key_slab.shape[-2]:
             self.set_states(self.keys, self.values, extra=tokens)
-
-    def capacity(self) -> int:
-        assert self._key_slab is not None
-        return self._key_slab.shape[-2]
-
-    def key_slab_pointer(self) -> int:
-        assert self._key_slab is not None and self._key_slab.is_contiguous()
-        return self._key_slab.data_ptr()
-
-    def value_slab_pointer(self) -> int:
-        assert self._value_slab is not None and self._value_slab.is_contiguous()
-        return self._value_slab.data_ptr()
+        assert self._key_slab is not None and self._value_slab is not None
+        return self._key_slab.data_ptr(), self._value_slab.data_ptr(), self._key_slab.shape[-2]
 
     def extend(self, tokens: int) -> None:
         """Take in `tokens` columns that were written into the slab past the cached ones."""
