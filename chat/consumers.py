@@ -156,7 +156,10 @@ class WidgetConsumer(JsonFrameConsumer):
             return {"messages": [], "last_seq": 0, "status": ConversationStatus.BOT, "assignee": None,
                     "ask_email": False, "csat": None}
         messages = [customer_payload(m) for m in messages_after(conversation, last_seq)]
-        return {"messages": messages, "last_seq": conversation.last_public_seq, "status": conversation.status,
+        # A message stored between reading the conversation and its messages is in the replay: `synced` must
+        # cover it, or the client would ask for it again.
+        replayed_to = max([conversation.last_public_seq, *(m["seq"] for m in messages)])
+        return {"messages": messages, "last_seq": replayed_to, "status": conversation.status,
                 "assignee": assignee_name(conversation),
                 "ask_email": conversation.status == ConversationStatus.NEEDS_HUMAN and not conversation.contact_email
                 and conversation.assignee_id is None, "csat": conversation.csat}
