@@ -228,6 +228,9 @@ INFERENCE_ENCODER_DTYPE = envstr("INFERENCE_ENCODER_DTYPE", "float32")
 # Decode causal models whose weights came from a GGUF on their 4/8-bit blocks through a small C kernel built
 # at first use (workers/serving/packed.py); 0: always the fp32 weights.
 INFERENCE_PACKED_WEIGHTS = envbool("INFERENCE_PACKED_WEIGHTS", True)
+# Keys/values of recent prompts kept per loaded chat model, so a prompt that starts like one of them (the
+# same system prompt, the conversation so far) prefills only the rest (workers/serving/prompt_cache.py); 0: off.
+INFERENCE_PROMPT_CACHE_BYTES = envbytes("INFERENCE_PROMPT_CACHE_BYTES", 128 * 1024**2)
 TRAINING_DEVICE = envstr("TRAINING_DEVICE", "auto")
 
 # --- Limits -------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 WARMUP_MESSAGES = [{"role": "system", "content": "You are a helpful assistant."},
                    {"role": "user", "content": "Hello"}]
+WARMUP_BATCH = 4  # chat requests warmed up together after the first
 
 
 class Sink(Protocol):
@@ -115,7 +116,7 @@ class InferenceEngine:
 
     def __init__(self, resolve: Callable[[str], ModelSpec], device: str = "cpu", dtype: Any = None,
                  memory_budget_bytes: int = 6 * 1024**3, max_batch: int = 16, classification_batch: int = 64,
-                 encoder_dtype: Any = None, packed_weights: bool = True) -> None:
+                 encoder_dtype: Any = None, packed_weights: bool = True, prompt_cache_bytes: int = 0) -> None:
         if dtype is None:
             from workers.models.loading import dtype_for
 
@@ -124,7 +125,8 @@ class InferenceEngine:
         self.device = device
         self.max_batch = max_batch
         self._counters = EngineCounters()
-        self.cache = ModelCache(device, dtype, memory_budget_bytes, self._counters, encoder_dtype, packed_weights)
+        self.cache = ModelCache(device, dtype, memory_budget_bytes, self._counters, encoder_dtype, packed_weights,
+                                prompt_cache_bytes)
         self._classifier = ClassificationScheduler(self._counters, classification_batch, self.cache.release)
         self._batches: dict[str, DecodeBatch] = {}
         self._waiting: deque[_Submission] = deque()
@@ -176,31 +178,55 @@ class InferenceEngine:
             self._wake.notify()
 
     def preload(self, model_keys: list[str], timeout: float = 600) -> None:
-        """Load each model and run a tiny request through it, so the first customer does not wait."""
+        """Load each model and run tiny requests through it, so the first customers do not wait: one, then (for
+        chat models) several at once, which prefill together on the first one's cached prompt and decode as a
+        batch (the first batched prefill and steps of a process cost several times a later one's)."""
         if self._thread is None or not self._thread.is_alive():
             raise RuntimeError("start() the engine before preloading models")
-        sinks: dict[str, _WaitingSink] = {}
+        deadline = time.monotonic() + timeout
+        sinks: dict[str, list[_WaitingSink]] = {}
+        chat_models = []
         for key in model_keys:
             try:
                 spec = self._resolve(key)
             except EngineError as error:
                 logger.warning("cannot preload %s: %s", key, error.message)
                 continue
-            sink = sinks[key] = _WaitingSink()
+            sink = _WaitingSink()
+            sinks[key] = [sink]
             request_id = f"warmup-{uuid.uuid4().hex}"
             if spec.kind == "classifier":
                 self.submit_classification(ClassificationRequest(request_id, key, ["Hello"]), sink)
             elif spec.kind == "encoder":
                 self.submit_embedding(EmbeddingRequest(request_id, key, ["Hello"]), sink)
             else:
+                chat_models.append(key)
                 self.submit_generation(GenerationRequest(request_id, key, WARMUP_MESSAGES, max_tokens=2,
                                                          temperature=0), sink)
-        deadline = time.monotonic() + timeout
-        for key, sink in sinks.items():
-            if not sink.finished.wait(max(0.0, deadline - time.monotonic())):
-                logger.warning("preloading %s did not finish within %s s", key, timeout)
-            elif sink.error:
-                logger.warning("preloading %s failed: %s", key, sink.error)
+        if not self._wait_for_warmup(sinks, deadline):
+            return
+        batch: dict[str, list[_WaitingSink]] = {}
+        with self._wake:  # taken in one engine iteration: one batched prefill per model
+            for key in chat_models:
+                batch[key] = [_WaitingSink() for _ in range(WARMUP_BATCH)]
+                for i, sink in enumerate(batch[key]):
+                    messages = [*WARMUP_MESSAGES[:-1], {"role": "user", "content": f"Hello, question {i + 1}"}]
+                    self.submit_generation(GenerationRequest(f"warmup-{uuid.uuid4().hex}", key, messages,
+                                                             max_tokens=4, temperature=0), sink)
+        self._wait_for_warmup(batch, deadline)
+
+    @staticmethod
+    def _wait_for_warmup(sinks: dict[str, list[_WaitingSink]], deadline: float) -> bool:
+        """Whether every warm-up request finished (each one that did not is logged)."""
+        finished = True
+        for key, key_sinks in sinks.items():
+            for sink in key_sinks:
+                if not sink.finished.wait(max(0.0, deadline - time.monotonic())):
+                    logger.warning("preloading %s did not finish in time", key)
+                    finished = False
+                elif sink.error:
+                    logger.warning("preloading %s failed: %s", key, sink.error)
+        return finished
 
     def counters(self) -> dict[str, Any]:
         return self._counters.snapshot(bytes_in_use=self.cache.bytes_in_use(), budget_bytes=self.cache.budget_bytes)

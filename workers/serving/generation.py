@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -20,6 +21,7 @@ from store.inference.protocol import CANCELLED, GenerationRequest
 from workers.serving.counters import EngineCounters
 from workers.serving.kv_cache import keep_rows, left_pad, merge_caches, new_batch_cache, to_slab_cache
 from workers.serving.model_cache import Lease, ModelEntry
+from workers.serving.prompt_cache import Reuse, reused_states, row_states
 from workers.serving.sampling import RowSampling, SamplingState, choose_tokens, row_generator
 
 logger = logging.getLogger(__name__)
@@ -195,19 +197,30 @@ class DecodeBatch:
     def admit(self, rows: list[Row]) -> None:
         """Prefill `rows` together, emit their first tokens, and merge them into the running batch."""
         entry = self.entry
-        prefix = entry.prefix_length
-        longest = max(len(row.prompt_ids) for row in rows)
+        prompts = entry.prompts
+        reuses = [prompts.lookup(row.adapter, row.prompt_ids) if prompts is not None else Reuse() for row in rows]
+        # Each row: [reused states, left-padded to `held`][its prompt's remaining tokens, left-padded to `width`].
+        held = max(reuse.length for reuse in reuses)
+        remaining = [row.prompt_ids[reuse.length:] for row, reuse in zip(rows, reuses, strict=True)]
+        width = max(len(tokens) for tokens in remaining)
         pad_id = entry.tokenizer.pad_token_id or 0
-        input_ids = torch.tensor([[pad_id] * (longest - len(row.prompt_ids)) + row.prompt_ids for row in rows],
+        input_ids = torch.tensor([[pad_id] * (width - len(tokens)) + tokens for tokens in remaining],
                                  device=self.device)
-        mask = torch.tensor([[0] * (longest - len(row.prompt_ids)) + [1] * len(row.prompt_ids) for row in rows],
+        mask = torch.tensor([[0] * (held - reuse.length) + [1] * reuse.length + [0] * (width - len(tokens))
+                             + [1] * len(tokens) for reuse, tokens in zip(reuses, remaining, strict=True)],
                             device=self.device)
-        positions = (mask.cumsum(dim=1) - 1).clamp(min=0) + prefix
-        if prefix:  # the virtual tokens sit before every row's prompt, attended to by all of it
-            mask = torch.cat([torch.ones(len(rows), prefix, dtype=mask.dtype, device=self.device), mask], dim=1)
+        starts = torch.tensor([reuse.length + entry.prefix_length for reuse in reuses], device=self.device)
+        positions = (mask[:, held:].cumsum(dim=1) - 1).clamp(min=0) + starts.unsqueeze(1)
+        if entry.prefix_length:  # the virtual tokens sit before every row's prompt, attended to by all of it
+            mask = torch.cat([torch.ones(len(rows), entry.prefix_length, dtype=mask.dtype, device=self.device),
+                              mask], dim=1)
             cache = to_slab_cache(entry.prefix_cache(len(rows)))
         else:
             cache, self.mergeable = new_batch_cache(entry.model.config)
+            if held:
+                for layer, keys, values in zip(cache.layers, *reused_states(reuses, held), strict=True):
+                    layer.set_states(keys, values)
+                self.counters.add("prompt_tokens_reused", sum(reuse.length for reuse in reuses))
         if entry.bank is not None:
             entry.bank.activate([row.adapter for row in rows], self.device, also=[row.adapter for row in self.rows])
         self._adapters_stale = True
@@ -217,6 +230,10 @@ class DecodeBatch:
             sampling = SamplingState.for_rows([row.sampling for row in rows], self.device)
             tokens = choose_tokens(logits, sampling)
         self.counters.add("prefill_calls")
+        if prompts is not None:
+            columns = mask.bool()
+            for i, row in enumerate(rows):
+                prompts.store(row.adapter, row.prompt_ids, partial(row_states, cache, i, columns[i]))
         self._merge(rows, cache, mask, positions[:, -1] + 1, tokens, sampling)
         first = len(self.rows) - len(rows)
         token_list = tokens.tolist()

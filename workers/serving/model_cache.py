@@ -24,11 +24,14 @@ import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from store.inference.protocol import DOES_NOT_FIT, INTERNAL, MODEL_NOT_FOUND, EngineError, ModelSpec
 from workers.serving.adapters import BASE_ADAPTER, LoraBank, lora_is_batchable, read_adapter_config
 from workers.serving.counters import EngineCounters
+
+if TYPE_CHECKING:
+    from workers.serving.prompt_cache import PromptCache
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +66,12 @@ class ModelEntry:
     active: int = 0
     payload: Any = None  # a search index (kind "index") instead of a model
     decoder: Any = None  # a LlamaDecoder (fast_decode.py) when the whole decode step can run in the kernel
+    prompts: PromptCache | None = None  # recent prompts' keys/values, for prompts that start the same way
 
     @property
     def total_bytes(self) -> int:
-        return self.nbytes + sum(slot.nbytes for slot in self.adapters.values())
+        prompts = self.prompts.nbytes if self.prompts is not None else 0
+        return self.nbytes + prompts + sum(slot.nbytes for slot in self.adapters.values())
 
     @property
     def context_length(self) -> int:
@@ -149,10 +154,11 @@ def folder_tensor_bytes(folder: str | Path, element_size: int) -> int:
 
 class ModelCache:
     def __init__(self, device: str, dtype: Any, budget_bytes: int, counters: EngineCounters,
-                 encoder_dtype: Any = None, packed_weights: bool = True) -> None:
+                 encoder_dtype: Any = None, packed_weights: bool = True, prompt_cache_bytes: int = 0) -> None:
         self.device = device
         self.dtype = dtype
         self.packed_weights = packed_weights  # decode causal models on block-quantized weights (packed.py)
+        self.prompt_cache_bytes = prompt_cache_bytes  # per loaded causal model (prompt_cache.py); 0: none
         self.encoder_dtype = encoder_dtype or dtype  # encoders (embeddings) may compute in another
         self.budget_bytes = budget_bytes
         self.counters = counters
@@ -289,6 +295,12 @@ class ModelCache:
                 entry.prefix_length = int(entry.peft.peft_config["default"].num_virtual_tokens)
             elif method == "shared" and spec.kind == "causal":
                 entry.bank = LoraBank(model)
+            if spec.kind == "causal" and self.prompt_cache_bytes and method != "prefix":
+                from workers.serving.kv_cache import new_batch_cache
+                from workers.serving.prompt_cache import PromptCache
+
+                if new_batch_cache(entry.model.config)[1]:  # its cache can take reused states
+                    entry.prompts = PromptCache(self.prompt_cache_bytes)
             if spec.kind == "causal" and self.packed_weights:
                 # After any merge: the packed copy must hold the weights the model computes with.
                 from workers.serving.fast_decode import LlamaDecoder
@@ -424,6 +436,8 @@ class ModelCache:
             entry.peft.delete_adapter(slot.name)
         if entry.bank is not None:
             entry.bank.adapters_changed(entry.peft)
+        if entry.prompts is not None:
+            entry.prompts.forget(slot.name)
         with self._lock:
             del entry.adapters[slot.spec_key]
         if count:

@@ -38,7 +38,8 @@ class ServingRuntime:
         self.engine = InferenceEngine(resolve=resolve_model_key, device=device, dtype=dtype_for(device),
                                       memory_budget_bytes=settings.SERVING_MEMORY_BUDGET_BYTES,
                                       max_batch=settings.SERVING_MAX_BATCH, encoder_dtype=encoder_dtype_for(device),
-                                      packed_weights=settings.INFERENCE_PACKED_WEIGHTS)
+                                      packed_weights=settings.INFERENCE_PACKED_WEIGHTS,
+                                      prompt_cache_bytes=settings.INFERENCE_PROMPT_CACHE_BYTES)
         self.engine.start()
         self.loop = LoopThread.get()
         self.layer = get_channel_layer()

@@ -77,6 +77,8 @@ def test_it_drops_a_row_whose_sink_raises_and_serves_the_rest(make_engine, tiny_
 
 
 def test_it_preloads_and_warms_up_models(make_engine, tiny_chat_folder, tiny_encoder_folder):
+    from workers.serving.engine import WARMUP_BATCH
+
     engine = make_engine({
         "base": ModelSpec("base", "causal", str(tiny_chat_folder)),
         "sentiment": ModelSpec("sentiment", "classifier", str(tiny_encoder_folder), labels=["neg", "pos"]),
@@ -85,5 +87,8 @@ def test_it_preloads_and_warms_up_models(make_engine, tiny_chat_folder, tiny_enc
 
     counters = engine.counters()
     assert counters["model_loads"] == 2
-    assert counters["prefill_calls"] == 1 and counters["classification_forward_calls"] == 1
+    # The chat model: one request, then WARMUP_BATCH at once (one prefill, decoded as one batch).
+    assert counters["prefill_calls"] == 2 and counters["max_rows_in_step"] == WARMUP_BATCH
+    assert counters["generation_requests"] == 1 + WARMUP_BATCH
+    assert counters["classification_forward_calls"] == 1
     assert {entry["kind"] for entry in engine.resident()["entries"]} == {"causal", "classifier"}
