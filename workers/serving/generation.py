@@ -324,6 +324,8 @@ class DecodeBatch:
             return
         gone = set(indices)
         for i in indices:
+            if self.rows[i].finish_reason in ("stop", "length"):
+                self._keep_conversation(i)
             self.release(self.rows[i])
         keep = [i for i in range(len(self.rows)) if i not in gone]
         if not keep:
@@ -343,6 +345,17 @@ class DecodeBatch:
         self.mask = self.mask[:, first_live:]
         keep_rows(self.cache, index, first_live)
         self._adapters_stale = True
+
+    def _keep_conversation(self, index: int) -> None:
+        """Keep a finished row's prompt and reply in the prompt cache: the conversation's next turn starts
+        with both."""
+        prompts, row = self.entry.prompts, self.rows[index]
+        if prompts is None or self.mask is None:
+            return
+        tokens = row.prompt_ids + row.generated[:-1]  # the last token chosen was never fed back
+        columns = self.mask[index].bool()
+        if int(columns.sum()) == len(tokens):
+            prompts.store(row.adapter, tokens, partial(row_states, self.cache, index, columns))
 
     def _reset(self) -> None:
         self.rows, self.cache, self.mask = [], None, None

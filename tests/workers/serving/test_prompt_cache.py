@@ -53,7 +53,11 @@ def test_the_next_turn_of_a_conversation_prefills_only_its_new_tokens_and_decode
     assert engine.counters()["prompt_tokens_reused"] == 0
     second_tokens = _run(engine, "m", second_turn, request_id="two")
 
-    assert engine.counters()["prompt_tokens_reused"] == len(first)
+    # The first turn's prompt and its reply were kept; the second turn's prompt has the first prompt and
+    # then REPLY's text (which the model did not write), so it reuses the first prompt and no more than
+    # what the model's reply and REPLY's tokens have in common.
+    kept = first + first_tokens[:-1]
+    assert engine.counters()["prompt_tokens_reused"] == _shared(kept, second) >= len(first)
     model = reference_model(folder)
     assert_greedy_path(model, first, first_tokens)
     assert_greedy_path(model, second, second_tokens)
@@ -64,7 +68,7 @@ def test_the_next_turn_of_a_conversation_prefills_only_its_new_tokens_and_decode
 def test_rows_reusing_different_lengths_and_none_prefill_together_and_decode_the_same(
         make_engine, quantized_folder):
     engine = make_engine({"m": ModelSpec("m", "causal", str(quantized_folder))}, prompt_cache_bytes=CACHE_BYTES)
-    _run(engine, "m", chat(FIRST), request_id="seed")
+    seed_reply = _run(engine, "m", chat(FIRST), request_id="seed")
     conversations = {
         "next-turn": [*chat(FIRST), REPLY, {"role": "user", "content": FOLLOW_UP}],  # all of the first prompt
         "same-system": chat("Do you sell socks?"),  # the system prompt only
@@ -72,6 +76,7 @@ def test_rows_reusing_different_lengths_and_none_prefill_together_and_decode_the
     }
     prompts = {name: prompt_ids(quantized_folder, messages) for name, messages in conversations.items()}
     seed = prompt_ids(quantized_folder, chat(FIRST))
+    kept = seed + seed_reply[:-1]  # what the cache holds after the seed request
     sinks = {name: RecordingSink() for name in conversations}
     prefills = engine.counters()["prefill_calls"]
     with engine._wake:  # one engine iteration admits all three: they prefill as one batch
@@ -82,11 +87,23 @@ def test_rows_reusing_different_lengths_and_none_prefill_together_and_decode_the
 
     counters = engine.counters()
     assert counters["prefill_calls"] == prefills + 1
-    assert counters["prompt_tokens_reused"] == sum(_shared(seed, prompt) for prompt in prompts.values())
-    assert 0 < _shared(seed, prompts["same-system"]) < _shared(seed, prompts["next-turn"]) == len(seed)
+    assert counters["prompt_tokens_reused"] == sum(_shared(kept, prompt) for prompt in prompts.values())
+    assert 0 < _shared(kept, prompts["same-system"]) < len(seed) <= _shared(kept, prompts["next-turn"])
     model = reference_model(quantized_folder)
     for name, prompt in prompts.items():
         assert_greedy_path(model, prompt, results[name])
+
+
+def test_a_finished_reply_is_kept_with_its_prompt_for_the_next_turn(make_engine, quantized_folder):
+    engine = make_engine({"m": ModelSpec("m", "causal", str(quantized_folder))}, prompt_cache_bytes=CACHE_BYTES)
+    reply = _run(engine, "m", chat(FIRST), max_tokens=10, request_id="one")
+    [entry] = engine.cache._entries.values()
+    prompt = prompt_ids(quantized_folder, chat(FIRST))
+    conversation = prompt + reply[:-1]  # the last token was never fed back: its states do not exist yet
+    [kept] = entry.prompts._entries.values()  # the prompt's own entry was replaced by the longer one
+    assert kept.tokens.tolist() == conversation
+    assert kept.keys[0].shape[1] == len(conversation)
+    assert entry.prompts.lookup("__base__", [*conversation, 7, 8]).length == len(conversation)
 
 
 def test_states_are_reused_only_under_the_adapter_that_computed_them(make_engine, tiny_chat_folder, lora_folders):
