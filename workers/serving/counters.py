@@ -7,7 +7,8 @@ from collections import Counter
 from typing import Any
 
 _COUNTERS = (
-    "requests", "generation_requests", "classification_requests", "prefill_calls", "prompt_tokens_reused",
+    "requests", "generation_requests", "classification_requests", "prefill_calls", "kernel_prefills",
+    "prompt_tokens_reused",
     "decode_steps", "kernel_steps",
     "decoded_tokens", "max_rows_in_step", "classification_forward_calls", "classified_texts",
     "embedding_requests", "embedding_forward_calls", "embedded_texts", "searches", "index_loads",

@@ -1,4 +1,5 @@
-"""A whole decode step of a Llama-family model in one call into the packed kernel (`llama_decode_step`).
+"""A whole decode step (or a short prefill) of a Llama-family model in one call into the packed kernel
+(`llama_forward`).
 
 transformers runs a decode step of SmolLM2 as ~750 small torch operations with Python around each: on two
 CPU cores that costs more than the step's arithmetic (~27 ms against ~14 ms of packed matrix products a
@@ -81,9 +82,10 @@ class LlamaDecoder:
                              final_norm.data_ptr(), _weight(model.lm_head), self._layers)
         self._lora_for: Any = None  # the bank's stacks the projections point at now (none: None)
         self._lora_ready: bool = True
-        kernel.llama_decode_step.argtypes = [ctypes.POINTER(_Model), ctypes.c_int, _pointer, _pointer, _pointer,
-                                             ctypes.c_int, _pointer, _pointer, ctypes.c_int]
-        kernel.llama_decode_step.restype = ctypes.c_int
+        kernel.llama_forward.argtypes = [ctypes.POINTER(_Model), ctypes.c_int, _pointer, _pointer, _pointer,
+                                         _pointer, _pointer, _pointer, ctypes.c_int, ctypes.c_int, _pointer, _pointer,
+                                         ctypes.c_int]
+        kernel.llama_forward.restype = ctypes.c_int
 
     @classmethod
     def for_model(cls, model: Any) -> LlamaDecoder | None:
@@ -109,7 +111,7 @@ class LlamaDecoder:
                 return None
             layers.append({**modules, "attn_norm": attn_norm, "mlp_norm": mlp_norm})
         kernel = model.lm_head.kernel
-        if not hasattr(kernel, "llama_decode_step"):
+        if not hasattr(kernel, "llama_forward"):
             return None
         return cls(model, kernel, layers, final_norm)
 
@@ -153,31 +155,67 @@ class LlamaDecoder:
         transformers. `mask` [rows, columns] already holds the new column; `selection` is the LoRA bank's
         for these rows (`takes` it first)."""
         rows, columns = mask.shape
-        slots = None
+        length = columns - 1
+        for layer in cache.layers:
+            if layer.keys.shape[-2] != length or layer.keys.shape[0] != rows:
+                raise ValueError(f"cache holds {tuple(layer.keys.shape)}, the mask {rows} x {columns}")
+        every_row = torch.arange(rows)
+        return self._forward(input_ids.reshape(rows), positions.reshape(rows), every_row,
+                             torch.full((rows,), length), mask, every_row, cache, 1, selection)
+
+    def prefills(self, tokens: int, cache: Any) -> bool:
+        """Whether a prefill of `tokens` prompt tokens in all into `cache` runs here: up to MAX_PACKED_ROWS, where
+        transformers' fixed ~30 ms of Python and small operations outweigh the kernel's rows (a longer prefill
+        is compute-bound, and transformers' fp32 products are faster there)."""
+        layers = getattr(cache, "layers", None)
+        return (0 < tokens <= MAX_PACKED_ROWS and layers is not None and len(layers) == len(self._layers)
+                and all(type(layer) is SlabLayer for layer in layers))
+
+    def prefill(self, input_ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, cache: Any,
+                selection: tuple[dict[int, tuple[Any, Any]], Any, int] | None = None) -> torch.Tensor:
+        """Logits [rows, vocab] after each row's prompt tokens: `input_ids` and `positions` [rows, width] hold
+        them left-padded, `mask` [rows, held + width] the columns of the states already in `cache` (held, as
+        after `SlabLayer.set_states`; or none) and then the tokens'. The cache grows by `width` columns; a
+        padding column's states are zeros (the mask hides them)."""
+        rows, width = input_ids.shape
+        held = mask.shape[1] - width
+        for layer in cache.layers:
+            if layer.keys is None:  # nothing reused: an empty slab of the right shape
+                empty = torch.zeros(rows, self._model.kv_heads, 0, self._model.head_dim)
+                layer.set_states(empty, empty.clone())
+            if layer.keys.shape[-2] != held or layer.keys.shape[0] != rows:
+                raise ValueError(f"cache holds {tuple(layer.keys.shape)}, the mask {rows} x {held + width}")
+        row_of, offset = mask[:, held:].nonzero(as_tuple=True)  # one item per prompt token, row by row
+        last_item = torch.cumsum(mask[:, held:].sum(dim=1), dim=0) - 1  # left padding: each row's last is its end
+        return self._forward(input_ids[row_of, offset], positions[row_of, offset], row_of, held + offset,
+                             mask[row_of], last_item, cache, width, selection)
+
+    def _forward(self, tokens: torch.Tensor, positions: torch.Tensor, slab_row: torch.Tensor, column: torch.Tensor,
+                 mask: torch.Tensor, output_item: torch.Tensor, cache: Any, new_columns: int,
+                 selection: tuple[dict[int, tuple[Any, Any]], Any, int] | None) -> torch.Tensor:
+        items = len(tokens)
         if selection is not None:
             if not self.takes(selection):
                 raise ValueError("the kernel cannot apply these adapters")
-            slots = selection[1].to(torch.int64).contiguous()
-            if slots.shape != (rows,):
-                raise ValueError(f"{tuple(slots.shape)} adapter slots for {rows} rows")
+            slots = selection[1].to(torch.int64)[slab_row].contiguous()
             self._model.slots, self._model.base_slot = slots.data_ptr(), selection[2]
         else:
             self._model.slots, self._model.base_slot = None, -1
-        length = columns - 1
         for slot, layer in zip(self._layers, cache.layers, strict=True):
-            slot.key_slab, slot.value_slab, slot.capacity = layer.room_for(1)
-            if layer.keys.shape[-2] != length or layer.keys.shape[0] != rows:
-                raise ValueError(f"cache holds {tuple(layer.keys.shape)}, the mask {rows} x {columns}")
-        hidden = self.embed(input_ids.reshape(rows)).float().contiguous()
-        cos, sin = self.rotary(hidden, positions.reshape(rows, 1))
-        cos, sin = cos.reshape(rows, -1).contiguous(), sin.reshape(rows, -1).contiguous()
+            slot.key_slab, slot.value_slab, slot.capacity = layer.room_for(new_columns, clear=new_columns > 1)
+        hidden = self.embed(tokens).float().contiguous()
+        cos, sin = self.rotary(hidden, positions.reshape(items, 1))
+        cos, sin = cos.reshape(items, -1).contiguous(), sin.reshape(items, -1).contiguous()
         keep = mask.to(torch.int64).contiguous()
-        logits = torch.empty(rows, self.vocab, dtype=torch.float32)
-        status = self.kernel.llama_decode_step(ctypes.byref(self._model), rows, hidden.data_ptr(), cos.data_ptr(),
-                                               sin.data_ptr(), length, keep.data_ptr(), logits.data_ptr(),
-                                               torch.get_num_threads())
+        slab_row, column = slab_row.to(torch.int64).contiguous(), column.to(torch.int64).contiguous()
+        output_item = output_item.to(torch.int64).contiguous()
+        logits = torch.empty(len(output_item), self.vocab, dtype=torch.float32)
+        status = self.kernel.llama_forward(ctypes.byref(self._model), items, hidden.data_ptr(), cos.data_ptr(),
+                                           sin.data_ptr(), slab_row.data_ptr(), column.data_ptr(), keep.data_ptr(),
+                                           keep.shape[1], len(output_item), output_item.data_ptr(),
+                                           logits.data_ptr(), torch.get_num_threads())
         if status != 0:
             raise MemoryError("the decode step could not allocate its scratch memory")
         for layer in cache.layers:
-            layer.extend(1)
+            layer.extend(new_columns)
         return logits

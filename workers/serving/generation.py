@@ -225,8 +225,14 @@ class DecodeBatch:
             entry.bank.activate([row.adapter for row in rows], self.device, also=[row.adapter for row in self.rows])
         self._adapters_stale = True
         with torch.inference_mode():
-            logits = entry.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache,
-                                 use_cache=True, logits_to_keep=1).logits[:, -1]
+            if self._prefills_in_kernel(sum(len(tokens) for tokens in remaining), cache):
+                assert entry.decoder is not None
+                selection = entry.bank.selection() if entry.bank is not None else None
+                logits = entry.decoder.prefill(input_ids, positions, mask, cache, selection)
+                self.counters.add("kernel_prefills")
+            else:
+                logits = entry.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache,
+                                     use_cache=True, logits_to_keep=1).logits[:, -1]
             sampling = SamplingState.for_rows([row.sampling for row in rows], self.device)
             tokens = choose_tokens(logits, sampling)
         self.counters.add("prefill_calls")
@@ -287,6 +293,14 @@ class DecodeBatch:
         self.counters.decode_step(rows)
         token_list = tokens.tolist()
         self._remove([i for i, row in enumerate(self.rows) if row.accept(token_list[i])])
+
+    def _prefills_in_kernel(self, tokens: int, cache: Any) -> bool:
+        """Whether this prefill of `tokens` prompt tokens in all runs in the packed kernel (short ones: what is
+        left of prompts that start like a cached one), LoRA rows included."""
+        decoder = self.entry.decoder
+        if decoder is None or not decoder.prefills(tokens, cache):
+            return False
+        return self.entry.bank is None or bool(decoder.takes(self.entry.bank.selection()))
 
     def _runs_in_kernel(self, rows: int) -> bool:
         """Whether this step can be the packed kernel's whole-model step, the rows' LoRA adapters included."""

@@ -58,13 +58,18 @@ class SlabLayer(DynamicLayer):
 
     # --- for a decode step that writes the slab itself (fast_decode.py) ----------------------------
 
-    def room_for(self, tokens: int) -> tuple[int, int, int]:
+    def room_for(self, tokens: int, clear: bool = False) -> tuple[int, int, int]:
         """Make room for `tokens` more columns without changing what is cached; (key slab address, value
-        slab address, capacity in columns) for a kernel that writes them."""
+        slab address, capacity in columns) for a kernel that writes them. `clear` zeroes those columns first
+        (a kernel that leaves some unwritten: masked, but transformers' attention multiplies them by 0)."""
         assert self.keys is not None and self.values is not None
-        if self._key_slab is None or self.keys.shape[-2] + tokens > self._key_slab.shape[-2]:
+        length = self.keys.shape[-2]
+        if self._key_slab is None or length + tokens > self._key_slab.shape[-2]:
             self.set_states(self.keys, self.values, extra=tokens)
         assert self._key_slab is not None and self._value_slab is not None
+        if clear:
+            self._key_slab[:, :, length:length + tokens] = 0
+            self._value_slab[:, :, length:length + tokens] = 0
         return self._key_slab.data_ptr(), self._value_slab.data_ptr(), self._key_slab.shape[-2]
 
     def extend(self, tokens: int) -> None:

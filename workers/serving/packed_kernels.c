@@ -210,7 +210,7 @@ void q8_linear(const int8_t *qs, const float *d, const float *x, float *y, int r
     packed_linear(8, (const uint8_t *)qs, d, 0, x, y, rows, in, out, threads);
 }
 
-/* --- one decode step of a Llama-family model, all layers in one call ------------------------------------------
+/* --- decode steps (and short prefills) of a Llama-family model, all layers in one call -------------------------
  *
  * Through transformers, a decode step of SmolLM2's 30 layers is ~750 small torch operations and the Python
  * around them: ~27 ms a token here against ~14 ms for the packed matrix products themselves. This runs the
@@ -315,23 +315,24 @@ static void swiglu_part(void *context, int begin, int end) {
 
 typedef struct {
     const float *q, *key_slab, *value_slab;
-    const int64_t *mask;
+    const int64_t *mask, *slab_row, *column;
     float *scores, *attended;
-    int heads, kv_heads, head_dim, capacity, columns;
+    int heads, kv_heads, head_dim, capacity, stride;
     float scale;
 } attention_task;
 
-/* Attention of (row, head) pairs [begin, end) over the columns each row's mask keeps. */
+/* Attention of (item, head) pairs [begin, end): item i attends to the columns up to its own, column[i], of its
+ * slab row that its mask row keeps. */
 static void attention_part(void *context, int begin, int end) {
     const attention_task *t = context;
-    const int nh = t->heads, nkv = t->kv_heads, hd = t->head_dim, columns = t->columns, group = nh / nkv;
-    for (int rh = begin; rh < end; rh++) {
-        const int r = rh / nh, h = rh % nh;
-        const float *qv = t->q + (size_t)rh * hd;
-        const size_t base = ((size_t)r * nkv + h / group) * t->capacity * hd;
+    const int nh = t->heads, nkv = t->kv_heads, hd = t->head_dim, group = nh / nkv;
+    for (int ih = begin; ih < end; ih++) {
+        const int i = ih / nh, h = ih % nh, columns = (int)t->column[i] + 1;
+        const float *qv = t->q + (size_t)ih * hd;
+        const size_t base = ((size_t)t->slab_row[i] * nkv + h / group) * t->capacity * hd;
         const float *keys = t->key_slab + base, *values = t->value_slab + base;
-        const int64_t *keep = t->mask + (size_t)r * columns;
-        float *s = t->scores + (size_t)rh * columns, best = -INFINITY;
+        const int64_t *keep = t->mask + (size_t)i * t->stride;
+        float *s = t->scores + (size_t)ih * t->stride, best = -INFINITY;
         for (int j = 0; j < columns; j++) {
             if (!keep[j]) {
                 s[j] = -INFINITY;
@@ -345,64 +346,71 @@ static void attention_part(void *context, int begin, int end) {
             s[j] = keep[j] ? expf(s[j] - best) : 0.0f;
             total += s[j];
         }
-        float *out = t->attended + (size_t)rh * hd;
-        for (int i = 0; i < hd; i++) out[i] = 0.0f;
+        float *out = t->attended + (size_t)ih * hd;
+        for (int d = 0; d < hd; d++) out[d] = 0.0f;
         for (int j = 0; j < columns; j++) {
             if (s[j] == 0.0f) continue;
             const float p = s[j] / total;
-            for (int i = 0; i < hd; i++) out[i] += p * values[(size_t)j * hd + i];
+            for (int d = 0; d < hd; d++) out[d] += p * values[(size_t)j * hd + d];
         }
     }
 }
 
-/* Returns 0, or -1 when out of memory. `x` [rows, hidden] holds the embedded tokens; `mask` [rows, columns]
- * (columns = length + 1) says which cached positions each row attends to; logits [rows, vocab]. */
-int llama_decode_step(const llama_model *M, int rows, float *x, const float *cos, const float *sin, int length,
-                      const int64_t *mask, float *logits, int threads) {
+/* Runs `items` tokens through the model; returns 0, or -1 when out of memory. Item i is a token of the running
+ * batch's slab row slab_row[i]: `x` [items, hidden] holds the embedded tokens, cos/sin their rotary angles;
+ * its key and value are written at column[i] of that row, and it attends to the columns up to there that
+ * mask row i ([items, stride]) keeps. A decode step is one item per row at the same column; a prefill of
+ * several tokens of a row is one item per token, at successive columns (each sees the ones before it: every
+ * item's key and value are written before any attends). Logits [outputs, vocab] of the items in
+ * output_item. */
+int llama_forward(const llama_model *M, int items, float *x, const float *cos, const float *sin,
+                  const int64_t *slab_row, const int64_t *column, const int64_t *mask, int stride,
+                  int outputs, const int64_t *output_item, float *logits, int threads) {
     const int H = M->hidden, hd = M->head_dim, nh = M->heads, nkv = M->kv_heads, I = M->intermediate;
-    const int columns = length + 1;
     const float scale = 1.0f / sqrtf((float)hd);
-    float *normed = malloc(sizeof(float) * rows * H), *q = malloc(sizeof(float) * rows * nh * hd);
-    float *k = malloc(sizeof(float) * rows * nkv * hd), *v = malloc(sizeof(float) * rows * nkv * hd);
-    float *attended = malloc(sizeof(float) * rows * nh * hd), *projected = malloc(sizeof(float) * rows * H);
-    float *gate = malloc(sizeof(float) * rows * I), *up = malloc(sizeof(float) * rows * I);
-    float *scores = malloc(sizeof(float) * rows * nh * columns);
+    float *normed = malloc(sizeof(float) * items * H), *q = malloc(sizeof(float) * items * nh * hd);
+    float *k = malloc(sizeof(float) * items * nkv * hd), *v = malloc(sizeof(float) * items * nkv * hd);
+    float *attended = malloc(sizeof(float) * items * nh * hd), *projected = malloc(sizeof(float) * items * H);
+    float *gate = malloc(sizeof(float) * items * I), *up = malloc(sizeof(float) * items * I);
+    float *scores = malloc(sizeof(float) * items * nh * stride), *last = malloc(sizeof(float) * outputs * H);
     int status = 0;
-    if (!normed || !q || !k || !v || !attended || !projected || !gate || !up || !scores) {
+    if (!normed || !q || !k || !v || !attended || !projected || !gate || !up || !scores || !last) {
         status = -1;
         goto done;
     }
     for (int l = 0; l < M->layers; l++) {
         const llama_layer *L = &M->layer[l];
         const int capacity = L->capacity;
-        rms_norm(x, L->attn_norm, normed, rows, H, M->eps);
-        linear(M, &L->q, normed, q, rows, threads);
-        linear(M, &L->k, normed, k, rows, threads);
-        linear(M, &L->v, normed, v, rows, threads);
-        rotate(q, rows, nh, hd, cos, sin);
-        rotate(k, rows, nkv, hd, cos, sin);
-        for (int r = 0; r < rows; r++)
+        rms_norm(x, L->attn_norm, normed, items, H, M->eps);
+        linear(M, &L->q, normed, q, items, threads);
+        linear(M, &L->k, normed, k, items, threads);
+        linear(M, &L->v, normed, v, items, threads);
+        rotate(q, items, nh, hd, cos, sin);
+        rotate(k, items, nkv, hd, cos, sin);
+        for (int i = 0; i < items; i++)
             for (int h = 0; h < nkv; h++) {
-                const size_t at = (((size_t)r * nkv + h) * capacity + length) * hd;
-                memcpy(L->key_slab + at, k + ((size_t)r * nkv + h) * hd, sizeof(float) * hd);
-                memcpy(L->value_slab + at, v + ((size_t)r * nkv + h) * hd, sizeof(float) * hd);
+                const size_t at = (((size_t)slab_row[i] * nkv + h) * capacity + column[i]) * hd;
+                memcpy(L->key_slab + at, k + ((size_t)i * nkv + h) * hd, sizeof(float) * hd);
+                memcpy(L->value_slab + at, v + ((size_t)i * nkv + h) * hd, sizeof(float) * hd);
             }
-        attention_task task = {q, L->key_slab, L->value_slab, mask, scores, attended, nh, nkv, hd, capacity, columns,
-                               scale};
-        pool_run(attention_part, &task, rows * nh, threads);
-        linear(M, &L->o, attended, projected, rows, threads);
-        for (size_t i = 0; i < (size_t)rows * H; i++) x[i] += projected[i];
-        rms_norm(x, L->mlp_norm, normed, rows, H, M->eps);
-        linear(M, &L->gate, normed, gate, rows, threads);
-        linear(M, &L->up, normed, up, rows, threads);
+        attention_task task = {q, L->key_slab, L->value_slab, mask, slab_row, column, scores, attended, nh, nkv, hd,
+                               capacity, stride, scale};
+        pool_run(attention_part, &task, items * nh, threads);
+        linear(M, &L->o, attended, projected, items, threads);
+        for (size_t i = 0; i < (size_t)items * H; i++) x[i] += projected[i];
+        rms_norm(x, L->mlp_norm, normed, items, H, M->eps);
+        linear(M, &L->gate, normed, gate, items, threads);
+        linear(M, &L->up, normed, up, items, threads);
         swiglu_task activation = {gate, up};
-        pool_run(swiglu_part, &activation, rows * I, threads);
-        linear(M, &L->down, gate, projected, rows, threads);
-        for (size_t i = 0; i < (size_t)rows * H; i++) x[i] += projected[i];
+        pool_run(swiglu_part, &activation, items * I, threads);
+        linear(M, &L->down, gate, projected, items, threads);
+        for (size_t i = 0; i < (size_t)items * H; i++) x[i] += projected[i];
     }
-    rms_norm(x, M->final_norm, normed, rows, H, M->eps);
-    linear(M, &M->head, normed, logits, rows, threads);
+    for (int o = 0; o < outputs; o++) memcpy(last + (size_t)o * H, x + (size_t)output_item[o] * H, sizeof(float) * H);
+    rms_norm(last, M->final_norm, normed, outputs, H, M->eps);
+    linear(M, &M->head, normed, logits, outputs, threads); /* never with LoRA rows: `takes` refuses those */
 done:
     free(normed); free(q); free(k); free(v); free(attended); free(projected); free(gate); free(up); free(scores);
+    free(last);
     return status;
 }

@@ -80,6 +80,70 @@ def test_a_kernel_step_gives_transformers_logits_for_left_padded_rows_as_the_cac
     assert not decoder.accepts(3, new_batch_cache(reference.config)[0])  # an empty cache: prefill first
 
 
+def test_a_short_prefill_in_the_kernel_gives_transformers_logits_and_states(quantized_folder):
+    """Rows reusing cached states of different lengths (one none), with left-padded remainders, as a prompt
+    cache hands them to a prefill: the kernel's logits and written states are transformers'."""
+    from transformers import AutoModelForCausalLM, DynamicCache
+
+    from workers.serving.fast_decode import LlamaDecoder
+    from workers.serving.kv_cache import new_batch_cache
+    from workers.serving.packed import pack_model
+
+    reference = AutoModelForCausalLM.from_pretrained(quantized_folder, dtype=torch.float32).eval()
+    packed = AutoModelForCausalLM.from_pretrained(quantized_folder, dtype=torch.float32).eval()
+    pack_model(packed)
+    decoder = LlamaDecoder.for_model(packed)
+    assert decoder is not None
+
+    torch.manual_seed(5)
+    prompts = [torch.randint(3, 400, (n,)).tolist() for n in (9, 6, 5)]
+    reused = [6, 2, 0]
+    held, width = max(reused), max(len(p) - n for p, n in zip(prompts, reused, strict=True))
+    layers = reference.config.num_hidden_layers
+    kv_heads, head_dim = reference.config.num_key_value_heads, reference.config.hidden_size // \
+        reference.config.num_attention_heads
+    states = [[torch.zeros(3, kv_heads, held, head_dim) for _ in range(2)] for _ in range(layers)]
+    with torch.inference_mode():
+        for row, (prompt, n) in enumerate(zip(prompts, reused, strict=True)):
+            if n:
+                alone = DynamicCache(config=reference.config)
+                reference(input_ids=torch.tensor([prompt[:n]]), past_key_values=alone, use_cache=True)
+                for layer in range(layers):
+                    states[layer][0][row, :, held - n:] = alone.layers[layer].keys[0]
+                    states[layer][1][row, :, held - n:] = alone.layers[layer].values[0]
+        caches = [new_batch_cache(reference.config)[0] for _ in range(2)]
+        for cache in caches:
+            for layer, (keys, values) in zip(cache.layers, states, strict=True):
+                layer.set_states(keys.clone(), values.clone())
+        remaining = [p[n:] for p, n in zip(prompts, reused, strict=True)]
+        ids = torch.tensor([[0] * (width - len(r)) + r for r in remaining])
+        mask = torch.tensor([[0] * (held - n) + [1] * n + [0] * (width - len(r)) + [1] * len(r)
+                             for n, r in zip(reused, remaining, strict=True)])
+        positions = (mask[:, held:].cumsum(1) - 1).clamp(min=0) + torch.tensor(reused)[:, None]
+        expected = reference(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=caches[0],
+                             use_cache=True, logits_to_keep=1).logits[:, -1]
+        assert decoder.prefills(sum(map(len, remaining)), caches[1])
+        got = decoder.prefill(ids, positions, mask, caches[1])
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+        for row, prompt in enumerate(prompts):  # each row's whole prompt alone, no cache, no padding
+            alone = reference(input_ids=torch.tensor([prompt])).logits[0, -1]
+            torch.testing.assert_close(got[row], alone, rtol=1e-4, atol=1e-4)
+        keep = mask.bool()
+        for kernel_layer, reference_layer in zip(caches[1].layers, caches[0].layers, strict=True):
+            assert kernel_layer.keys.shape == reference_layer.keys.shape
+            by_column = [t.transpose(1, 2) for t in (kernel_layer.keys, reference_layer.keys, kernel_layer.values,
+                                                      reference_layer.values)]  # [rows, columns, heads, dim]
+            torch.testing.assert_close(by_column[0][keep], by_column[1][keep], rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(by_column[2][keep], by_column[3][keep], rtol=1e-4, atol=1e-4)
+            assert not by_column[0][~keep].any()  # padding columns hold zeros, not stale memory
+        tokens, mask = expected.argmax(-1), torch.cat([mask, mask.new_ones(3, 1)], dim=1)
+        step = reference(input_ids=tokens[:, None], attention_mask=mask, position_ids=positions[:, -1:] + 1,
+                         past_key_values=caches[0], use_cache=True).logits[:, -1]
+        torch.testing.assert_close(decoder.step(tokens, positions[:, -1] + 1, mask, caches[1]), step,
+                                   rtol=1e-4, atol=1e-4)
+    assert not decoder.prefills(17, caches[1])  # longer prefills: transformers' fp32 products are faster
+
+
 def _generate(engine, key: str, names=("long", "short")) -> dict[str, dict]:
     sinks = {name: RecordingSink() for name in QUESTIONS}
     for name, max_tokens in (("long", 60), ("short", 20)):

@@ -94,10 +94,15 @@ def test_rows_reusing_different_lengths_and_none_prefill_together_and_decode_the
         assert_greedy_path(model, prompt, results[name])
 
 
-def test_a_finished_reply_is_kept_with_its_prompt_for_the_next_turn(make_engine, quantized_folder):
-    engine = make_engine({"m": ModelSpec("m", "causal", str(quantized_folder))}, prompt_cache_bytes=CACHE_BYTES)
+def test_a_finished_reply_is_kept_with_its_prompt_for_the_next_turn(make_engine, quantized_folder, tiny_chat_folder):
+    engine = make_engine({"m": ModelSpec("m", "causal", str(quantized_folder)),
+                          "other": ModelSpec("other", "causal", str(tiny_chat_folder))},
+                         prompt_cache_bytes=CACHE_BYTES)
     reply = _run(engine, "m", chat(FIRST), max_tokens=10, request_id="one")
-    [entry] = engine.cache._entries.values()
+    entry = engine.cache._entries[next(key for key in engine.cache._entries if str(quantized_folder) in key)]
+    # The reply is kept after its sink heard the end, in the same engine iteration: a request to another model
+    # starts in a later one.
+    _run(engine, "other", chat(FIRST), max_tokens=1, request_id="two")
     prompt = prompt_ids(quantized_folder, chat(FIRST))
     conversation = prompt + reply[:-1]  # the last token was never fed back: its states do not exist yet
     [kept] = entry.prompts._entries.values()  # the prompt's own entry was replaced by the longer one
@@ -169,3 +174,34 @@ def test_a_lookup_leaves_the_last_token_and_an_unloaded_adapter_is_forgotten():
     assert len(cache) == 1
     cache.forget("a")
     assert len(cache) == 0 and cache.nbytes == 0 and cache.lookup("a", [1, 2, 3, 4]).source is None
+
+
+def test_what_is_left_of_cached_prompts_prefills_in_the_kernel_with_lora_rows(make_engine, quantized_folder,
+                                                                               tmp_path):
+    from peft import LoraConfig
+
+    from tests.workers.serving.conftest import _random_adapter
+
+    adapter = _random_adapter(quantized_folder, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                           init_lora_weights=False), tmp_path / "lora", seed=44)
+    specs = {"base": ModelSpec("base", "causal", str(quantized_folder)),
+             "tuned": ModelSpec("tuned", "causal", str(quantized_folder), str(adapter), "lora")}
+    engine = make_engine(specs, prompt_cache_bytes=CACHE_BYTES)
+    for key in specs:
+        _run(engine, key, chat(FIRST), request_id=f"seed-{key}")
+    before = engine.counters()
+    sinks = {key: RecordingSink() for key in specs}
+    with engine._wake:  # one admission: each row has one token left to prefill, under its own adapter
+        for key, sink in sinks.items():
+            engine.submit_generation(GenerationRequest(key, key, chat(FIRST), max_tokens=12, temperature=0,
+                                                       ignore_eos=True), sink)
+    results = {key: sink.wait().result["token_ids"] for key, sink in sinks.items()}
+
+    counters = engine.counters()
+    prompt = prompt_ids(quantized_folder, chat(FIRST))
+    assert counters["prefill_calls"] == before["prefill_calls"] + 1
+    assert counters["kernel_prefills"] == before["kernel_prefills"] + 1
+    assert counters["prompt_tokens_reused"] - before["prompt_tokens_reused"] == 2 * (len(prompt) - 1)
+    assert_greedy_path(reference_model(quantized_folder), prompt, results["base"])
+    assert_greedy_path(reference_model(quantized_folder, adapter), prompt, results["tuned"])
+    assert results["base"] != results["tuned"]
