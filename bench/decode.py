@@ -10,7 +10,8 @@ machine (the absolute figures do not):
   token's weight products alone through the fp32 weights.
 - api_8_streams: 8 concurrent chats through /v1 with the official openai SDK against the stack, vs
   llama-cpp-python's own OpenAI-compatible server (`python -m llama_cpp.server`), one after the other:
-  aggregate content chunks/s and TTFT p50.
+  aggregate content chunks/s and TTFT p50. Every chat is new (its own question, the same system prompt),
+  after a warm-up round of 8 for each server.
 
 llama-cpp-python is built from its PyPI sdist into var/bench-llama/venv-<version> the first time
 (~15-25 min on two busy cores; never part of `make run` or the tests):
@@ -200,8 +201,10 @@ def _request(messages: list[dict]):
     return GenerationRequest("prompt", "smol", messages, max_tokens=NEW_TOKENS)
 
 
-def openai_streams(base_url: str, api_key: str, model: str, clients: int) -> dict:
-    """`clients` concurrent streaming chats with the official SDK: aggregate chunks/s and TTFT p50."""
+def openai_streams(base_url: str, api_key: str, model: str, clients: int, offset: int = 0) -> dict:
+    """`clients` concurrent streaming chats with the official SDK: aggregate chunks/s and TTFT p50. Each asks
+    about its own detail number (from `offset` on): new customers with the same system prompt, never a
+    prompt either server has seen whole."""
     from openai import OpenAI
     from openai.types.chat import ChatCompletionChunk
 
@@ -213,7 +216,7 @@ def openai_streams(base_url: str, api_key: str, model: str, clients: int) -> dic
         first, chunks = None, 0
         stream = client.chat.completions.create(
             model=model, stream=True, max_tokens=NEW_TOKENS, temperature=0,
-            messages=chat(f"{QUESTION} Focus on detail number {i}."))  # type: ignore[arg-type]
+            messages=chat(f"{QUESTION} Focus on detail number {offset + i}."))  # type: ignore[arg-type]
         for chunk in stream:
             if isinstance(chunk, ChatCompletionChunk) and chunk.choices and chunk.choices[0].delta.content:
                 first = first or time.perf_counter()
@@ -256,11 +259,13 @@ def api_streams(data_dir: Path, gguf: Path, python: Path, threads: int, rounds: 
         with Stack(data_dir, TORCH_THREADS=str(threads)) as stack:
             stack.wait_for_worker()
             _wait_for(f"http://127.0.0.1:{port}/v1/models")
-            openai_streams(stack.url + "/v1", key, "bench-bot", 1)  # loads and warms the model
-            openai_streams(f"http://127.0.0.1:{port}/v1", "none", "smol", 1)
-            for _ in range(rounds):
-                ours.append(openai_streams(stack.url + "/v1", key, "bench-bot", clients))
-                theirs.append(openai_streams(f"http://127.0.0.1:{port}/v1", "none", "smol", clients))
+            # Warm both up under the same load (the web process's threads and connections, the model).
+            openai_streams(stack.url + "/v1", key, "bench-bot", clients, offset=1000)
+            openai_streams(f"http://127.0.0.1:{port}/v1", "none", "smol", clients, offset=1000)
+            for round_ in range(rounds):
+                ours.append(openai_streams(stack.url + "/v1", key, "bench-bot", clients, offset=round_ * clients))
+                theirs.append(openai_streams(f"http://127.0.0.1:{port}/v1", "none", "smol", clients,
+                                             offset=round_ * clients))
     finally:
         peer.terminate()
         peer.wait(30)
