@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,10 +39,6 @@ from workers.serving.search import SearchSink
 
 logger = logging.getLogger(__name__)
 
-WARMUP_MESSAGES = [{"role": "system", "content": "You are a helpful assistant."},
-                   {"role": "user", "content": "Hello"}]
-WARMUP_BATCH = 4  # chat requests warmed up together after the first
-
 
 class Sink(Protocol):
     def on_start(self, info: dict) -> None: ...
@@ -60,27 +56,6 @@ class _Submission:
     spec: ModelSpec | None = None
     entry_key: str = ""
     search: tuple[Any, int] | None = None  # (VectorIndex, k): answer with nearest rows instead of vectors
-
-
-class _WaitingSink:
-    """Lets `preload` wait for its warm-up requests."""
-
-    def __init__(self) -> None:
-        self.finished = threading.Event()
-        self.error: str | None = None
-
-    def on_start(self, info: dict) -> None:
-        pass
-
-    def on_tokens(self, text: str, n_tokens: int) -> None:
-        pass
-
-    def on_done(self, result: dict) -> None:
-        self.finished.set()
-
-    def on_error(self, code: str, message: str) -> None:
-        self.error = f"{code}: {message}"
-        self.finished.set()
 
 
 def stop_token_ids(entry: ModelEntry) -> set[int]:
@@ -178,55 +153,18 @@ class InferenceEngine:
             self._wake.notify()
 
     def preload(self, model_keys: list[str], timeout: float = 600) -> None:
-        """Load each model and run tiny requests through it, so the first customers do not wait: one, then (for
-        chat models) several at once, which prefill together on the first one's cached prompt and decode as a
-        batch (the first batched prefill and steps of a process cost several times a later one's)."""
+        """Load each model and warm it up (warmup.py), so the first customers do not wait."""
         if self._thread is None or not self._thread.is_alive():
             raise RuntimeError("start() the engine before preloading models")
-        deadline = time.monotonic() + timeout
-        sinks: dict[str, list[_WaitingSink]] = {}
-        chat_models = []
-        for key in model_keys:
-            try:
-                spec = self._resolve(key)
-            except EngineError as error:
-                logger.warning("cannot preload %s: %s", key, error.message)
-                continue
-            sink = _WaitingSink()
-            sinks[key] = [sink]
-            request_id = f"warmup-{uuid.uuid4().hex}"
-            if spec.kind == "classifier":
-                self.submit_classification(ClassificationRequest(request_id, key, ["Hello"]), sink)
-            elif spec.kind == "encoder":
-                self.submit_embedding(EmbeddingRequest(request_id, key, ["Hello"]), sink)
-            else:
-                chat_models.append(key)
-                self.submit_generation(GenerationRequest(request_id, key, WARMUP_MESSAGES, max_tokens=2,
-                                                         temperature=0), sink)
-        if not self._wait_for_warmup(sinks, deadline):
-            return
-        batch: dict[str, list[_WaitingSink]] = {}
-        with self._wake:  # taken in one engine iteration: one batched prefill per model
-            for key in chat_models:
-                batch[key] = [_WaitingSink() for _ in range(WARMUP_BATCH)]
-                for i, sink in enumerate(batch[key]):
-                    messages = [*WARMUP_MESSAGES[:-1], {"role": "user", "content": f"Hello, question {i + 1}"}]
-                    self.submit_generation(GenerationRequest(f"warmup-{uuid.uuid4().hex}", key, messages,
-                                                             max_tokens=4, temperature=0), sink)
-        self._wait_for_warmup(batch, deadline)
+        from workers.serving.warmup import warm_up
 
-    @staticmethod
-    def _wait_for_warmup(sinks: dict[str, list[_WaitingSink]], deadline: float) -> bool:
-        """Whether every warm-up request finished (each one that did not is logged)."""
-        finished = True
-        for key, key_sinks in sinks.items():
-            for sink in key_sinks:
-                if not sink.finished.wait(max(0.0, deadline - time.monotonic())):
-                    logger.warning("preloading %s did not finish in time", key)
-                    finished = False
-                elif sink.error:
-                    logger.warning("preloading %s failed: %s", key, sink.error)
-        return finished
+        warm_up(self, model_keys, timeout)
+
+    @contextmanager
+    def one_admission(self) -> Iterator[None]:
+        """Requests submitted inside are taken by one engine iteration: new chat rows of a model prefill together."""
+        with self._wake:
+            yield
 
     def counters(self) -> dict[str, Any]:
         return self._counters.snapshot(bytes_in_use=self.cache.bytes_in_use(), budget_bytes=self.cache.budget_bytes)

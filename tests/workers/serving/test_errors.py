@@ -77,7 +77,7 @@ def test_it_drops_a_row_whose_sink_raises_and_serves_the_rest(make_engine, tiny_
 
 
 def test_it_preloads_and_warms_up_models(make_engine, tiny_chat_folder, tiny_encoder_folder):
-    from workers.serving.engine import WARMUP_BATCH
+    from workers.serving.warmup import WARMUP_BATCH
 
     engine = make_engine({
         "base": ModelSpec("base", "causal", str(tiny_chat_folder)),

@@ -79,7 +79,7 @@ def test_rows_reusing_different_lengths_and_none_prefill_together_and_decode_the
     kept = seed + seed_reply[:-1]  # what the cache holds after the seed request
     sinks = {name: RecordingSink() for name in conversations}
     prefills = engine.counters()["prefill_calls"]
-    with engine._wake:  # one engine iteration admits all three: they prefill as one batch
+    with engine.one_admission():  # all three prefill as one batch
         for name, messages in conversations.items():
             engine.submit_generation(GenerationRequest(name, "m", messages, max_tokens=12, temperature=0,
                                                        ignore_eos=True), sinks[name])
@@ -191,7 +191,7 @@ def test_what_is_left_of_cached_prompts_prefills_in_the_kernel_with_lora_rows(ma
         _run(engine, key, chat(FIRST), request_id=f"seed-{key}")
     before = engine.counters()
     sinks = {key: RecordingSink() for key in specs}
-    with engine._wake:  # one admission: each row has one token left to prefill, under its own adapter
+    with engine.one_admission():  # each row has one token left to prefill, under its own adapter
         for key, sink in sinks.items():
             engine.submit_generation(GenerationRequest(key, key, chat(FIRST), max_tokens=12, temperature=0,
                                                        ignore_eos=True), sink)
