@@ -51,6 +51,10 @@ class Reuse:
 
 
 class PromptCache:
+    #: A lookup scans the entries (~5 µs each): a small model's prompts are small, so bytes alone would let
+    #: thousands of them slow every admission.
+    max_entries = 256
+
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.nbytes = 0
@@ -91,7 +95,7 @@ class PromptCache:
             return
         self._entries[id(entry)] = entry
         self.nbytes += entry.nbytes
-        while self.nbytes > self.max_bytes:
+        while self.nbytes > self.max_bytes or len(self._entries) > self.max_entries:
             self._drop(next(iter(self._entries)))
 
     def forget(self, adapter: str) -> None:

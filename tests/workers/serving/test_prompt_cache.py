@@ -205,3 +205,13 @@ def test_what_is_left_of_cached_prompts_prefills_in_the_kernel_with_lora_rows(ma
     assert_greedy_path(reference_model(quantized_folder), prompt, results["base"])
     assert_greedy_path(reference_model(quantized_folder, adapter), prompt, results["tuned"])
     assert results["base"] != results["tuned"]
+
+
+def test_the_number_of_prompts_is_bounded_too(monkeypatch):
+    monkeypatch.setattr(PromptCache, "max_entries", 3)
+    cache = PromptCache(max_bytes=1024**2)
+    for first in range(5):
+        cache.store("a", [first, 1, 2], _states(3))
+    assert len(cache) == 3
+    assert cache.lookup("a", [1, 1, 2, 3]).length == 0  # the oldest two went
+    assert cache.lookup("a", [4, 1, 2, 3]).length == 3
