@@ -298,16 +298,17 @@ class DecodeBatch:
         """Whether this prefill of `tokens` prompt tokens in all runs in the packed kernel (short ones: what is
         left of prompts that start like a cached one), LoRA rows included."""
         decoder = self.entry.decoder
-        if decoder is None or not decoder.prefills(tokens, cache):
-            return False
-        return self.entry.bank is None or bool(decoder.takes(self.entry.bank.selection()))
+        return decoder is not None and decoder.prefills(tokens, cache) and self._kernel_takes_adapters()
 
     def _runs_in_kernel(self, rows: int) -> bool:
         """Whether this step can be the packed kernel's whole-model step, the rows' LoRA adapters included."""
         decoder = self.entry.decoder
-        if decoder is None or not decoder.accepts(rows, self.cache):
-            return False
-        return self.entry.bank is None or bool(decoder.takes(self.entry.bank.selection()))
+        return decoder is not None and decoder.accepts(rows, self.cache) and self._kernel_takes_adapters()
+
+    def _kernel_takes_adapters(self) -> bool:
+        """Whether the packed kernel can apply the LoRA adapters the bank selected for the rows (none: yes)."""
+        assert self.entry.decoder is not None
+        return self.entry.bank is None or bool(self.entry.decoder.takes(self.entry.bank.selection()))
 
     def cancel(self, request_ids: set[str]) -> None:
         for row in self.rows:
