@@ -26,6 +26,7 @@ from knowledge import calibration, sources
 from knowledge.calibration import Calibration
 from knowledge.chunking import vector_texts
 from knowledge.models import KnowledgeBase, Passage, PassageVector, SourceVersion, VersionStatus
+from knowledge.spelling import Speller, tokenizer_words, vocabulary
 from store.inference.protocol import EmbeddingRequest, EngineError
 
 logger = logging.getLogger(__name__)
@@ -171,7 +172,6 @@ def _wait_beating(answer: _Answer, version_id: int) -> dict:
 def model_calibration(knowledge_base: KnowledgeBase) -> Calibration:
     """The calibration its embedding model records (a tuned model's manifest, a bundled model's folder)."""
     from store.artifacts import ArtifactMissing, local_folder, tuned_name
-    from store.catalog import CatalogError, resolve_source
 
     folder: Path | None = None
     if knowledge_base.embedding_tuned is not None:
@@ -180,11 +180,31 @@ def model_calibration(knowledge_base: KnowledgeBase) -> Calibration:
         except ArtifactMissing:
             folder = None  # the engine reports the missing weights when it loads the model
     elif knowledge_base.embedding_base is not None:
-        try:
-            folder = resolve_source(knowledge_base.embedding_base).folder
-        except CatalogError:
-            folder = None
+        folder = _catalog_folder(knowledge_base.embedding_base, root=False)
     return calibration.read(folder) or calibration.UNTUNED
+
+
+def _catalog_folder(model, root: bool) -> Path | None:
+    """A catalog model's folder on this machine (with `root`, its base's where it is a bundled adapter)."""
+    from store.catalog import CatalogError, resolve_source
+
+    try:
+        source = resolve_source(model)
+    except CatalogError:
+        return None
+    while root and source.base is not None:
+        source = source.base
+    return source.folder
+
+
+def speller(knowledge_base: KnowledgeBase, passages: dict[int, dict]) -> Speller:
+    """Corrects customers' spelling towards this knowledge base's words (spelling.py), never changing a
+    word its embedding model's tokenizer knows whole."""
+    base = knowledge_base.embedding_tuned.base if knowledge_base.embedding_tuned is not None \
+        else knowledge_base.embedding_base
+    folder = _catalog_folder(base, root=True) if base is not None else None
+    texts = (f"{p['question']} {p['title']} {p['text']}" for p in passages.values())
+    return Speller(vocabulary(texts), tokenizer_words(folder) if folder is not None else frozenset())
 
 
 def build_index(knowledge_base: KnowledgeBase):
@@ -200,11 +220,13 @@ def build_index(knowledge_base: KnowledgeBase):
     vectors = [bytes(vector) for _, vector in rows]
     dim = len(vectors[0]) // 4 if vectors else 1
     passages = _live_passages(knowledge_base)
+    spelling = speller(knowledge_base, passages)
     return VectorIndex.from_rows(knowledge_base.index_key, f"kb{knowledge_base.pk}", [pk for pk, _ in rows],
                                  vectors, dim, extra={"calibration": model_calibration(knowledge_base),
                                                       "embedding_key": knowledge_base.embedding_key,
-                                                      "revision": knowledge_base.revision, "passages": passages},
-                                 extra_bytes=sum(map(_held_bytes, passages.values())))
+                                                      "revision": knowledge_base.revision, "passages": passages,
+                                                      "speller": spelling},
+                                 extra_bytes=sum(map(_held_bytes, passages.values())) + spelling.held_bytes())
 
 
 def _live_passages(knowledge_base: KnowledgeBase) -> dict[int, dict]:
@@ -224,12 +246,12 @@ def retrieve(payload: dict, engine: Any = None) -> dict:
     """The candidates for the queries of one customer turn, most similar first: {"candidates": [passage +
     similarity + confidence + the query that found it], "revision", "prompt_tokens"}. Each passage's
     similarity is its best over the queries; confidence is that similarity through the embedding
-    model's calibration."""
+    model's calibration. Each query is searched as the knowledge base would spell it (spelling.py)."""
     close_old_connections()
     engine = engine or _engine()
-    queries = [str(query) for query in payload["queries"]][:MAX_QUERIES]
     k = max(1, min(int(payload.get("k", 8)), MAX_CANDIDATES))
     index = _index_for(payload, engine)
+    queries = [index.extra["speller"].corrected(str(query)) for query in payload["queries"]][:MAX_QUERIES]
     answer = _Answer()
     # A passage can take several of the nearest rows (its sentences): ask for enough rows for k passages.
     engine.submit_search(EmbeddingRequest(_request_id("search"), index.extra["embedding_key"], queries), index,
