@@ -75,11 +75,13 @@ async def ask(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             lookup = retrieval_queries(turns)
             index_key = await sync_to_async(lambda: knowledge_base.index_key)()  # reads its embedding model
-            candidates, _tokens = await knowledge_client.retrieve(knowledge_base.pk, lookup, index_key=index_key)
+            found = await knowledge_client.retrieve(knowledge_base.pk, lookup, index_key=index_key)
+            candidates = found.candidates
             decision = decide(candidates, DEFAULT_THRESHOLD, lookup.parts_from, message=question)
             result = ReplyResult(quote_text(decision.passages) if decision.answer else dont_know_text(True),
                                  "quoted" if decision.answer else "did_not_know", confidence=decision.confidence,
-                                 passages=decision.passages, unstated=decision.unstated)
+                                 passages=decision.passages, unstated=decision.unstated,
+                                 searched=found.corrected(lookup))
     except (InferenceError, InferenceUnavailable) as error:
         context["error"] = inference_error(error).message
         return render(request, "knowledge/partials/ask_result.html", context, status=503)

@@ -115,6 +115,7 @@ class ReplyResult:
     candidates: list[Candidate] = field(default_factory=list)  # everything retrieval found, for "ask"
     retrieval_ms: float | None = None  # how long retrieval and the check took (before any generation)
     unstated: str = ""  # did not know because the passages found state no such specific ("price")
+    searched: str = ""  # the customer's message as retrieval searched it, where the spelling was corrected
 
     @property
     def citations(self) -> list[dict]:
@@ -202,8 +203,8 @@ async def _from_knowledge(served: Served, turns: list[dict], sampling: Sampling,
         return
     started = time.perf_counter()
     lookup = retrieval_queries(turns)
-    candidates, query_tokens = await knowledge_client.retrieve(settings.knowledge_base_id, lookup,
-                                                                 index_key=settings.index_key)
+    found = await knowledge_client.retrieve(settings.knowledge_base_id, lookup, index_key=settings.index_key)
+    candidates, query_tokens, searched = found.candidates, found.prompt_tokens, found.corrected(lookup)
     decision = decide(candidates, settings.threshold, lookup.parts_from, message=last)
     retrieval_ms = 1000 * (time.perf_counter() - started)
     if not decision.answer:
@@ -212,19 +213,21 @@ async def _from_knowledge(served: Served, turns: list[dict], sampling: Sampling,
         yield ReplyEvent("done", result=ReplyResult(text, Outcome.DID_NOT_KNOW, prompt_tokens=query_tokens,
                                                     confidence=decision.confidence, handoff=settings.handoff,
                                                     candidates=candidates, retrieval_ms=retrieval_ms,
-                                                    unstated=decision.unstated))
+                                                    unstated=decision.unstated, searched=searched))
         return
     quote = quote_text(decision.passages)
     if settings.policy == AnswerPolicy.QUOTE:
         yield ReplyEvent("text", quote)
         yield ReplyEvent("done", result=ReplyResult(quote, Outcome.QUOTED, prompt_tokens=query_tokens,
                                                     confidence=decision.confidence, passages=decision.passages,
-                                                    candidates=candidates, retrieval_ms=retrieval_ms))
+                                                    candidates=candidates, retrieval_ms=retrieval_ms,
+                                                    searched=searched))
         return
     async for event in _grounded(served, turns, sampling, decision.passages, quote, query_tokens,
                                  decision.confidence):
         if event.result is not None:
             event.result.candidates, event.result.retrieval_ms = candidates, retrieval_ms
+            event.result.searched = searched
         yield event
 
 

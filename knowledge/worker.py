@@ -244,7 +244,8 @@ def _held_bytes(passage: dict) -> int:
 
 def retrieve(payload: dict, engine: Any = None) -> dict:
     """The candidates for the queries of one customer turn, most similar first: {"candidates": [passage +
-    similarity + confidence + the query that found it], "revision", "prompt_tokens"}. Each passage's
+    similarity + confidence + the query that found it], "revision", "prompt_tokens", "searched" (the
+    queries as searched)}. Each passage's
     similarity is its best over the queries; confidence is that similarity through the embedding
     model's calibration. Each query is searched as the knowledge base would spell it (spelling.py)."""
     close_old_connections()
@@ -265,7 +266,7 @@ def retrieve(payload: dict, engine: Any = None) -> dict:
                   for pk, (score, query_index) in best.items() if pk in passages]
     candidates.sort(key=lambda c: c["similarity"], reverse=True)
     return {"candidates": candidates[:k], "revision": index.extra["revision"], "prompt_tokens": found["prompt_tokens"],
-            "calibration": calibrated.to_dict()}
+            "calibration": calibrated.to_dict(), "searched": queries}
 
 
 def _index_for(payload: dict, engine: Any):

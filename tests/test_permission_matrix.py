@@ -137,7 +137,9 @@ def scripted_inference(monkeypatch):
                                         "completion_tokens": 2})
 
     async def retrieve(knowledge_base_id, lookup, k=8, index_key=""):
-        return [], 0
+        from knowledge.client import Retrieved
+
+        return Retrieved([])
 
     monkeypatch.setattr("store.api.views.classify", classify)
     monkeypatch.setattr("store.deployment_views.classify", classify)

@@ -86,3 +86,18 @@ def test_a_misspelt_question_finds_its_answer_with_confidence(alice, catalog, en
     # As written, the misspelt question was not confident enough to answer (the bot said it did not know).
     monkeypatch.setattr(Speller, "corrected", lambda self, text: text)
     assert top("retrun policy")["confidence"] < DEFAULT_THRESHOLD
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_ask_box_says_how_a_misspelt_question_was_searched(alice, knowledge_base, worker_retrieval):
+    sources.add_file(knowledge_base, ACME_FAQ.read_bytes(), ACME_FAQ.name)
+    embed_live(knowledge_base, worker_retrieval)
+    knowledge_base.refresh_from_db()
+
+    page = alice.client.post(f"/knowledge/{knowledge_base.slug}/ask/", {"question": "retrun policy"})
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Searched as “return policy”" in html
+    assert "within 30 days" in html.split('id="ask-reply"')[1].split("</p>")[0]  # the bot quotes the return policy
+    spelt_right = alice.client.post(f"/knowledge/{knowledge_base.slug}/ask/", {"question": "return policy"})
+    assert spelt_right.status_code == 200 and "Searched as" not in spelt_right.content.decode()
