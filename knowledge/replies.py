@@ -126,6 +126,7 @@ class ReplyResult:
         return {"outcome": self.outcome, "confidence": None if self.confidence is None else round(self.confidence, 3),
                 **({"unsupported": self.unsupported} if self.unsupported else {}),
                 **({"unstated": self.unstated} if self.unstated else {}),
+                **({"searched": self.searched} if self.searched else {}),
                 **({"retrieval_ms": round(self.retrieval_ms, 1)} if self.retrieval_ms is not None else {})}
 
     def record(self) -> dict:

@@ -71,6 +71,16 @@ def test_a_knowledge_deployment_answers_with_citations_and_grounding(client, key
     assert body["citations"][0]["url"] == "https://alice.example/help"
     assert body["grounding"]["outcome"] == "quoted" and body["grounding"]["confidence"] >= 0.5
     assert body["usage"]["prompt_tokens"] > 0
+    assert "searched" not in body["grounding"]  # spelt as the help centre spells it
+
+
+def test_a_misspelt_question_is_answered_and_the_response_says_how_it_was_searched(client, key, knowledge_bot):
+    response = post(client, key, {"model": "bot", "messages": [{"role": "user", "content": "wat is ur retrun polcy"}]},
+                    "/v1/chat/completions")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["grounding"]["searched"] == "what is your return policy"
+    assert "30 days" in body["choices"][0]["message"]["content"]
 
 
 def test_a_streamed_answer_carries_its_citations_on_the_last_chunk(client, key, knowledge_bot):

@@ -93,6 +93,17 @@ async def test_the_console_shows_passages_and_confidence_and_agents_correct_the_
     assert "marked wrong by agents: <strong>1</strong>" in insights
 
 
+async def test_a_misspelt_question_is_answered_and_the_console_says_how_it_was_searched(knowledge_widget, alice):
+    socket = await customer_writes(knowledge_widget, "wat is ur retrun polcy")
+    frames = await receive_bot_reply(socket)
+    assert "30 days" in frames[-1]["message"]["text"]
+    assert "searched" not in str(frames[-1]["message"])  # the customer sees the answer and its sources only
+    await socket.disconnect()
+    conversation = await sync_to_async(Conversation.objects.get)()
+    page = (await sync_to_async(alice.client.get)(f"/console/{conversation.pk}/")).content.decode()
+    assert "Searched as “what is your return policy” (spelling corrected)" in page
+
+
 async def test_an_agent_can_only_mark_bot_replies_and_save_agent_replies(knowledge_widget, alice):
     socket = await customer_writes(knowledge_widget, "What is your return policy?")
     await receive_bot_reply(socket)
