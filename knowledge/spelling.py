@@ -3,8 +3,8 @@
 
 An embedding model splits a misspelt word into word pieces that mean nothing ("retrun" → re ##tr
 ##un), so "retrun policy" scored 0.24 confidence against the return policy passage and the bot said it
-did not know. Two fixes, both conservative (pure Python; the worker applies them to each query, and a
-passage keeps its best score over the message as written and as corrected, knowledge/worker.py):
+did not know. Two fixes, both conservative (pure Python; the worker searches each query as corrected,
+knowledge/worker.py):
 
 - chat shorthand ("u", "ur", "wat", "pls", "b4"...) becomes the word it stands for;
 - a word that neither the embedding model's vocabulary nor the knowledge base knows becomes the
@@ -141,12 +141,11 @@ class Speller:
     def corrected(self, text: str) -> str:
         """The message with shorthand spelt out and misspelt words corrected; the same text when
         nothing needed it."""
-        out, position = [], 0
-        for match in _WORD.finditer(text):
-            word = match.group()
-            # A name or a code ("USPS", "Kanopy" mid-sentence) is spelt as the customer means it.
-            named = word[1:] != word[1:].lower() or (word[0].isupper() and text[:match.start()].strip() != "")
-            replacement = word if named else CHAT_SHORTHAND.get(word.lower()) or self.word(word)
-            out.append(text[position:match.start()] + replacement)
-            position = match.end()
-        return "".join(out) + text[position:]
+        return _WORD.sub(self._replacement, text)
+
+    def _replacement(self, match: re.Match) -> str:
+        word = match.group()
+        # A name or a code ("USPS", "Kanopy" mid-sentence) is spelt as the customer means it.
+        if word[1:] != word[1:].lower() or (word[0].isupper() and match.string[:match.start()].strip()):
+            return word
+        return CHAT_SHORTHAND.get(word.lower()) or self.word(word)
