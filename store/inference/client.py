@@ -55,7 +55,12 @@ def new_request_id() -> str:
 
 
 def _publish(task: str, payload: dict, reply_channel: str, expires_in: float) -> None:
-    current_app.send_task(task, args=[payload, reply_channel], queue=INFERENCE_QUEUE, expires=expires_in)
+    # ignore_result: the answer comes on the reply channel. Without it (the web process does not know the
+    # task, so Celery cannot read the task's own setting) each request subscribed to a Celery result
+    # channel no result ever reaches, and unsubscribed when its AsyncResult was collected: two Redis
+    # round trips for nothing (~0.7 ms of a ~4 ms publish, measured on the stack).
+    current_app.send_task(task, args=[payload, reply_channel], queue=INFERENCE_QUEUE, expires=expires_in,
+                          ignore_result=True)
 
 
 async def _receive(layer, channel: str, timeout: float) -> dict | None:

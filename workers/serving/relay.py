@@ -3,7 +3,8 @@
 One long-lived event loop thread (core.broadcast.LoopThread) does every channel-layer send of the
 process: calling async_to_sync per token from engine threads would open and close loops and
 break channels_redis. Text is coalesced: the first piece leaves at once (time to first token),
-later ones every COALESCE_SECONDS. A full channel is retried briefly; a chunk that still cannot be
+later ones every COALESCE_SECONDS; only text waits for the window (the `start` that precedes the first
+piece used to, which held the first token back up to 30 ms), and the final message cuts it short. A full channel is retried briefly; a chunk that still cannot be
 sent is dropped (the web side sees the gap in sequence numbers and takes the final text, which is
 authoritative), while the final message is retried for longer.
 """
@@ -11,6 +12,7 @@ authoritative), while the final message is retried for longer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 
@@ -53,10 +55,15 @@ class RelaySink:
         self._final: dict | None = None
         self._loop = LoopThread.get()
         self._wakeup = asyncio.Event()
+        self._finishing = asyncio.Event()
         self._loop.submit(self._sender())
 
     def _ring(self) -> None:
         self._loop.loop.call_soon_threadsafe(self._wakeup.set)
+
+    def _ring_final(self) -> None:
+        self._loop.loop.call_soon_threadsafe(self._finishing.set)
+        self._ring()
 
     # --- engine thread ---
     def on_start(self, info: dict) -> None:
@@ -74,13 +81,13 @@ class RelaySink:
         self.result = result
         with self._lock:
             self._final = {"type": "inference.done", "result": result}
-        self._ring()
+        self._ring_final()
 
     def on_error(self, code: str, message: str) -> None:
         self.error = (code, message)
         with self._lock:
             self._final = {"type": "inference.error", "code": code, "message": message}
-        self._ring()
+        self._ring_final()
 
     # --- event loop thread ---
     async def _sender(self) -> None:
@@ -104,8 +111,14 @@ class RelaySink:
                     if not await send_with_retry(self.layer, self.reply_channel, final, FINAL_RETRY_SECONDS):
                         logger.error("could not deliver the result of %s", self.request_id)
                     return
-                await asyncio.sleep(COALESCE_SECONDS)
+                if text:
+                    await self._coalesce()
         except Exception:
             logger.exception("relay for %s failed", self.request_id)
         finally:
             self.finished.set()
+
+    async def _coalesce(self) -> None:
+        """Let text gather for COALESCE_SECONDS after a chunk, unless the reply finishes first."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._finishing.wait(), COALESCE_SECONDS)
