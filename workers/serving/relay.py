@@ -4,9 +4,10 @@ One long-lived event loop thread (core.broadcast.LoopThread) does every channel-
 process: calling async_to_sync per token from engine threads would open and close loops and
 break channels_redis. Text is coalesced: the first piece leaves at once (time to first token),
 later ones every COALESCE_SECONDS; only text waits for the window (the `start` that precedes the first
-piece used to, which held the first token back up to 30 ms), and the final message cuts it short. A full channel is retried briefly; a chunk that still cannot be
-sent is dropped (the web side sees the gap in sequence numbers and takes the final text, which is
-authoritative), while the final message is retried for longer.
+piece used to, which held the first token back up to 30 ms), and the final message cuts it short.
+A full channel is retried briefly; a chunk that still cannot be sent is dropped (the web side sees
+the gap in sequence numbers and takes the final text, which is authoritative), while the final
+message is retried for longer.
 """
 
 from __future__ import annotations
