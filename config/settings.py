@@ -223,8 +223,8 @@ TORCH_THREADS = envint("TORCH_THREADS", 0)
 # "auto" picks cuda when available, else cpu.
 INFERENCE_DEVICE = envstr("INFERENCE_DEVICE", "auto")
 # Encoders (embeddings, retrieval) on a CPU: "float32", "bfloat16", or "auto" (bfloat16 where the CPU
-# computes it natively): workers/models/loading.py, encoder_dtype_for.
-INFERENCE_ENCODER_DTYPE = envstr("INFERENCE_ENCODER_DTYPE", "float32")
+# computes it natively): workers/models/loading.py, encoder_dtype_for, says what was measured.
+INFERENCE_ENCODER_DTYPE = envstr("INFERENCE_ENCODER_DTYPE", "auto")
 # Decode causal models whose weights came from a GGUF on their 4/8-bit blocks through a small C kernel built
 # at first use (workers/serving/packed.py); 0: always the fp32 weights.
 INFERENCE_PACKED_WEIGHTS = envbool("INFERENCE_PACKED_WEIGHTS", True)
