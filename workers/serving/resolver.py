@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from pathlib import Path
 
@@ -27,15 +26,13 @@ _KINDS: dict[str, str] = {Task.DIALOGUE: "causal", Task.SENTIMENT: "classifier",
 # competes with the relay and the task threads. The catalog changes when it is synced (a deploy, before
 # the workers restart) or edited in this process (the signals below), so a catalog key's spec is kept
 # for CATALOG_SPEC_SECONDS. Tuned and checkpoint keys are resolved every time: a deleted or re-tuned
-# model must be seen on the next request.
+# model must be seen on the next request. (A dict's get, set and clear are atomic: no lock needed.)
 CATALOG_SPEC_SECONDS = 30.0
 _catalog_specs: dict[str, tuple[float, ModelSpec]] = {}
-_catalog_lock = threading.Lock()
 
 
 def forget_catalog_specs(**_signal: object) -> None:
-    with _catalog_lock:
-        _catalog_specs.clear()
+    _catalog_specs.clear()
 
 
 post_save.connect(forget_catalog_specs, sender=FoundationModel, dispatch_uid="resolver-catalog-saved")
@@ -56,13 +53,11 @@ def resolve_model_key(key: str) -> ModelSpec:
     if kind not in ("base", "encoder"):
         return _resolve(key)
     now = time.monotonic()
-    with _catalog_lock:
-        held = _catalog_specs.get(key)
+    held = _catalog_specs.get(key)
     if held is not None and now - held[0] < CATALOG_SPEC_SECONDS:
         return held[1]
     spec = _resolve(key)
-    with _catalog_lock:
-        _catalog_specs[key] = (now, spec)
+    _catalog_specs[key] = (now, spec)
     return spec
 
 
