@@ -34,7 +34,7 @@ BLOCK = 32
 #: running requests. Beyond it, a prefill's many rows are faster through fp32 matrix multiplication.
 MAX_PACKED_ROWS = 16
 SOURCE = Path(__file__).with_name("packed_kernels.c")
-HEADERS = [Path(__file__).with_name("thread_pool.h")]
+HEADERS = [Path(__file__).with_name(name) for name in ("simd.h", "thread_pool.h")]
 _FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-shared", "-fPIC", "-Wall", "-pthread"]
 
 _libraries: dict[Path, ctypes.CDLL | None] = {}  # per built file; None: it could not be built or loaded

@@ -15,15 +15,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#define PACKED_SIMD "avx512"
-#elif defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define PACKED_SIMD "avx2"
-#else
-#define PACKED_SIMD "scalar"
-#endif
+#include "simd.h"
 
 #define MAX_GROUP 8
 
@@ -43,31 +35,9 @@ static inline void expand_q8(const int8_t *qs, float d, float *w) {
     for (int j = 0; j < 32; j++) w[j] = (float)qs[j] * d;
 }
 
-#if defined(__AVX512F__)
-typedef __m512 vec;
-#define LANES 16
-#define vload _mm512_loadu_ps
-#define vzero _mm512_setzero_ps
-#define vfma _mm512_fmadd_ps
-#define vadd _mm512_add_ps
-#define vsum _mm512_reduce_add_ps
-#elif defined(__AVX2__) && defined(__FMA__)
-typedef __m256 vec;
-#define LANES 8
-#define vload _mm256_loadu_ps
-#define vzero _mm256_setzero_ps
-#define vfma _mm256_fmadd_ps
-#define vadd _mm256_add_ps
-static inline float vsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-#endif
-
 #ifdef LANES
 #define BLOCK_VECS (32 / LANES)
+
 /* Block b's weights as BLOCK_VECS vectors, expanded in registers. */
 static inline __attribute__((always_inline)) void expand_block(int kind, const uint8_t *qs, const float *d,
                                                                const float *m, int b, vec *w) {
@@ -310,7 +280,15 @@ typedef struct {
 /* gate = silu(gate) * up over [begin, end): the step's only transcendental work that grows with the rows. */
 static void swiglu_part(void *context, int begin, int end) {
     const swiglu_task *t = context;
-    for (int i = begin; i < end; i++) t->gate[i] = t->gate[i] / (1.0f + expf(-t->gate[i])) * t->up[i];
+    int i = begin;
+#ifdef LANES
+    const vec one = vset1(1.0f);
+    for (; i + LANES <= end; i += LANES) {
+        const vec g = vload(t->gate + i);
+        vstore(t->gate + i, vmul(vdiv(g, vadd(one, vexp(vsub(vzero(), g)))), vload(t->up + i)));
+    }
+#endif
+    for (; i < end; i++) t->gate[i] = t->gate[i] / (1.0f + expf(-t->gate[i])) * t->up[i];
 }
 
 typedef struct {
@@ -341,8 +319,18 @@ static void attention_part(void *context, int begin, int end) {
             s[j] = dot(qv, keys + (size_t)j * hd, hd) * t->scale;
             if (s[j] > best) best = s[j];
         }
-        float total = 0.0f;
-        for (int j = 0; j < columns; j++) {
+        float total = 0.0f; /* masked columns hold -inf, whose exponential is 0 */
+        int j = 0;
+#ifdef LANES
+        vec sum = vzero();
+        for (; j + LANES <= columns; j += LANES) {
+            const vec e = vexp(vsub(vload(s + j), vset1(best)));
+            vstore(s + j, e);
+            sum = vadd(sum, e);
+        }
+        total = vsum(sum);
+#endif
+        for (; j < columns; j++) {
             s[j] = keep[j] ? expf(s[j] - best) : 0.0f;
             total += s[j];
         }
