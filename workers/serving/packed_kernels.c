@@ -299,47 +299,62 @@ typedef struct {
     float scale;
 } attention_task;
 
-/* Attention of (item, head) pairs [begin, end): item i attends to the columns up to its own, column[i], of its
- * slab row that its mask row keeps. */
+/* Attention of (item, key/value head) pairs [begin, end): item i's query heads that share that key/value head
+ * (grouped-query attention) attend together to the columns up to its own, column[i], of its slab row that its
+ * mask row keeps, so each key and value is read once for all of them. */
 static void attention_part(void *context, int begin, int end) {
     const attention_task *t = context;
     const int nh = t->heads, nkv = t->kv_heads, hd = t->head_dim, group = nh / nkv;
-    for (int ih = begin; ih < end; ih++) {
-        const int i = ih / nh, h = ih % nh, columns = (int)t->column[i] + 1;
-        const float *qv = t->q + (size_t)ih * hd;
-        const size_t base = ((size_t)t->slab_row[i] * nkv + h / group) * t->capacity * hd;
+    float best[group], total[group];
+    for (int ik = begin; ik < end; ik++) {
+        const int i = ik / nkv, kh = ik % nkv, h0 = kh * group, columns = (int)t->column[i] + 1;
+        const size_t base = ((size_t)t->slab_row[i] * nkv + kh) * t->capacity * hd;
         const float *keys = t->key_slab + base, *values = t->value_slab + base;
         const int64_t *keep = t->mask + (size_t)i * t->stride;
-        float *s = t->scores + (size_t)ih * t->stride, best = -INFINITY;
+        const float *q0 = t->q + ((size_t)i * nh + h0) * hd;
+        float *s0 = t->scores + ((size_t)i * nh + h0) * t->stride;
+        for (int g = 0; g < group; g++) best[g] = -INFINITY;
         for (int j = 0; j < columns; j++) {
             if (!keep[j]) {
-                s[j] = -INFINITY;
+                for (int g = 0; g < group; g++) s0[(size_t)g * t->stride + j] = -INFINITY;
                 continue;
             }
-            s[j] = dot(qv, keys + (size_t)j * hd, hd) * t->scale;
-            if (s[j] > best) best = s[j];
+            const float *key = keys + (size_t)j * hd;
+            for (int g = 0; g < group; g++) {
+                const float score = dot(q0 + (size_t)g * hd, key, hd) * t->scale;
+                s0[(size_t)g * t->stride + j] = score;
+                if (score > best[g]) best[g] = score;
+            }
         }
-        float total = 0.0f; /* masked columns hold -inf, whose exponential is 0 */
-        int j = 0;
+        for (int g = 0; g < group; g++) {
+            float *s = s0 + (size_t)g * t->stride, sum = 0.0f; /* masked columns hold -inf, whose exponential is 0 */
+            int j = 0;
 #ifdef LANES
-        vec sum = vzero();
-        for (; j + LANES <= columns; j += LANES) {
-            const vec e = vexp(vsub(vload(s + j), vset1(best)));
-            vstore(s + j, e);
-            sum = vadd(sum, e);
-        }
-        total = vsum(sum);
+            vec partial = vzero();
+            for (; j + LANES <= columns; j += LANES) {
+                const vec e = vexp(vsub(vload(s + j), vset1(best[g])));
+                vstore(s + j, e);
+                partial = vadd(partial, e);
+            }
+            sum = vsum(partial);
 #endif
-        for (; j < columns; j++) {
-            s[j] = keep[j] ? expf(s[j] - best) : 0.0f;
-            total += s[j];
+            for (; j < columns; j++) {
+                s[j] = keep[j] ? expf(s[j] - best[g]) : 0.0f;
+                sum += s[j];
+            }
+            total[g] = sum;
         }
-        float *out = t->attended + (size_t)ih * hd;
-        for (int d = 0; d < hd; d++) out[d] = 0.0f;
+        float *out0 = t->attended + ((size_t)i * nh + h0) * hd;
+        for (int d = 0; d < group * hd; d++) out0[d] = 0.0f;
         for (int j = 0; j < columns; j++) {
-            if (s[j] == 0.0f) continue;
-            const float p = s[j] / total;
-            for (int d = 0; d < hd; d++) out[d] += p * values[(size_t)j * hd + d];
+            const float *value = values + (size_t)j * hd;
+            for (int g = 0; g < group; g++) {
+                const float e = s0[(size_t)g * t->stride + j];
+                if (e == 0.0f) continue;
+                const float p = e / total[g];
+                float *out = out0 + (size_t)g * hd;
+                for (int d = 0; d < hd; d++) out[d] += p * value[d];
+            }
         }
     }
 }
@@ -383,7 +398,7 @@ int llama_forward(const llama_model *M, int items, float *x, const float *cos, c
             }
         attention_task task = {q, L->key_slab, L->value_slab, mask, slab_row, column, scores, attended, nh, nkv, hd,
                                capacity, stride, scale};
-        pool_run(attention_part, &task, items * nh, threads);
+        pool_run(attention_part, &task, items * nkv, threads);
         linear(M, &L->o, attended, projected, items, threads);
         for (size_t i = 0; i < (size_t)items * H; i++) x[i] += projected[i];
         rms_norm(x, L->mlp_norm, normed, items, H, M->eps);
