@@ -3,9 +3,11 @@
 import asyncio
 import random
 
+import pytest
+from channels.exceptions import ChannelFull
 from django.conf import settings
 
-from core.channel_layer import ReliableRedisChannelLayer
+from core.channel_layer import READ_BATCH, ReliableRedisChannelLayer
 
 
 def layer() -> ReliableRedisChannelLayer:
@@ -68,3 +70,46 @@ async def test_messages_for_a_receiver_that_went_away_are_not_kept():
     await channels.send(alive, {"type": "test.message", "n": 2})
     assert (await asyncio.wait_for(channels.receive(alive), 2))["n"] == 2  # read after the late one
     assert gone not in channels.receive_buffer
+
+
+async def test_messages_queued_before_the_reader_starts_arrive_in_order_across_its_batches():
+    channels = ReliableRedisChannelLayer(hosts=[{"address": settings.REDIS_URL, "socket_timeout": None}],
+                                         capacity=1000)
+    first, second, grouped = [await channels.new_channel() for _ in range(3)]
+    await channels.group_add("batch-test", first)
+    await channels.group_add("batch-test", grouped)
+    total = READ_BATCH + 50  # more than one pop takes
+    for number in range(total):  # nobody reads yet: all of it waits in Redis
+        await channels.send(first if number % 2 else second, {"type": "test.message", "n": number})
+    await channels.group_send("batch-test", {"type": "test.message", "n": total})
+
+    async def drain(channel: str, count: int) -> list[int]:
+        return [(await asyncio.wait_for(channels.receive(channel), 5))["n"] for _ in range(count)]
+
+    assert await drain(second, total // 2) == list(range(0, total, 2))
+    assert await drain(first, total // 2 + 1) == [*range(1, total, 2), total]
+    assert await drain(grouped, 1) == [total]  # a group send reaches each member of this process once
+    await channels.group_discard("batch-test", first)
+    await channels.group_discard("batch-test", grouped)
+
+
+async def test_a_full_channel_refuses_the_next_message_until_it_is_read():
+    channels = ReliableRedisChannelLayer(hosts=[{"address": settings.REDIS_URL, "socket_timeout": None}],
+                                         capacity=3)
+    unread = await channels.new_channel()
+    for number in range(3):
+        await channels.send(unread, {"type": "test.message", "n": number})
+    with pytest.raises(ChannelFull):
+        await channels.send(unread, {"type": "test.message", "n": 3})
+    assert (await asyncio.wait_for(channels.receive(unread), 2))["n"] == 0
+    await asyncio.wait_for(_until_sent(channels, unread, {"type": "test.message", "n": 3}), 5)
+    assert [(await asyncio.wait_for(channels.receive(unread), 2))["n"] for _ in range(3)] == [1, 2, 3]
+
+
+async def _until_sent(channels: ReliableRedisChannelLayer, channel: str, message: dict) -> None:
+    """The reader pops everything waiting at once, so room appears as soon as it has read."""
+    while True:
+        try:
+            return await channels.send(channel, message)
+        except ChannelFull:
+            await asyncio.sleep(0.01)
