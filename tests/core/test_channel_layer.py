@@ -10,8 +10,8 @@ from django.conf import settings
 from core.channel_layer import READ_BATCH, ReliableRedisChannelLayer
 
 
-def layer() -> ReliableRedisChannelLayer:
-    return ReliableRedisChannelLayer(hosts=[{"address": settings.REDIS_URL, "socket_timeout": None}])
+def layer(**options) -> ReliableRedisChannelLayer:
+    return ReliableRedisChannelLayer(hosts=[{"address": settings.REDIS_URL, "socket_timeout": None}], **options)
 
 
 async def test_a_steady_receiver_gets_every_message_while_other_receivers_are_cancelled():
@@ -73,8 +73,7 @@ async def test_messages_for_a_receiver_that_went_away_are_not_kept():
 
 
 async def test_messages_queued_before_the_reader_starts_arrive_in_order_across_its_batches():
-    channels = ReliableRedisChannelLayer(hosts=[{"address": settings.REDIS_URL, "socket_timeout": None}],
-                                         capacity=1000)
+    channels = layer(capacity=1000)
     first, second, grouped = [await channels.new_channel() for _ in range(3)]
     await channels.group_add("batch-test", first)
     await channels.group_add("batch-test", grouped)
@@ -94,8 +93,7 @@ async def test_messages_queued_before_the_reader_starts_arrive_in_order_across_i
 
 
 async def test_a_full_channel_refuses_the_next_message_until_it_is_read():
-    channels = ReliableRedisChannelLayer(hosts=[{"address": settings.REDIS_URL, "socket_timeout": None}],
-                                         capacity=3)
+    channels = layer(capacity=3)
     unread = await channels.new_channel()
     for number in range(3):
         await channels.send(unread, {"type": "test.message", "n": number})
