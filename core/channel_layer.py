@@ -34,6 +34,8 @@ import redis.exceptions
 from channels.exceptions import ChannelFull
 from channels_redis.core import RedisChannelLayer
 
+from core.redis_client import script
+
 logger = logging.getLogger(__name__)
 
 READ_RETRY_SECONDS = 0.5  # after a Redis error (a restart, pools closed by flush())
@@ -163,9 +165,10 @@ class ReliableRedisChannelLayer(RedisChannelLayer):
         else:
             index = next(self._send_index_generator)
         now = time.time()
-        added = await self.connection(index).eval(
-            SEND_SCRIPT, 1, self.prefix + key_channel, self.serialize(message), repr(now),
-            int(now) - int(self.expiry), self.get_capacity(channel), int(self.expiry))
+        added = await script(SEND_SCRIPT, self.connection(index))(
+            keys=[self.prefix + key_channel],
+            args=[self.serialize(message), repr(now), int(now) - int(self.expiry), self.get_capacity(channel),
+                  int(self.expiry)])
         if not added:
             raise ChannelFull()
 

@@ -9,10 +9,9 @@ go negative, which makes the next calls wait, as with OpenAI's limits.
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass
 
-from core.redis_client import async_redis, sync_redis
+from core.redis_client import script, sync_redis
 
 # Shared by both scripts: the clock, and a bucket's level refilled at capacity per minute.
 _REFILL = """
@@ -77,21 +76,8 @@ class Decision:
     limit: int
 
 
-_scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _script(source: str, client=None):
-    """The script bound to `client` (this loop's by default): called by its sha (EVALSHA), not re-sent
-    every time."""
-    client = client if client is not None else async_redis()
-    scripts = _scripts.setdefault(client, {})
-    if source not in scripts:
-        scripts[source] = client.register_script(source)
-    return scripts[source]
-
-
 async def _run(key: str, limit: int, cost: int, mode: str) -> Decision:
-    allowed, retry, tokens = await _script(_BUCKET)(keys=[key], args=[limit, cost, mode])
+    allowed, retry, tokens = await script(_BUCKET)(keys=[key], args=[limit, cost, mode])
     return Decision(bool(int(allowed)), max(1, math.ceil(float(retry))) if not int(allowed) else 0,
                     max(0, int(float(tokens))), limit)
 
@@ -117,13 +103,13 @@ async def take_all(buckets: list[tuple[str, int]]) -> tuple[bool, int, int]:
     """One unit from each (bucket, per_minute), all or nothing: (allowed, index of the bucket that
     refused, seconds to wait). Nothing is taken when one refuses."""
     keys, limits = _take_all_arguments(buckets)
-    return _take_all_outcome(await _script(_TAKE_ALL)(keys=keys, args=limits))
+    return _take_all_outcome(await script(_TAKE_ALL)(keys=keys, args=limits))
 
 
 def take_all_now(buckets: list[tuple[str, int]]) -> tuple[bool, int, int]:
     """take_all from a thread (blocking): for work that is on a thread of its own anyway."""
     keys, limits = _take_all_arguments(buckets)
-    return _take_all_outcome(_script(_TAKE_ALL, sync_redis())(keys=keys, args=limits))
+    return _take_all_outcome(script(_TAKE_ALL, sync_redis())(keys=keys, args=limits))
 
 
 def _take_all_arguments(buckets: list[tuple[str, int]]) -> tuple[list[str], list[int]]:

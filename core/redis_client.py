@@ -24,6 +24,19 @@ def async_redis():
     return client
 
 
+_scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def script(source: str, client=None):
+    """The Lua script bound to `client` (this loop's by default): called by its sha (EVALSHA), not re-sent
+    every time."""
+    client = client if client is not None else async_redis()
+    scripts = _scripts.setdefault(client, {})
+    if source not in scripts:
+        scripts[source] = client.register_script(source)
+    return scripts[source]
+
+
 _sync_lock = threading.Lock()
 _sync: tuple[str | None, object | None] = (None, None)
 
