@@ -20,6 +20,8 @@
   const TOKEN_TTL_MS = 14 * 60 * 1000;    // socket tokens expire after 15 minutes
   const MAX_BACKOFF_MS = 15000;
   const START_WAIT_MS = 1000;             // how long to wait for the host page's identify() first
+  const FOCUS_TRIES = 10;                 // checks that the keyboard reached the message box, FOCUS_CHECK_MS apart
+  const FOCUS_CHECK_MS = 100;
 
   const state = {
     identity: null, token: null, tokenAt: 0, socketPath: '/ws/chat/widget/',
@@ -44,6 +46,18 @@
     postParent({ type: 'unread', count: count });
   }
 
+  /** Put the keyboard in the message box. The browser can leave it on the host page even after focus()
+      (a cross-origin frame's focus and the host's own key or mouse events travel separately and may
+      arrive swapped, more often on a loaded machine), so check for a moment and ask again: first for
+      this window, then for the box. Only while the panel is open, and for about a second. */
+  function focusComposer(triesLeft) {
+    if (!state.panelOpen || els.input.disabled) { return; }
+    if (document.hasFocus() && document.activeElement === els.input) { return; }
+    if (triesLeft < FOCUS_TRIES) { window.focus(); }
+    els.input.focus({ preventScroll: true });
+    if (triesLeft > 1) { setTimeout(() => focusComposer(triesLeft - 1), FOCUS_CHECK_MS); }
+  }
+
   function onParentMessage(event) {
     if (event.source !== window.parent || ALLOWED_ORIGINS.indexOf(event.origin) === -1) { return; }
     const data = event.data;
@@ -55,7 +69,7 @@
       ui.scrollToEnd();
       // Only when the customer opened it: a panel that opens itself (an agent joined) leaves the
       // focus where the customer is on the host page.
-      if (data.focus === true && !els.input.disabled) { els.input.focus({ preventScroll: true }); }
+      if (data.focus === true) { focusComposer(FOCUS_TRIES); }
     } else if (data.type === 'close') {
       state.panelOpen = false;
     } else if (data.type === 'identify') {
