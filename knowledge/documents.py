@@ -174,7 +174,8 @@ def _parse_markdown(text: str, kind: str, default_title: str) -> ParsedDocument:
     prose_open = False  # the last body line is prose a wrapped line continues
 
     def flush() -> None:
-        content = "\n".join(body).strip()
+        # Inline markup is removed once a paragraph's wrapped lines are joined: **bold** may span them.
+        content = "\n".join(plain_markdown(line) for line in body).strip()
         if content:
             path = [name for _, name in headings] or [title or default_title]
             sections.append(Section(path, content))
@@ -204,7 +205,7 @@ def _parse_markdown(text: str, kind: str, default_title: str) -> ParsedDocument:
                 title = name
             headings = [(lvl, n) for lvl, n in headings if lvl < level] + [(level, name)]
         else:
-            text_line = plain_markdown(line.rstrip())
+            text_line = line.rstrip()
             # Markdown's soft line break is a space: a paragraph hard-wrapped in the file is one line of
             # text (else a quote breaks mid-sentence and each half is embedded as a "sentence").
             if prose_open and text_line.strip() and not _BLOCK_START.match(text_line):

@@ -199,3 +199,10 @@ def test_a_hard_wrapped_markdown_paragraph_is_one_line_and_lists_and_code_keep_t
     assert 'Returns are free: start a return under "My orders".' in content
     assert "- first item continued\n- second item" in content
     assert "code line 1\ncode line 2" in content
+
+
+def test_emphasis_across_a_wrapped_line_is_removed_with_the_rest():
+    text = ("# Help\n\n## Damaged item\n\nContact us. We **send a replacement within 2\nbusiness days** and "
+            "a _free\nlabel_.\n")
+    content = parse_text(text, SourceKind.MARKDOWN).sections[0].text
+    assert content == "Contact us. We send a replacement within 2 business days and a free label."
