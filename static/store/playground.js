@@ -70,6 +70,44 @@
   var history = [];
   var controller = null;
 
+  // What the knowledge base did for a reply (the finishing chunk's `citations` and `grounding`, docs/api.md):
+  // its sources with their confidence, or why it did not answer. The widget shows the sources; an admin
+  // trying the bot here also needs the why.
+  var OUTCOMES = {
+    quoted: 'Quoted from the knowledge base',
+    grounded: 'Phrased by the model from the passages; every specific checked',
+    replaced: 'The model stated what the passages do not hold; replaced by the quoted passage',
+    did_not_know: 'Did not know: no passage was confident enough',
+    small_talk: 'Small talk: answered without a lookup'
+  };
+
+  function groundingNote(citations, grounding) {
+    if (!grounding || !OUTCOMES[grounding.outcome]) { return null; }
+    var note = document.createElement('div');
+    note.className = 'pg-grounding small muted';
+    var line = OUTCOMES[grounding.outcome];
+    if (grounding.outcome === 'did_not_know' && grounding.unstated) {
+      line = 'Did not know: the question asks for a ' + grounding.unstated + ' and the passages found state none';
+    }
+    if (typeof grounding.confidence === 'number' && grounding.outcome !== 'small_talk') {
+      line += ' (best confidence ' + grounding.confidence.toFixed(2) + ')';
+    }
+    if (grounding.searched) { line += ' · searched as “' + grounding.searched + '”'; }
+    note.appendChild(document.createTextNode(line + '.'));
+    (citations || []).forEach(function (citation, index) {
+      var row = document.createElement('div');
+      row.className = 'pg-source';
+      row.appendChild(document.createTextNode(index === 0 ? 'From: ' : 'And: '));
+      var title = document.createElement(citation.url ? 'a' : 'span');
+      title.textContent = citation.title;
+      if (citation.url) { title.href = citation.url; title.target = '_blank'; title.rel = 'noopener noreferrer'; }
+      row.appendChild(title);
+      row.appendChild(document.createTextNode(' · ' + Number(citation.confidence).toFixed(2)));
+      note.appendChild(row);
+    });
+    return note;
+  }
+
   function bubble(role, text) {
     var div = document.createElement('div');
     div.className = 'pg-msg pg-' + role;
@@ -95,7 +133,7 @@
     out.setAttribute('aria-busy', 'true');
     controller = new AbortController();
     send.disabled = true; stop.hidden = false;
-    var started = performance.now(), first = null, reply = '', usage = null;
+    var started = performance.now(), first = null, reply = '', usage = null, citations = null, grounding = null;
     fetch(root.dataset.chatUrl, {
       method: 'POST', credentials: 'same-origin', signal: controller.signal,
       headers: { 'Content-Type': 'application/json', 'X-CSRFToken': csrf() },
@@ -119,6 +157,8 @@
             var data = JSON.parse(line);
             if (data.error) { throw new Error(data.error.message); }
             if (data.usage) { usage = data.usage; }
+            if (data.citations) { citations = data.citations; }
+            if (data.grounding) { grounding = data.grounding; }
             var delta = data.choices && data.choices[0] && data.choices[0].delta;
             if (delta && delta.content) {
               if (first === null) { first = performance.now(); }
@@ -133,8 +173,13 @@
       return pump();
     }).then(function () {
       history.push({ role: 'assistant', content: reply });
+      var note = groundingNote(citations, grounding);
+      if (note) { out.after(note); transcript.scrollTop = transcript.scrollHeight; }
       var seconds = (performance.now() - started) / 1000;
-      if (usage) {
+      if (usage && usage.completion_tokens === 0) {  // quoted, or "I don't know": nothing was generated
+        stats.textContent = 'Reply after ' + Math.round((first === null ? performance.now() : first) - started) +
+          ' ms · nothing generated';
+      } else if (usage) {
         stats.textContent = 'First token after ' + Math.round(first - started) + ' ms · ' + usage.completion_tokens +
           ' tokens in ' + seconds.toFixed(1) + ' s (' + (usage.completion_tokens / Math.max(0.001, (performance.now() - first) / 1000)).toFixed(1) + ' tokens/s)';
       }
