@@ -30,7 +30,7 @@ class SourceUploadForm(forms.Form):
     file = forms.FileField(help_text=f"{', '.join(ACCEPTED_EXTENSIONS)} — Q&A files need question and answer "
                                      "columns (CSV header or JSONL keys).")
     title = forms.CharField(max_length=200, required=False, help_text="Defaults to the document's title.")
-    url = forms.URLField(max_length=500, required=False, assume_scheme="https",
+    url = forms.URLField(label="URL", max_length=500, required=False, assume_scheme="https",
                          help_text="Optional: customers see it as the link of a citation.")
 
 
@@ -38,7 +38,8 @@ class PasteForm(forms.Form):
     title = forms.CharField(max_length=200)
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 10}),
                            help_text="Markdown headings (#, ##, ###) split it into passages.")
-    url = forms.URLField(max_length=500, required=False, assume_scheme="https")
+    url = forms.URLField(label="URL", max_length=500, required=False, assume_scheme="https",
+                         help_text="Optional: customers see it as the link of a citation.")
 
 
 class EditTextForm(forms.Form):

@@ -9,9 +9,9 @@ from upstreams.models import UpstreamModel
 
 
 class UpstreamForm(forms.ModelForm):
-    base_url = forms.URLField(max_length=500, assume_scheme="https",
+    base_url = forms.URLField(label="Base URL", max_length=500, assume_scheme="https",
                               help_text=UpstreamModel._meta.get_field("base_url").help_text)
-    api_key = forms.CharField(required=False, max_length=500, strip=True,
+    api_key = forms.CharField(label="API key", required=False, max_length=500, strip=True,
                               widget=forms.PasswordInput(render_value=False),
                               help_text="Stored encrypted; never shown again (only its first characters). Leave "
                                         "empty for servers without keys (a local vLLM, Ollama or llama.cpp).")
@@ -19,6 +19,7 @@ class UpstreamForm(forms.ModelForm):
     class Meta:
         model = UpstreamModel
         fields = ["name", "base_url", "model_name"]
+        help_texts = {"model_name": "The model id the server expects in its requests, e.g. gpt-4o-mini or llama3.1:8b."}
 
     def __init__(self, *args, organization=None, **kwargs):
         super().__init__(*args, **kwargs)

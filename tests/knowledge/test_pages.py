@@ -26,6 +26,7 @@ def test_an_admin_creates_a_knowledge_base(alice, catalog):
 def test_the_pages_show_the_sources_and_passages(alice, knowledge_base, faq_source):
     page = alice.client.get(f"/knowledge/{knowledge_base.slug}/").content.decode()
     assert "FAQ" in page and "queued" in page
+    assert page.count('>URL:</label>') == 2  # the upload and the paste forms (Django would say "Url")
     detail = alice.client.get(f"/knowledge/{knowledge_base.slug}/sources/{faq_source.pk}/").content.decode()
     assert "Shipping › How much does shipping cost?" in detail and "$12.95" in detail
 

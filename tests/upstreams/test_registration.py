@@ -123,3 +123,11 @@ def test_deploy_from_the_storefront_opens_the_form_with_the_hosted_model_chosen(
     # Another organization's upstream id names nothing there: no name leaks into the form.
     other = charlie.client.get("/deployments/new/", {"model": upstream.reference}).content.decode()
     assert "Big hosted model" not in other
+
+
+def test_the_form_speaks_plainly(alice):
+    """Labels as people write them (Django would title-case the field names: "Base url", "Api key") and no
+    Markdown backticks shown as text."""
+    page = alice.client.get("/upstreams/").content.decode()
+    assert 'for="id_base_url">Base URL:' in page and 'for="id_api_key">API key:' in page
+    assert "`" not in page
