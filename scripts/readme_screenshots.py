@@ -84,6 +84,11 @@ def shoot(site: str, shop: str, logins: dict) -> None:
         expect(admin.locator("#ask-answer")).to_be_visible(timeout=60_000)
         admin.locator("#ask").scroll_into_view_if_needed()
         admin.screenshot(path=str(OUT / "knowledge.png"))
+        admin.goto(site + "/deployments/acme-support/")
+        admin.fill("#pg-input", "how much is express shipping?")
+        admin.click("#pg-send")
+        expect(admin.locator(".pg-grounding")).to_be_visible(timeout=60_000)
+        admin.screenshot(path=str(OUT / "playground.png"))
 
         customer = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
         customer.set_default_timeout(180_000)
