@@ -21,14 +21,18 @@ class Series:
     markers: bool = False
 
 
-def _nice_ticks(low: float, high: float, count: int = 4) -> list[float]:
+def _nice_ticks(low: float, high: float, count: int = 4, integers: bool = False) -> list[float]:
+    """Round ticks over [low, high]; with `integers` (message numbers, steps) no tick falls between two."""
     if not math.isfinite(low) or not math.isfinite(high):
         return []
     if high <= low:
         high = low + 1.0
     raw = (high - low) / count
+    if integers:
+        raw = max(raw, 1.0)
     magnitude = 10 ** math.floor(math.log10(raw))
-    step = min((m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw), default=raw)
+    multiples = (1, 2, 5, 10) if integers else (1, 2, 2.5, 5, 10)
+    step = min((m * magnitude for m in multiples if m * magnitude >= raw), default=raw)
     start = math.floor(low / step) * step
     ticks: list[float] = []
     value = start
@@ -84,7 +88,7 @@ def line_chart(series: Sequence[Series], width: int = 640, height: int = 240, x_
                          f'stroke="#e3e4ee" stroke-width="1"/>')
             parts.append(f'<text x="{pad_left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
                          f'fill="#61657a">{_fmt(tick)}</text>')
-    for tick in _nice_ticks(x_low, x_high, 5):
+    for tick in _nice_ticks(x_low, x_high, 5, integers=all(float(x).is_integer() for x in xs)):
         if x_low <= tick <= x_high:
             x = sx(tick)
             parts.append(f'<text x="{x:.1f}" y="{height - pad_bottom + 16}" text-anchor="middle" font-size="11" '
