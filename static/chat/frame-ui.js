@@ -108,6 +108,7 @@
     const item = makeItem(author, String(message.text == null ? '' : message.text), label);
     stamp(item.firstChild, message.seq, message.created_at);
     if (author === 'bot' && Array.isArray(message.sources) && message.sources.length) {
+      window.GPTStoreQuotes.emphasiseHeadings(item.firstChild, message.sources);
       item.appendChild(sourcesLine(message.sources));
     }
     keepingScroll(() => insertInOrder(item, message.seq));

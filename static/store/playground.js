@@ -173,6 +173,7 @@
       return pump();
     }).then(function () {
       history.push({ role: 'assistant', content: reply });
+      if (citations && citations.length) { window.GPTStoreQuotes.emphasiseHeadings(out, citations); }
       var note = groundingNote(citations, grounding);
       if (note) { out.after(note); transcript.scrollTop = transcript.scrollHeight; }
       var seconds = (performance.now() - started) / 1000;

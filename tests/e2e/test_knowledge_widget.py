@@ -42,6 +42,9 @@ def test_the_answer_shows_its_source_and_an_unknown_question_gets_a_person(conte
     ask(panel, "hw much is express delivery??")
     answer = panel.locator(".gs-item-bot").last
     expect(answer.locator(".gs-msg[data-seq]")).to_contain_text("$12.95", timeout=60_000)
+    # The quoted entry's heading reads as one (bold), and the bubble's text is still exactly the reply.
+    expect(answer.locator(".gs-msg[data-seq] strong.quote-heading").first).to_have_text("How much does shipping cost?")
+    assert answer.locator(".gs-msg[data-seq]").text_content().startswith("How much does shipping cost?\nStandard")
     # The best passage is cited first; a close second one may follow it.
     source = answer.locator(".gs-sources a.gs-source").first
     expect(source).to_have_text("Shipping › How much does shipping cost?")

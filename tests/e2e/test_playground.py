@@ -53,6 +53,7 @@ def test_the_playground_shows_the_sources_of_an_answer_and_why_it_did_not_know(c
 
     ask(page, "hw much is express delivery??")
     expect(page.locator(".pg-assistant").last).to_contain_text("$12.95", timeout=60_000)
+    expect(page.locator(".pg-assistant strong.quote-heading").first).to_have_text("How much does shipping cost?")
     note = page.locator(".pg-grounding").last
     expect(note).to_contain_text("Quoted from the knowledge base (best confidence 0.")
     source = note.locator(".pg-source a").first
