@@ -98,6 +98,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.organizations",
                 "core.navigation.nav_section",
+                "chat.onboarding.setup_checklist",
             ],
         },
     },
