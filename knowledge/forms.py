@@ -27,6 +27,13 @@ class EmbeddingModelForm(forms.Form):
 
 
 class SourceUploadForm(forms.Form):
+    """Shown beside PasteForm: each keeps its own element ids (both have a title and a URL), so a label
+    focuses its own form's field."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("auto_id", "upload_%s")
+        super().__init__(*args, **kwargs)
+
     file = forms.FileField(help_text=f"{', '.join(ACCEPTED_EXTENSIONS)} — Q&A files need question and answer "
                                      "columns (CSV header or JSONL keys).")
     title = forms.CharField(max_length=200, required=False, help_text="Defaults to the document's title.")
@@ -35,6 +42,10 @@ class SourceUploadForm(forms.Form):
 
 
 class PasteForm(forms.Form):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("auto_id", "paste_%s")
+        super().__init__(*args, **kwargs)
+
     title = forms.CharField(max_length=200)
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 10}),
                            help_text="Markdown headings (#, ##, ###) split it into passages.")

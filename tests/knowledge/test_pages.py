@@ -1,5 +1,7 @@
 """Knowledge pages: admins of the organization only; bad files refused with the reason and nothing stored."""
 
+import re
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -27,6 +29,8 @@ def test_the_pages_show_the_sources_and_passages(alice, knowledge_base, faq_sour
     page = alice.client.get(f"/knowledge/{knowledge_base.slug}/").content.decode()
     assert "FAQ" in page and "queued" in page
     assert page.count('>URL:</label>') == 2  # the upload and the paste forms (Django would say "Url")
+    ids = re.findall(r'\sid="([^"]+)"', page)
+    assert len(ids) == len(set(ids)), "an element id used twice: a label would focus the other form's field"
     detail = alice.client.get(f"/knowledge/{knowledge_base.slug}/sources/{faq_source.pk}/").content.decode()
     assert "Shipping › How much does shipping cost?" in detail and "$12.95" in detail
 
