@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.access import organization_admin_required
 from accounts.scoping import get_for_organization
+from core.forms import add_validation_errors
 from knowledge import sources
 from knowledge.documents import DocumentRejected, check_size
 from knowledge.forms import EditTextForm, EmbeddingModelForm, KnowledgeBaseForm, PasteForm, SourceUploadForm
@@ -39,11 +40,6 @@ def _form_problems(form) -> list[str]:
     return [f"{name}: {' '.join(str(e) for e in errors)}" for name, errors in form.errors.items()]
 
 
-def _add_errors(form, error: ValidationError) -> None:
-    for field, errors in getattr(error, "error_dict", {"__all__": error.error_list}).items():
-        form.add_error(field if field in form.fields else None, errors)
-
-
 @organization_admin_required
 def index(request: HttpRequest) -> HttpResponse:
     organization = _org(request)
@@ -57,7 +53,7 @@ def index(request: HttpRequest) -> HttpResponse:
                 organization, data["name"], data["description"],
                 sources.find_embedding_model(organization, data["embedding_model"]))
         except ValidationError as error:
-            _add_errors(form, error)
+            add_validation_errors(form, error)
         else:
             messages.success(request, f"{knowledge_base.name} created: add your help centre, FAQ or policies.")
             return redirect("knowledge:detail", knowledge_base.slug)
@@ -165,7 +161,7 @@ def source_detail(request: HttpRequest, slug: str, source_id: int) -> HttpRespon
         except DocumentRejected as error:
             return _refused(request, slug, [str(p) for p in error.problems], 400)
         except ValidationError as error:
-            _add_errors(form, error)
+            add_validation_errors(form, error)
         else:
             live = source.live_version.number if source.live_version else "—"
             messages.success(request, f"Version {version.number} saved: it goes live once embedded; version {live} "

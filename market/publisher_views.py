@@ -11,15 +11,11 @@ from django.views.decorators.http import require_POST
 
 from accounts.access import organization_admin_required
 from accounts.scoping import get_for_organization
+from core.forms import add_validation_errors
 from market import installs, listings
 from market.forms import ListingForm, PublishForm, VersionForm
 from market.models import Listing
 from store.models import TunedModel
-
-
-def _add_errors(form, error: ValidationError) -> None:
-    for field, errors in getattr(error, "error_dict", {"__all__": error.error_list}).items():
-        form.add_error(field if field in form.fields else None, errors)
 
 
 def _own_listing(request: HttpRequest, slug: str) -> Listing:
@@ -48,7 +44,7 @@ def publish(request: HttpRequest) -> HttpResponseBase:
                 description=data["description"], allow_weights_download=data["allow_weights_download"],
                 changelog=data["changelog"] or "First version.")
         except ValidationError as error:
-            _add_errors(form, error)
+            add_validation_errors(form, error)
         else:
             messages.success(request, f"{listing.title} is in the marketplace.")
             return redirect("market:listing", listing.slug)
@@ -64,7 +60,7 @@ def manage(request: HttpRequest, slug: str) -> HttpResponseBase:
         try:
             listings.update_listing(listing, **{field: form.cleaned_data[field] for field in listings.LISTING_FIELDS})
         except ValidationError as error:
-            _add_errors(form, error)
+            add_validation_errors(form, error)
         else:
             messages.success(request, "Listing saved.")
             return redirect("market:manage", listing.slug)

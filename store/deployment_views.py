@@ -19,6 +19,7 @@ from accounts.access import organization_admin_required
 from accounts.scoping import get_for_organization
 from core.bounds import USAGE_DAYS
 from core.charts import bar_chart
+from core.forms import add_validation_errors
 from store import deploy
 from store.api.completions import inference_error
 from store.api.errors import ApiError
@@ -44,11 +45,6 @@ def _deployment(request: HttpRequest, slug: str) -> Deployment:
 def deployment_list(request: HttpRequest) -> HttpResponseBase:
     deployments = Deployment.objects.filter(organization=_org(request)).select_related("tuned_model", "base_model")
     return render(request, "store/deployments.html", {"deployments": deployments})
-
-
-def _add_errors(form, error: ValidationError) -> None:
-    for field, errors in getattr(error, "error_dict", {"__all__": error.error_list}).items():
-        form.add_error(field if field in form.fields else None, errors)
 
 
 def _model_reference(deployment: Deployment) -> str:
@@ -93,12 +89,15 @@ def deployment_edit(request: HttpRequest, slug: str | None = None) -> HttpRespon
         data = form.cleaned_data
         try:
             choice = deploy.find_model(organization, data["model"])
+            # A new deployment never takes over an existing one's model id (create_or_update would make it
+            # that deployment's next revision).
+            slug = deployment.slug if deployment else deploy.check_slug(organization, data["slug"] or data["name"])
             saved = deploy.create_or_update(
-                organization, deployment.slug if deployment else data["slug"], choice, request.user,
+                organization, slug, choice, request.user,
                 name=data["name"], system_prompt=data["system_prompt"], temperature=data["temperature"],
                 top_p=data["top_p"], max_tokens=data["max_tokens"])
         except ValidationError as error:
-            _add_errors(form, error)
+            add_validation_errors(form, error)
         else:
             messages.success(request, f"{saved.name} is deployed (revision {saved.revision}).")
             return redirect("store:deployment_detail", saved.slug)

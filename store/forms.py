@@ -8,7 +8,8 @@ from store.models import Deployment
 
 class DeploymentForm(forms.Form):
     name = forms.CharField(max_length=120)
-    slug = forms.SlugField(max_length=60, help_text="The model id your developers use in /v1.")
+    slug = forms.SlugField(max_length=60, required=False,
+                           help_text="The model id your developers use in /v1; made from the name when left empty.")
     model = forms.ChoiceField(label="Model", help_text="A tuned version, or a catalog base model.")
     system_prompt = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), required=False,
                                     help_text="Always sent first (dialogue models).")

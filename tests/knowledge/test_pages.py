@@ -23,6 +23,12 @@ def test_an_admin_creates_a_knowledge_base(alice, catalog):
     knowledge_base = KnowledgeBase.objects.get(organization=alice.organization)
     assert knowledge_base.embedding_key == "encoder:all-minilm-l6-v2"
     assert alice.client.get("/knowledge/").content.count(b"Help centre") >= 1
+    # The same name again: said on the form (it was a server error), nothing created.
+    response = alice.client.post("/knowledge/", {"name": "Help centre", "description": "",
+                                                 "embedding_model": "all-minilm-l6-v2"})
+    assert response.status_code == 200
+    assert "You already have a knowledge base called &#x27;help-centre&#x27;" in response.content.decode()
+    assert KnowledgeBase.objects.filter(organization=alice.organization).count() == 1
 
 
 def test_the_pages_show_the_sources_and_passages(alice, knowledge_base, faq_source):

@@ -42,6 +42,12 @@ def test_it_refuses_a_title_whose_slug_is_a_marketplace_page(alice, chat_base):
     with pytest.raises(ValidationError, match="already exists"):
         listings.publish(alice.organization, publishable(alice.organization, chat_base), title="Installed",
                          summary="x", license="mit")
+    # Through the page, the publisher reads it on the form (it was a server error) and nothing is listed.
+    response = alice.client.post(reverse("market:publish"), {
+        "tuned_model": publishable(alice.organization, chat_base, "second").short_id, "title": "Installed",
+        "summary": "x", "license": "mit"})
+    assert response.status_code == 200 and "already exists; pick another title" in response.content.decode()
+    assert not Listing.objects.exists()
 
 
 def test_it_numbers_versions_and_checks_their_task_and_base(alice, listing, chat_base, catalog):

@@ -84,6 +84,34 @@ def test_the_pages_create_edit_and_roll_back(alice, alice_tuned, catalog):
     assert "client.chat.completions.create" in page and '"model": "shop-bot"' in page
 
 
+NEW_BOT = {"model": "smollm2-135m-instruct", "system_prompt": "Be brief.", "temperature": 0.7, "top_p": 1,
+           "max_tokens": 64}
+
+
+def test_a_new_deployment_never_takes_over_an_existing_model_id(alice, alice_deployment, catalog):
+    response = alice.client.post("/deployments/new/", {"name": "Another bot", "slug": "acme-support", **NEW_BOT})
+    assert response.status_code == 200
+    assert "You already have a deployment called &#x27;acme-support&#x27;" in response.content.decode()
+    alice_deployment.refresh_from_db()
+    assert alice_deployment.revision == 1 and alice_deployment.tuned_model is not None  # untouched
+    assert Deployment.objects.count() == 1
+    # The same name, no model id given: the id made from the name clashes just the same.
+    response = alice.client.post("/deployments/new/", {"name": "Acme support", "slug": "", **NEW_BOT})
+    assert response.status_code == 200 and Deployment.objects.count() == 1
+
+
+def test_the_model_id_is_made_from_the_name_when_left_empty(alice, catalog):
+    response = alice.client.post("/deployments/new/", {"name": "Bike Co helper!", "slug": "", **NEW_BOT})
+    assert response.status_code == 302 and response["Location"] == "/deployments/bike-co-helper/"
+    assert Deployment.objects.get().slug == "bike-co-helper"
+    response = alice.client.post("/deployments/new/", {"name": "!!!", "slug": "", **NEW_BOT})
+    assert "letters, digits and dashes" in response.content.decode()
+    # A catalog model's id is refused on the form (it was a server error: the view read a field-keyed error
+    # as a plain one).
+    response = alice.client.post("/deployments/new/", {"name": "x", "slug": "smollm2-135m-instruct", **NEW_BOT})
+    assert response.status_code == 200 and "is the id of a catalog model" in response.content.decode()
+
+
 def test_outsiders_and_agents_cannot_touch_deployments(alice_deployment, bob, charlie):
     for person, status in ((charlie, 404), (bob, 403)):
         assert person.client.get("/deployments/acme-support/").status_code == status
