@@ -25,7 +25,12 @@ class WidgetForm(forms.ModelForm):
     def __init__(self, *args, organization=None, **kwargs):
         super().__init__(*args, **kwargs)
         deployments = Deployment.objects.filter(organization=organization)
-        self.fields["deployment"].queryset = deployments.filter(task=Task.DIALOGUE)
+        dialogue = deployments.filter(task=Task.DIALOGUE)
+        self.fields["deployment"].queryset = dialogue
+        if not self.instance.pk and not self.is_bound:
+            only = list(dialogue[:2])
+            if len(only) == 1:  # nothing to choose: the organization's one bot is the answer
+                self.fields["deployment"].initial = only[0].pk
         self.fields["sentiment_deployment"].queryset = deployments.filter(task=Task.SENTIMENT)
         self.fields["sentiment_deployment"].empty_label = "The organization's default sentiment deployment"
         if self.instance.pk:

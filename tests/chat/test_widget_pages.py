@@ -105,3 +105,14 @@ def test_a_verified_customers_token_alone_never_opens_their_history(client, widg
     anonymous = session(client, widget, visitor_token=token).json()  # shared computer, nobody signed in
     assert anonymous["visitor_token"] != token
     assert Visitor.objects.get(token=anonymous["visitor_token"]).external_id == ""
+
+
+def test_the_new_widget_form_picks_the_only_bot_and_offers_a_choice_between_several(alice, widget, catalog):
+    from store import deploy
+
+    page = alice.client.get("/chat/widgets/").content.decode()
+    assert f'<option value="{widget.deployment_id}" selected>' in page
+    deploy.create_or_update(alice.organization, "second-bot", deploy.ModelChoice(base=catalog["smollm2-135m-instruct"]))
+    page = alice.client.get("/chat/widgets/").content.decode()
+    choices = page.split('name="deployment"')[1].split("</select>")[0]
+    assert '<option value="" selected>' in choices and choices.count("selected>") == 1  # the admin chooses
