@@ -1,9 +1,10 @@
 """A new organization's way to a support bot on its website: the steps it has done and what is next.
 
 Shown to the organization's admins on the storefront (where sign-up lands) until every step is done. Each
-step is read from what exists (a live help centre, a deployment answering from it, a widget, a teammate),
-never from a flag that could drift from it. The storefront is the store app's, which imports no chat code:
-the steps reach its template through a context processor, computed only where a template reads them.
+step is read from what exists (a live help centre, a deployment answering from it, a widget, an active
+sentiment deployment, a teammate), never from a flag that could drift from it. The storefront is the store
+app's, which imports no chat code: the steps reach its template through a context processor, computed only
+where a template reads them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from django.urls import reverse
 
 from accounts.models import Membership, Organization
 from chat.models import Widget
+from chat.widgets import default_sentiment_deployment
 from knowledge.models import AnswerPolicy, DeploymentKnowledge, KnowledgeSource
 from store.models import Task
 
@@ -35,6 +37,7 @@ def setup_steps(organization: Organization) -> list[Step]:
         deployment__organization=organization, deployment__task=Task.DIALOGUE, knowledge_base__isnull=False,
     ).exclude(policy=AnswerPolicy.OFF).exists()
     has_widget = Widget.objects.filter(organization=organization).exists()
+    scores_sentiment = default_sentiment_deployment(organization.pk) is not None
     has_team = Membership.objects.filter(organization=organization).count() > 1
     return [
         Step("Add your help centre", "Upload your FAQ or policies (Markdown, HTML, PDF, text or Q&A pairs), or "
@@ -44,6 +47,9 @@ def setup_steps(organization: Organization) -> list[Step]:
              reverse("store:deployment_list"), answering),
         Step("Put the chat widget on your website", "Create a widget for the bot, allow your site's address and "
              "paste its one-line snippet.", reverse("chat:widgets"), has_widget),
+        Step("Score every customer message", "Tune a sentiment model on your customers' messages (Fine-tune, "
+             "task sentiment) and deploy it: the console sorts conversations by it, and a person is brought in "
+             "when a customer gets upset.", reverse("finetune:index"), scores_sentiment),
         Step("Invite your support agents", "They watch conversations live in the console, take over and reply.",
              reverse("accounts:members"), has_team),
     ]

@@ -12,6 +12,7 @@ from chat.widgets import create_widget
 from knowledge import deployments, sources
 from knowledge.models import AnswerPolicy
 from store import deploy
+from tests.factories import make_tuned
 from tests.knowledge.conftest import SMALL_FAQ
 
 pytestmark = pytest.mark.django_db
@@ -37,10 +38,10 @@ def live_help_centre(organization, name: str = "Help centre"):
 
 
 def test_a_new_admin_sees_every_step_to_do(alice, catalog):
-    assert progress(alice.client) == "0 of 4"
+    assert progress(alice.client) == "0 of 5"
     page = alice.client.get(reverse("store:home")).content.decode()
     for link in (reverse("knowledge:index"), reverse("store:deployment_list"), reverse("chat:widgets"),
-                 reverse("accounts:members")):
+                 reverse("finetune:index"), reverse("accounts:members")):
         assert f'href="{link}"' in page
 
 
@@ -60,28 +61,34 @@ def test_each_step_is_read_from_what_the_organization_has(alice, catalog):
     assert "Deploy a bot that answers from it" in done_steps(alice.organization)
 
     create_widget(alice.organization, bot, None, ["https://alice-shoes.example"])
-    assert progress(alice.client) == "3 of 4"
+    assert progress(alice.client) == "3 of 5"
 
 
 def test_it_goes_once_every_step_is_done(alice, bob, catalog):
     knowledge_base = live_help_centre(alice.organization)
     bot = deploy.create_or_update(alice.organization, "bot", deploy.ModelChoice(base=catalog["smollm2-135m-instruct"]))
     deployments.configure(bot, knowledge_base=knowledge_base, policy=AnswerPolicy.QUOTE, threshold=0.6)
-    assert progress(alice.client) == "3 of 4"  # bob, an agent, is the teammate
+    assert progress(alice.client) == "3 of 5"  # bob, an agent, is the teammate
     create_widget(alice.organization, bot, None, ["https://alice-shoes.example"])
+    assert progress(alice.client) == "4 of 5"
+    moods = deploy.create_or_update(alice.organization, "moods", deploy.ModelChoice(tuned=make_tuned(
+        alice.organization, catalog["all-minilm-l6-v2"], "moods", task="sentiment", method="full",
+        labels=["negative", "neutral", "positive"])))
     assert progress(alice.client) is None
     assert pending_setup(alice.organization, is_admin=True) is None
+    deploy.set_status(moods, "paused")
+    assert progress(alice.client) == "4 of 5"  # a paused sentiment deployment scores nothing
 
 
 def test_agents_outsiders_and_visitors_do_not_see_it_and_another_organization_counts_for_nothing(
         alice, bob, charlie, client, catalog):
     live_help_centre(alice.organization)
-    assert progress(alice.client) == "2 of 4"
+    assert progress(alice.client) == "2 of 5"
     assert progress(bob.client) is None  # an agent: setting up is the admins' job
-    assert progress(charlie.client) == "0 of 4"  # alice's help centre and team are not charlie's
+    assert progress(charlie.client) == "0 of 5"  # alice's help centre and team are not charlie's
     assert progress(client) is None  # signed out
     Membership.objects.filter(pk=bob.membership.pk).update(role=Role.ADMIN)
-    assert progress(bob.client) == "2 of 4"
+    assert progress(bob.client) == "2 of 5"
 
 
 def test_the_other_pages_do_not_compute_it(alice, catalog, django_assert_max_num_queries):
