@@ -42,14 +42,14 @@ def setup_steps(organization: Organization) -> list[Step]:
     return [
         Step("Add your help centre", "Upload your FAQ or policies (Markdown, HTML, PDF, text or Q&A pairs), or "
              "paste them.", reverse("knowledge:index"), has_knowledge),
-        Step("Deploy a bot that answers from it", "Deploy a dialogue model, then attach the knowledge base on "
-             "its page: it quotes your entries, cites them, and hands over when they do not cover a question.",
+        Step("Deploy a bot that answers from it", "Deploy a dialogue model and attach the knowledge base on its "
+             "page: it quotes your entries, cites them, and hands over when they do not cover a question.",
              reverse("store:deployment_list"), answering),
         Step("Put the chat widget on your website", "Create a widget for the bot, allow your site's address and "
              "paste its one-line snippet.", reverse("chat:widgets"), has_widget),
-        Step("Score every customer message", "Tune a sentiment model on your customers' messages (Fine-tune, "
-             "task sentiment) and deploy it: the console sorts conversations by it, and a person is brought in "
-             "when a customer gets upset.", reverse("finetune:index"), scores_sentiment),
+        Step("Score every customer message", "Tune a sentiment model on your customers' messages and deploy "
+             "it: the console sorts conversations by it and brings in a person when a customer gets upset.",
+             reverse("finetune:index"), scores_sentiment),
         Step("Invite your support agents", "They watch conversations live in the console, take over and reply.",
              reverse("accounts:members"), has_team),
     ]
