@@ -109,6 +109,7 @@ def shoot(site: str, shop: str, logins: dict) -> None:
         panel.locator("#gs-input").press("Enter")
         expect(panel.locator(".gs-msg.gs-bot[data-seq]")).to_have_count(2, timeout=180_000)
         expect(panel.locator(".gs-msg.gs-system").last).to_be_visible(timeout=60_000)  # the handoff notice
+        customer.wait_for_timeout(800)  # past the new messages' fade-in
         customer.screenshot(path=str(OUT / "widget.png"))
 
         agent = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
