@@ -128,7 +128,7 @@ def bar_chart(bars: Sequence[tuple[str, float]], width: int = 640, height: int =
     top = max(value for _, value in bars) or 1
     plot_w, plot_h = width - pad_left - 8, height - pad_bottom - pad_top
     slot = plot_w / len(bars)
-    for tick in _nice_ticks(0, top, 4):
+    for tick in _nice_ticks(0, top, 4, integers=all(float(value).is_integer() for _, value in bars)):
         y = pad_top + (1 - tick / top) * plot_h
         if tick <= top:
             parts.append(f'<line x1="{pad_left}" x2="{width - 8}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e3e4ee"/>'

@@ -2,7 +2,7 @@
 
 import re
 
-from core.charts import Series, _nice_ticks, line_chart
+from core.charts import Series, _nice_ticks, bar_chart, line_chart
 
 
 def x_ticks(svg: str) -> list[str]:
@@ -24,3 +24,12 @@ def test_a_single_message_still_gets_an_axis():
 def test_fractional_data_keeps_fractional_ticks():
     assert _nice_ticks(0.0, 1.0, 4) == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert _nice_ticks(0, 40, 5, integers=True) == [0, 10, 20, 30, 40]
+
+
+def y_ticks(svg: str) -> list[str]:
+    return re.findall(r'text-anchor="end" font-size="11" fill="#61657a">([^<]+)</text>', svg)
+
+
+def test_counted_bars_get_whole_ticks_and_measured_ones_keep_fractions():
+    assert y_ticks(bar_chart([("11-05", 0), ("11-06", 1)])) == ["0", "1"]  # one conversation: not 0.25, 0.5
+    assert y_ticks(bar_chart([("a", 0.2), ("b", 0.9)])) == ["0", "0.25", "0.5", "0.75"]
