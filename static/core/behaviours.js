@@ -8,7 +8,7 @@
    data-reset-on-success           on an htmx <form>: clear it once its request succeeded.
    data-insert-into="field-id"     on a <select>: append the chosen option's value to that field.
    data-select-on-click            on an <input>: select all its text when clicked (for copying).
-   data-copy-from="field-id"       on a <button>: copy that field's value to the clipboard.
+   data-copy-from="element-id"     on a <button>: copy that field's value (or element's text) to the clipboard.
    data-chip-group                 on a <fieldset> of radio chips: keep .active on the checked chip's label.
 */
 (function () {
@@ -59,7 +59,15 @@
     var button = element.closest('[data-copy-from]');
     if (button) {
       var source = document.getElementById(button.getAttribute('data-copy-from'));
-      if (source && navigator.clipboard) { navigator.clipboard.writeText(source.value); }
+      if (!source || !navigator.clipboard) { return; }
+      // An input's value, or an element's text (a <pre> snippet); the button says it worked.
+      var text = source instanceof HTMLInputElement || source instanceof HTMLTextAreaElement ? source.value
+        : source.textContent;
+      navigator.clipboard.writeText(text).then(function () {
+        var label = button.textContent;
+        button.textContent = 'Copied';
+        setTimeout(function () { button.textContent = label; }, 1500);
+      });
     }
   });
 

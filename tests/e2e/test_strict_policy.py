@@ -97,6 +97,19 @@ def test_a_new_api_key_is_selected_and_copied_and_revoking_asks_first(page, owne
     assert ApiKey.objects.get(name="Kim's \"main\" key").revoked_at is not None
 
 
+def test_the_widget_snippet_is_copied_whole(page, owner):
+    page.goto(f"{owner['url']}/chat/widgets/{owner['widget'].pk}/")
+    page.evaluate("navigator.clipboard.writeText = (text) => { window.copiedText = text; return Promise.resolve(); }")
+    button = page.locator("button[data-copy-from=embed-snippet]")
+    button.click()
+    page.wait_for_function("window.copiedText !== undefined")
+    copied = page.evaluate("window.copiedText")
+    assert copied == page.locator("#embed-snippet").text_content()
+    assert "/static/chat/widget.js" in copied and owner["widget"].public_key in copied
+    expect(button).to_have_text("Copied")
+    expect(button).to_have_text("Copy", timeout=5_000)  # and back
+
+
 def test_changing_a_role_or_the_organization_submits_at_once(page, owner):
     from accounts.models import Membership
 
