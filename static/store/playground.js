@@ -21,6 +21,7 @@
       document.querySelectorAll('[data-panel]').forEach(function (panel) {
         panel.hidden = panel.dataset.panel !== tab.dataset.tab;
       });
+      document.getElementById('snippet-copy').setAttribute('data-copy-from', 'snippet-' + tab.dataset.tab);
     });
   });
 

@@ -50,6 +50,13 @@ def test_the_playground_shows_the_sources_of_an_answer_and_why_it_did_not_know(c
     expect(page.locator(".user-name")).to_have_text("Pat")
     stop = page.locator("#pg-stop")
     expect(stop).to_be_hidden()  # only while a reply streams
+    # The Copy button copies the snippet of the tab shown.
+    page.evaluate("navigator.clipboard.writeText = (text) => { window.copiedText = text; return Promise.resolve(); }")
+    page.click("[data-tab=python]")
+    page.click("#snippet-copy")
+    page.wait_for_function("window.copiedText !== undefined")
+    copied = page.evaluate("window.copiedText")
+    assert copied.startswith("import os\nfrom openai import OpenAI") and f'model="{bot.slug}"' in copied
 
     ask(page, "hw much is express delivery??")
     expect(page.locator(".pg-assistant").last).to_contain_text("$12.95", timeout=60_000)
