@@ -47,9 +47,9 @@ def setup_steps(organization: Organization) -> list[Step]:
              reverse("store:deployment_list"), answering),
         Step("Put the chat widget on your website", "Create a widget for the bot, allow your site's address and "
              "paste its one-line snippet.", reverse("chat:widgets"), has_widget),
-        Step("Score every customer message", "Tune a sentiment model on your customers' messages and deploy "
-             "it: the console sorts conversations by it and brings in a person when a customer gets upset.",
-             reverse("finetune:index"), scores_sentiment),
+        Step("Score every customer message", "Tune a sentiment model on your customers' messages (or our "
+             "example) and deploy it: the console sorts conversations by it and brings in a person when a "
+             "customer gets upset.", reverse("finetune:dataset_upload"), scores_sentiment),
         Step("Invite your support agents", "They watch conversations live in the console, take over and reply.",
              reverse("accounts:members"), has_team),
     ]

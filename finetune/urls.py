@@ -15,6 +15,7 @@ urlpatterns = [
     path("jobs/<str:public_id>/delete/", views.job_delete, name="job_delete"),
     path("datasets/upload/", views.dataset_upload, name="dataset_upload"),
     path("datasets/from-knowledge/<int:kb_id>/", views.dataset_from_knowledge, name="dataset_from_knowledge"),
+    path("datasets/example/<slug:key>/", views.dataset_from_example, name="dataset_from_example"),
     path("datasets/answer-recipe/<int:kb_id>/", views.answer_recipe_from_knowledge,
          name="answer_recipe_from_knowledge"),
     path("datasets/<str:public_id>/", views.dataset_detail, name="dataset_detail"),

@@ -13,6 +13,7 @@ from accounts.scoping import get_for_organization
 from core.charts import Series, line_chart
 from finetune import jobs
 from finetune.datasets import create_dataset, request_token_stats, resplit
+from finetune.examples import EXAMPLES, create_example_dataset
 from finetune.forms import HYPERPARAMETER_FIELDS, DatasetUploadForm, JobForm, ResplitForm
 from finetune.jobs import JobRequestError
 from finetune.knowledge_pairs import TooFewPairs, create_pairs_dataset
@@ -60,7 +61,8 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
 def _dataset_upload(request: HttpRequest) -> HttpResponse:
     form = DatasetUploadForm(request.POST or None, request.FILES or None)
     context: dict = {"form": form, "problems": [], "max_mb": settings.DATASET_MAX_BYTES / 1e6,
-                     "knowledge_bases": KnowledgeBase.objects.filter(organization=_org(request))}
+                     "knowledge_bases": KnowledgeBase.objects.filter(organization=_org(request)),
+                     "examples": EXAMPLES}
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         try:
@@ -97,6 +99,18 @@ def dataset_from_knowledge(request: HttpRequest, kb_id: int) -> HttpResponse:
                                 f"{'; '.join(str(p) for p in result.report.problems[:5])}")
         return redirect("finetune:dataset_upload")
     messages.success(request, f"{result.dataset.name}: {result.dataset.row_count} question–passage pairs.")
+    return redirect("finetune:dataset_detail", result.dataset.public_id)
+
+
+@require_POST
+@organization_admin_required
+def dataset_from_example(request: HttpRequest, key: str) -> HttpResponse:
+    """The organization's own copy of a bundled example dataset (finetune/examples.py)."""
+    if key not in EXAMPLES:
+        raise Http404("No such example dataset.")
+    result = create_example_dataset(_org(request), key, user=request.user)
+    assert result.dataset is not None, "a bundled example validates"  # tests/finetune/test_examples.py
+    messages.success(request, f"{result.dataset.name}: {result.dataset.row_count} valid rows. Tune a model on it.")
     return redirect("finetune:dataset_detail", result.dataset.public_id)
 
 

@@ -72,6 +72,8 @@ PAGES: dict[str, Expect] = {
     "finetune:job_delete": ADMIN_ACTION,
     "finetune:dataset_upload": ADMIN_LIST,
     "finetune:dataset_from_knowledge": ADMIN_ACTION,
+    # Every organization's admin may copy a bundled example into their own organization.
+    "finetune:dataset_from_example": post(302, 302, 302, 403, 302, allowed=("outsider", "admin")),
     "finetune:answer_recipe_from_knowledge": ADMIN_ACTION,
     "finetune:dataset_detail": ADMIN_OBJECT,
     "finetune:dataset_stats": ADMIN_OBJECT,

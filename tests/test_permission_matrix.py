@@ -167,6 +167,8 @@ def url_kwargs(name: str, params: list[str], w: World) -> dict:
     }
     if name.startswith("market:"):
         values["slug"] = w.listing.slug
+    if name == "finetune:dataset_from_example":
+        values["key"] = "support-sentiment"
     return {param: values[param] for param in params}
 
 

@@ -41,7 +41,7 @@ def test_a_new_admin_sees_every_step_to_do(alice, catalog):
     assert progress(alice.client) == "0 of 5"
     page = alice.client.get(reverse("store:home")).content.decode()
     for link in (reverse("knowledge:index"), reverse("store:deployment_list"), reverse("chat:widgets"),
-                 reverse("finetune:index"), reverse("accounts:members")):
+                 reverse("finetune:dataset_upload"), reverse("accounts:members")):
         assert f'href="{link}"' in page
 
 
