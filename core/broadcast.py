@@ -59,6 +59,10 @@ class LoopThread:
 
 _use_loop_thread = False
 COALESCE_WINDOW = 0.2  # seconds
+# A send that has not finished by then is given up (logged): one stalled send (a Redis that hangs instead of
+# refusing) must not hold every later doorbell of its loop behind it. The test suite's one event loop lost
+# all of its doorbells for the rest of the run that way.
+SEND_TIMEOUT = 5.0  # seconds
 
 
 def use_background_loop() -> None:
@@ -146,7 +150,9 @@ class _Outbox:
             while self.queue:
                 group, send, args = self.queue.popleft()
                 try:
-                    await send(*args)
+                    await asyncio.wait_for(send(*args), SEND_TIMEOUT)
+                except TimeoutError:
+                    logger.warning("could not notify group %s: no answer in %s s", group, SEND_TIMEOUT)
                 except Exception as error:
                     logger.warning("could not notify group %s: %s", group, error)
         finally:

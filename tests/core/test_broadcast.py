@@ -70,3 +70,26 @@ async def test_sync_code_does_not_wait_for_its_sends_and_they_go_out_in_order(mo
             break
         await asyncio.sleep(0.01)
     assert sent == list(range(21))
+
+
+async def test_a_send_that_never_finishes_does_not_hold_the_ones_after_it(monkeypatch, caplog):
+    from core import broadcast
+
+    never = asyncio.Event()
+    sent: list[int] = []
+
+    async def send(group: str, message: dict) -> None:
+        if message["n"] == 0:
+            await never.wait()  # a Redis that hangs instead of refusing
+        sent.append(message["n"])
+
+    monkeypatch.setattr(broadcast, "_group_send", send)
+    monkeypatch.setattr(broadcast, "SEND_TIMEOUT", 0.05)
+    for number in range(3):
+        broadcast.notify("stall-test", {"type": "bell", "n": number})
+    for _ in range(300):
+        if sent == [1, 2]:
+            break
+        await asyncio.sleep(0.01)
+    assert sent == [1, 2]
+    assert "could not notify group stall-test: no answer in 0.05 s" in caplog.text
