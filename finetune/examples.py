@@ -31,8 +31,8 @@ EXAMPLES = {
 }
 
 
-def create_example_dataset(organization: Organization, key: str, user=None) -> DatasetResult:
-    """The organization's own copy of an example (KeyError for an unknown one)."""
+def create_example_dataset(organization: Organization, key: str, user=None, name: str = "") -> DatasetResult:
+    """The organization's own copy of an example (KeyError for an unknown one), named `name` or the example's."""
     example = EXAMPLES[key]
     return create_dataset(organization, (DEMO_DATA / example.filename).read_bytes(), example.filename,
-                          name=example.name, user=user)
+                          name=name or example.name, user=user)

@@ -66,7 +66,6 @@ def ensure_demo_organization() -> DemoLogins:
 
 # --- the demo models, bot and widget (first start of `manage.py runstack`) ---------------------
 
-DEMO_DATA = Path(__file__).resolve().parent.parent / "finetune" / "demo_data"
 DEMO_BOT = "acme-support"
 DEMO_SENTIMENT = "acme-sentiment"
 DEMO_FAQ_SUFFIX = "acme-support-faq"
@@ -89,6 +88,8 @@ def ensure_demo_knowledge(organization: Organization):
         knowledge_base = sources.create_knowledge_base(organization, DEMO_KNOWLEDGE,
                                                        "Shipping, orders, returns, sizes, payment, warranty, contact.")
     if not knowledge_base.sources.exists():
+        from finetune.examples import DEMO_DATA
+
         path = DEMO_DATA / DEMO_KNOWLEDGE_FILE
         sources.add_file(knowledge_base, path.read_bytes(), path.name, url=DEMO_KNOWLEDGE_URL)
     return knowledge_base
@@ -120,7 +121,7 @@ def ensure_demo_bot(organization: Organization):
 def ensure_demo_sentiment(organization: Organization):
     """The tuned sentiment model deployed, or the job that trains it (queued on first start)."""
     from finetune import jobs
-    from finetune.datasets import create_dataset
+    from finetune.examples import create_example_dataset
     from finetune.models import ACTIVE_STATUSES, FineTuneJob, JobStatus
     from store import deploy
     from store.models import FoundationModel, TunedModel
@@ -133,8 +134,7 @@ def ensure_demo_sentiment(organization: Organization):
                                      status__in=ACTIVE_STATUSES).first()
     if job is not None:
         return job
-    path = DEMO_DATA / "acme-support-sentiment.csv"
-    dataset = create_dataset(organization, path.read_bytes(), path.name, name="Acme support messages").dataset
+    dataset = create_example_dataset(organization, "support-sentiment", name="Acme support messages").dataset
     assert dataset is not None, "the bundled dataset validates"
     base = FoundationModel.objects.get(slug="all-minilm-l6-v2")
     failed = FineTuneJob.objects.filter(organization=organization, suffix=DEMO_SENTIMENT,
