@@ -23,6 +23,7 @@ from core.forms import add_validation_errors
 from store import deploy
 from store.api.completions import inference_error
 from store.api.errors import ApiError
+from store.api.protocol import OUTCOME_LABELS
 from store.api_keys import create_api_key, revoke
 from store.forms import ApiKeyForm, DeploymentForm
 from store.inference.client import InferenceError, InferenceUnavailable, classify, new_request_id
@@ -109,7 +110,7 @@ def deployment_detail(request: HttpRequest, slug: str) -> HttpResponseBase:
     deployment = _deployment(request, slug)
     return render(request, "store/deployment_detail.html", {
         "deployment": deployment, "revisions": deployment.revisions.select_related("tuned_model", "base_model")[:20],
-        "base_url": request.build_absolute_uri("/v1"),
+        "base_url": request.build_absolute_uri("/v1"), "outcome_labels": OUTCOME_LABELS,
     })
 
 

@@ -21,14 +21,3 @@ def score_class(score: float | None) -> str:
 @register.filter
 def status_class(status: str) -> str:
     return STATUS_CLASSES.get(status, "badge-muted")
-
-
-OUTCOME_LABELS = {"quoted": "Quoted from the knowledge base", "grounded": "Answered from the knowledge base",
-                  "replaced": "Quoted (the model's wording failed the fact check)",
-                  "did_not_know": "Did not know: offered a person", "small_talk": "Small talk",
-                  "generated": "The model on its own"}
-
-
-@register.filter
-def outcome_label(outcome: str) -> str:
-    return OUTCOME_LABELS.get(outcome or "", outcome or "")

@@ -74,13 +74,8 @@
   // What the knowledge base did for a reply (the finishing chunk's `citations` and `grounding`, docs/api.md):
   // its sources with their confidence, or why it did not answer. The widget shows the sources; an admin
   // trying the bot here also needs the why.
-  var OUTCOMES = {
-    quoted: 'Quoted from the knowledge base',
-    grounded: 'Phrased by the model from the passages; every specific checked',
-    replaced: 'The model stated what the passages do not hold; replaced by the quoted passage',
-    did_not_know: 'Did not know: no passage was confident enough',
-    small_talk: 'Small talk: answered without a lookup'
-  };
+  // The words for each outcome are the server's (store/api/protocol.py), so the console and this page agree.
+  var OUTCOMES = JSON.parse(document.getElementById('pg-outcomes').textContent);
 
   function groundingNote(citations, grounding) {
     if (!grounding || !OUTCOMES[grounding.outcome]) { return null; }
@@ -88,7 +83,7 @@
     note.className = 'pg-grounding small muted';
     var line = OUTCOMES[grounding.outcome];
     if (grounding.outcome === 'did_not_know' && grounding.unstated) {
-      line = 'Did not know: the question asks for a ' + grounding.unstated + ' and the passages found state none';
+      line += ' — the question asks for a ' + grounding.unstated + ' and the passages found state none';
     }
     if (typeof grounding.confidence === 'number' && grounding.outcome !== 'small_talk') {
       line += ' (best confidence ' + grounding.confidence.toFixed(2) + ')';

@@ -165,6 +165,18 @@ class Citation(BaseModel):
                                           "embedding model's calibrated similarity, 0.5 at its measured cut)")
 
 
+# What each outcome means, in the words every page uses: the console's bot replies, the playground's note
+# under a reply and the "ask the knowledge base" box all say it from here.
+OUTCOME_LABELS = {
+    "quoted": "Quoted from the knowledge base",
+    "grounded": "Phrased by the model from the passages; every specific checked",
+    "replaced": "The model stated what the passages do not hold; replaced by the quoted passage",
+    "did_not_know": "Did not know: the knowledge base does not answer it",
+    "small_talk": "Small talk: answered without a lookup",
+    "generated": "The model on its own: no knowledge base",
+}
+
+
 class Grounding(BaseModel):
     outcome: Literal["quoted", "grounded", "replaced", "did_not_know", "small_talk", "generated"] = Field(
         description="quoted: the reply is the passage; grounded: the model phrased it from the passages; replaced: "

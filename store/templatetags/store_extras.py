@@ -1,5 +1,7 @@
 from django import template
 
+from store.api.protocol import OUTCOME_LABELS
+
 register = template.Library()
 
 
@@ -18,3 +20,9 @@ def last_user_message(conversation) -> str:
         return conversation
     users = [m.get("content", "") for m in conversation or [] if isinstance(m, dict) and m.get("role") == "user"]
     return users[-1] if users else ""
+
+
+@register.filter
+def outcome_label(outcome: str) -> str:
+    """A reply's grounding outcome (`quoted`, `did_not_know`...) in words."""
+    return OUTCOME_LABELS.get(outcome or "", outcome or "")

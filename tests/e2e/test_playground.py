@@ -6,6 +6,7 @@ from playwright.sync_api import expect
 
 from knowledge import deployments, sources
 from knowledge.models import AnswerPolicy
+from store.api.protocol import OUTCOME_LABELS
 from tests.e2e.conftest import screenshot
 from tests.factories import deploy_tiny_bot, live_user
 from tests.knowledge.conftest import SMALL_FAQ
@@ -62,7 +63,7 @@ def test_the_playground_shows_the_sources_of_an_answer_and_why_it_did_not_know(c
     expect(page.locator(".pg-assistant").last).to_contain_text("$12.95", timeout=60_000)
     expect(page.locator(".pg-assistant strong.quote-heading").first).to_have_text("How much does shipping cost?")
     note = page.locator(".pg-grounding").last
-    expect(note).to_contain_text("Quoted from the knowledge base (best confidence 0.")
+    expect(note).to_contain_text(f"{OUTCOME_LABELS['quoted']} (best confidence 0.")
     source = note.locator(".pg-source a").first
     expect(source).to_have_text("Shipping › How much does shipping cost?")
     expect(source).to_have_attribute("href", HELP_URL)
@@ -78,5 +79,5 @@ def test_the_playground_shows_the_sources_of_an_answer_and_why_it_did_not_know(c
         "I don't know that one — shall I get someone from the team?", timeout=60_000)
     expect(page.locator(".pg-grounding")).to_have_count(2)
     dont_know = page.locator(".pg-grounding").last
-    expect(dont_know).to_contain_text("Did not know")
+    expect(dont_know).to_contain_text(OUTCOME_LABELS["did_not_know"])
     expect(dont_know.locator(".pg-source")).to_have_count(0)

@@ -139,3 +139,29 @@ def test_the_ask_box_and_the_console_say_when_the_passages_do_not_state_what_was
     page = render_to_string("knowledge/partials/ask_result.html",
                             {"result": confident_miss, "candidates": [found], "threshold": 0.6})
     assert "Not confident enough" in page and "asks for a" not in page
+
+
+def test_every_page_says_an_outcome_in_the_same_words(alice, catalog):
+    """The ask box, the console (template filter) and the playground (its JSON for the script) all take
+    an outcome's words from store/api/protocol.py: none shows the raw code word."""
+    import json
+
+    from django.template.loader import render_to_string
+
+    from knowledge.replies import Outcome, ReplyResult
+    from store.api.protocol import OUTCOME_LABELS
+    from store.templatetags.store_extras import outcome_label
+
+    quoted = ReplyResult("Express costs $12.95.", Outcome.QUOTED, confidence=0.9)
+    page = render_to_string("knowledge/partials/ask_result.html",
+                            {"result": quoted, "candidates": [], "threshold": 0.6})
+    assert f"{OUTCOME_LABELS['quoted']} · confidence 0.90" in page
+    assert outcome_label(Outcome.REPLACED) == OUTCOME_LABELS["replaced"] != "replaced"
+    assert outcome_label("something new") == "something new"  # an outcome without words shows as it is
+    assert {value for key, value in vars(Outcome).items() if key.isupper()} == set(OUTCOME_LABELS)
+
+    deploy.create_or_update(alice.organization, "bot", deploy.ModelChoice(base=catalog["smollm2-135m-instruct"]))
+    page = alice.client.get("/deployments/bot/").content.decode()
+    opening = '<script id="pg-outcomes" type="application/json">'
+    start = page.index(opening) + len(opening)
+    assert json.loads(page[start:page.index("</script>", start)]) == OUTCOME_LABELS
