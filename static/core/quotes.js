@@ -1,4 +1,4 @@
-/* A quoted reply's entry headings in bold: the chat widget and the deployment playground (one rule).
+/* A quoted reply's entry headings in bold: the chat widget, the agent console and the deployment playground (one rule).
    Sources are the reply's citations ({title: "Shipping › Where do you ship?", …}). */
 (function () {
   'use strict';

@@ -9,7 +9,7 @@ from knowledge import deployments, sources
 from knowledge.models import AnswerPolicy
 from tests.e2e.conftest import screenshot
 from tests.e2e.test_widget_and_console import open_widget
-from tests.factories import deploy_tiny_bot, organization_with_key
+from tests.factories import deploy_tiny_bot, live_user, organization_with_key
 from tests.knowledge.conftest import SMALL_FAQ
 from tests.knowledge.test_live import wait_until_live
 
@@ -35,7 +35,7 @@ def ask(panel, text: str) -> None:
     panel.locator("#gs-input").press("Enter")
 
 
-def test_the_answer_shows_its_source_and_an_unknown_question_gets_a_person(context, knowledge_shop, host_site):
+def test_the_answer_shows_its_source_and_an_unknown_question_gets_a_person(context, knowledge_shop, host_site, live):
     page = context.new_page()
     page.goto(host_site.origin)
     panel = open_widget(page, knowledge_shop)
@@ -59,3 +59,20 @@ def test_the_answer_shows_its_source_and_an_unknown_question_gets_a_person(conte
     expect(panel.locator(".gs-msg.gs-system").last).to_contain_text("No one from our team is online", timeout=30_000)
     expect(panel.locator(".gs-item-bot").last.locator(".gs-sources")).to_have_count(0)
     screenshot(page, "widget-knowledge-dont-know")
+
+    # The agent reading the conversation sees the quoted answer as the customer did: its heading in bold,
+    # the reply's text unchanged, its sources listed under it.
+    from accounts.models import Membership, Role
+    agent_user = live_user("kim@cited-shoes.example", "agent-passphrase-123", "Kim Agent")
+    Membership.objects.create(user=agent_user, organization=knowledge_shop.organization, role=Role.AGENT)
+    agent = context.browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    agent.goto(live.url + "/accounts/login/")
+    agent.fill("#id_username", "kim@cited-shoes.example")
+    agent.fill("#id_password", "agent-passphrase-123")
+    agent.click("button[type=submit]")
+    agent.goto(live.url + "/console/")
+    agent.locator("#conversation-table tbody tr").first.locator("a").click()
+    quoted = agent.locator("#transcript .tmsg-bot", has=agent.locator(".tpassages li")).first
+    expect(quoted.locator(".ttext strong.quote-heading").first).to_have_text("How much does shipping cost?")
+    assert quoted.locator(".ttext").text_content().startswith("How much does shipping cost?\nStandard")
+    expect(quoted.locator(".tpassages strong").first).to_have_text("Shipping › How much does shipping cost?")
