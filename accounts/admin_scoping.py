@@ -6,6 +6,9 @@ organizations they administer; superusers see everything.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.auth import get_user_model
@@ -45,7 +48,14 @@ def scoped_list_filter(model: type[models.Model], entry):
     return entry
 
 
+# A link typed without its scheme ("help.acme.example/returns") is https, in every admin form and inline
+# (Django 6 makes that the default; until then each form must say it).
+URL_FIELDS_ASSUME_HTTPS: Mapping[type[models.Field[Any, Any]], Mapping[str, Any]] = {
+    models.URLField: {"assume_scheme": "https"}}
+
+
 class OrganizationScopedAdmin(admin.ModelAdmin):
+    formfield_overrides = URL_FIELDS_ASSUME_HTTPS
     def _organizations(self, request: HttpRequest):
         cache_name = "_administered_organizations"
         if not hasattr(request, cache_name):
@@ -104,6 +114,7 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
 
 class OrganizationScopedInline(admin.TabularInline):
     extra = 0
+    formfield_overrides = URL_FIELDS_ASSUME_HTTPS
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         related = db_field.remote_field.model

@@ -2,7 +2,6 @@
 and validated); here admins review, rename, relink and remove them, and set deployments' policies."""
 
 from django.contrib import admin
-from django.db import models
 
 from accounts.admin_scoping import OrganizationScopedAdmin, OrganizationScopedInline
 from knowledge import deployments, sources
@@ -43,7 +42,6 @@ class KnowledgeSourceAdmin(OrganizationScopedAdmin):
     fields = ["knowledge_base", "title", "kind", "url", "live_version", "created_by", "created_at"]
     readonly_fields = ["knowledge_base", "kind", "live_version", "created_by", "created_at"]
     inlines = [VersionInline]
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def has_add_permission(self, request):
         return False  # files are parsed and validated on the knowledge pages

@@ -80,7 +80,8 @@ def test_relinking_a_source_in_the_admin_makes_the_next_answer_cite_the_new_link
         {"https://alice.example/help"}
     revision = tiny_knowledge_base.revision
     page = f"/admin/knowledge/knowledgesource/{faq.pk}/change/"
-    response = alice.client.post(page, {**change_form_data(alice.client.get(page)), "url": "https://alice.example/faq"})
+    # Typed without its scheme, as people paste links: https is assumed (accounts/admin_scoping.py).
+    response = alice.client.post(page, {**change_form_data(alice.client.get(page)), "url": "alice.example/faq"})
     assert response.status_code == 302
     assert KnowledgeSource.objects.get(pk=faq.pk).url == "https://alice.example/faq"
     found = ask(tiny_knowledge_base, "shipping", encoder_engine)
