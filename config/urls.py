@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from core.views import healthz
+from core.views import favicon, healthz
 from finetune.api_urls import urlpatterns as finetune_api
 from knowledge.api_urls import urlpatterns as knowledge_api
 from store.api.urls import urlpatterns as store_api
@@ -12,6 +12,7 @@ v1 = [*store_api, *knowledge_api, *finetune_api, re_path(r"^.*$", api_not_found)
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon, name="favicon"),
     path("v1/", include((v1, "v1"))),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),

@@ -1,5 +1,6 @@
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponsePermanentRedirect, JsonResponse
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 
 from core.embedded_redis import ping
@@ -15,3 +16,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
     redis_ok = ping(settings.REDIS_URL)
     return JsonResponse({"status": "ok" if redis_ok else "degraded", "database": True, "redis": redis_ok},
                         status=200 if redis_ok else 503)
+
+
+def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
+    """Browsers ask /favicon.ico of pages that name no icon (the admin, error pages): the site's icon."""
+    return HttpResponsePermanentRedirect(static("core/favicon.svg"))

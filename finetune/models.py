@@ -132,6 +132,7 @@ class FineTuneJob(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "heartbeat_at"])]
+        verbose_name = "fine-tuning job"
 
     def __str__(self) -> str:
         return f"{self.openai_id} ({self.status})"

@@ -221,6 +221,9 @@ class DeploymentKnowledge(models.Model):
     threshold = models.FloatField(help_text="Confidence (0..1) below which the bot does not answer")
     when_unsure = models.CharField(max_length=10, choices=WhenUnsure.choices, default=WhenUnsure.HANDOFF)
 
+    class Meta:
+        verbose_name = verbose_name_plural = "deployment knowledge settings"
+
     def __str__(self) -> str:
         return f"{self.deployment} ← {self.knowledge_base or 'no knowledge'} ({self.policy})"
 

@@ -51,6 +51,7 @@ MEMBER_OBJECT = get(302, 302, 404, 200, 200)
 
 PAGES: dict[str, Expect] = {
     "healthz": PUBLIC,
+    "favicon": get(301, 301, 301, 301, 301, allowed=PAGE_ROLES),  # to the static icon, for everyone
     "accounts:login": get(200, 302, 302, 302, 302, allowed=PAGE_ROLES),  # signed in: on to the home page
     "accounts:logout": post(302, 302, 302, 302, 302, allowed=PAGE_ROLES),
     "accounts:signup": PUBLIC,
