@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.handlers.asgi import ASGIRequest
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
@@ -243,8 +243,9 @@ def widget_list(request: HttpRequest) -> HttpResponse:
         widget.save()
         messages.success(request, "Widget created. Paste the snippet into your site.")
         return redirect("chat:widget", widget.pk)
-    return render(request, "chat/widgets.html", {
-        "widgets": Widget.objects.filter(organization=organization).select_related("deployment"), "form": form})
+    widgets = (Widget.objects.filter(organization=organization).select_related("deployment", "sentiment_deployment")
+               .annotate(conversation_count=Count("conversations")))
+    return render(request, "chat/widgets.html", {"widgets": widgets, "form": form})
 
 
 @organization_admin_required

@@ -116,3 +116,26 @@ def test_the_new_widget_form_picks_the_only_bot_and_offers_a_choice_between_seve
     page = alice.client.get("/chat/widgets/").content.decode()
     choices = page.split('name="deployment"')[1].split("</select>")[0]
     assert '<option value="" selected>' in choices and choices.count("selected>") == 1  # the admin chooses
+
+
+def test_the_widget_list_shows_each_widget_s_models_sites_and_conversations(alice, charlie, widget, catalog):
+    from chat.conversations import current_conversation
+    from chat.identity import open_visitor
+    from chat.widgets import create_widget
+    from store import deploy
+
+    current_conversation(open_visitor(widget), create=True)
+    current_conversation(open_visitor(widget), create=True)
+    theirs = deploy.create_or_update(charlie.organization, "their-bot",
+                                     deploy.ModelChoice(base=catalog["smollm2-135m-instruct"]))
+    other = create_widget(charlie.organization, theirs, None, [], title="Charlie help")
+    current_conversation(open_visitor(other), create=True)
+
+    page = alice.client.get("/chat/widgets/").content.decode()
+    row = page.split('id="widget-table"')[1].split("</table>")[0]
+    assert "Alice help" in row and "<code>acme-support</code>" in row and "<code>acme-sentiment</code>" in row
+    assert "https://shop.alice.example" in row and "<td>2</td>" in row
+    assert "Charlie help" not in page
+    theirs_page = charlie.client.get("/chat/widgets/").content.decode()
+    assert "none yet: no site can embed it" in theirs_page and "<td>1</td>" in theirs_page
+    assert "Alice help" not in theirs_page
