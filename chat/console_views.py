@@ -245,7 +245,8 @@ def widget_list(request: HttpRequest) -> HttpResponse:
         return redirect("chat:widget", widget.pk)
     widgets = (Widget.objects.filter(organization=organization).select_related("deployment", "sentiment_deployment")
                .annotate(conversation_count=Count("conversations")))
-    return render(request, "chat/widgets.html", {"widgets": widgets, "form": form})
+    return render(request, "chat/widgets.html", {"widgets": widgets, "form": form,
+                                                  "has_bot": form.fields["deployment"].queryset.exists()})
 
 
 @organization_admin_required

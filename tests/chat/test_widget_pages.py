@@ -135,7 +135,12 @@ def test_the_widget_list_shows_each_widget_s_models_sites_and_conversations(alic
     row = page.split('id="widget-table"')[1].split("</table>")[0]
     assert "Alice help" in row and "<code>acme-support</code>" in row and "<code>acme-sentiment</code>" in row
     assert "https://shop.alice.example" in row and "<td>2</td>" in row
-    assert "Charlie help" not in page
+    assert "Charlie help" not in page and 'id="widgets-need-bot"' not in page
     theirs_page = charlie.client.get("/chat/widgets/").content.decode()
     assert "none yet: no site can embed it" in theirs_page and "<td>1</td>" in theirs_page
     assert "Alice help" not in theirs_page
+
+
+def test_the_widget_page_of_an_organization_without_a_bot_says_to_deploy_one_first(charlie):
+    page = charlie.client.get("/chat/widgets/").content.decode()
+    assert 'id="widgets-need-bot"' in page and 'href="/deployments/new/"' in page
