@@ -41,6 +41,10 @@ def test_it_does_not_offer_another_organizations_dataset(alice, charlie_dataset,
     assert "Select a valid choice" in response.content.decode()
     assert "Charlie secrets" not in response.content.decode()
     assert not FineTuneJob.objects.exists()
+    # Alice has no dataset of her own: the form points her to an upload or the bundled example.
+    page = alice.client.get(reverse("finetune:job_new")).content.decode()
+    assert "No dataset yet" in page and f'{reverse("finetune:dataset_upload")}#examples' in page
+    assert 'id="examples"' in alice.client.get(reverse("finetune:dataset_upload")).content.decode()
 
 
 def test_it_shows_the_live_job_page(alice, sentiment_dataset, tiny_encoder_base):
