@@ -98,9 +98,16 @@ def deployment_knowledge(request: HttpRequest, slug: str) -> HttpResponseBase:
     """The settings card on the deployment page (an htmx partial) and its form's target."""
     deployment = _deployment(request, slug)
     settings = knowledge_settings.current(deployment)
+    # A bot never given knowledge settings, in an organization with exactly one knowledge base: that one is
+    # chosen in the form (saving attaches it), a new business's next step; nothing changes until the admin
+    # saves, and a bot whose knowledge was detached on purpose is not offered it again.
+    suggested = None
+    if settings.pk is None and deployment.task == Task.DIALOGUE:
+        bases = list(KnowledgeBase.objects.filter(organization=_org(request))[:2])
+        suggested = bases[0] if len(bases) == 1 else None
     form = DeploymentKnowledgeForm(request.POST or None, organization=_org(request), initial={
-        "knowledge_base": settings.knowledge_base, "policy": settings.policy, "threshold": settings.threshold,
-        "when_unsure": settings.when_unsure})
+        "knowledge_base": settings.knowledge_base or suggested, "policy": settings.policy,
+        "threshold": settings.threshold, "when_unsure": settings.when_unsure})
     if request.method == "POST":
         if form.is_valid():
             data = form.cleaned_data
@@ -117,7 +124,7 @@ def deployment_knowledge(request: HttpRequest, slug: str) -> HttpResponseBase:
                 f"{name}: {' '.join(str(e) for e in errors)}" for name, errors in form.errors.items()))
         return redirect("store:deployment_detail", slug)
     return render(request, "knowledge/partials/deployment_knowledge.html", {
-        "deployment": deployment, "settings": settings, "form": form,
+        "deployment": deployment, "settings": settings, "form": form, "suggested": suggested,
         "dialogue": deployment.task == Task.DIALOGUE})
 
 

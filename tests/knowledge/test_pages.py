@@ -165,3 +165,18 @@ def test_every_page_says_an_outcome_in_the_same_words(alice, catalog):
     opening = '<script id="pg-outcomes" type="application/json">'
     start = page.index(opening) + len(opening)
     assert json.loads(page[start:page.index("</script>", start)]) == OUTCOME_LABELS
+
+
+def test_a_new_bot_is_offered_the_organization_s_only_knowledge_base_until_its_settings_are_saved(
+        alice, knowledge_base, catalog):
+    deploy.create_or_update(alice.organization, "bot", deploy.ModelChoice(base=catalog["smollm2-135m-instruct"]))
+    page = alice.client.get("/deployments/bot/knowledge/").content.decode()
+    assert 'id="knowledge-suggested"' in page and f'<option value="{knowledge_base.pk}" selected>' in page
+    assert not DeploymentKnowledge.objects.filter(deployment__slug="bot").exists()  # offered, not attached
+    alice.client.post("/deployments/bot/knowledge/", {"knowledge_base": "", "policy": "off", "threshold": "0.6",
+                                                      "when_unsure": "handoff"})
+    page = alice.client.get("/deployments/bot/knowledge/").content.decode()
+    assert 'id="knowledge-suggested"' not in page and f'<option value="{knowledge_base.pk}" selected>' not in page
+    sources.create_knowledge_base(alice.organization, "Second")
+    deploy.create_or_update(alice.organization, "bot-two", deploy.ModelChoice(base=catalog["smollm2-135m-instruct"]))
+    assert 'id="knowledge-suggested"' not in alice.client.get("/deployments/bot-two/knowledge/").content.decode()
