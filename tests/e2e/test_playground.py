@@ -81,3 +81,17 @@ def test_the_playground_shows_the_sources_of_an_answer_and_why_it_did_not_know(c
     dont_know = page.locator(".pg-grounding").last
     expect(dont_know).to_contain_text(OUTCOME_LABELS["did_not_know"])
     expect(dont_know.locator(".pg-source")).to_have_count(0)
+
+    # A long conversation scrolls; no reply is squeezed under the next (the transcript is a flex column).
+    heights = page.evaluate("""() => {
+        const transcript = document.getElementById('pg-transcript');
+        for (let i = 0; i < 12; i++) {
+            const reply = document.createElement('div');
+            reply.className = 'pg-msg pg-assistant';
+            reply.textContent = 'Standard shipping takes 3–5 business days.\\n'.repeat(3);
+            transcript.appendChild(reply);
+        }
+        return [transcript.scrollHeight > transcript.clientHeight,
+                Array.from(transcript.querySelectorAll('.pg-assistant')).map(r => r.scrollHeight - r.clientHeight)];
+    }""")
+    assert heights[0] and max(heights[1]) <= 1, heights
