@@ -35,7 +35,7 @@ from chat.records import (
     transcript_chunks,
 )
 from chat.timeline import sentiment_timeline
-from chat.widgets import embed_snippet, frame_ancestors
+from chat.widgets import embed_snippet, frame_ancestors, sentiment_deployment_for
 from core.bounds import DAYS_IN_RANGE, EARLIEST_DATE, LATEST_DATE
 from core.charts import bar_chart
 
@@ -73,15 +73,16 @@ def console(request: HttpRequest) -> HttpResponse:
 
 
 def _conversation(request: HttpRequest, conversation_id: int) -> Conversation:
-    queryset = Conversation.objects.select_related("visitor", "assignee", "widget__deployment")
+    queryset = Conversation.objects.select_related("visitor", "assignee", "widget__deployment",
+                                                   "widget__sentiment_deployment")
     return get_for_organization(queryset, _org(request), pk=conversation_id)
 
 
 def _conversation_context(conversation: Conversation) -> dict:
     transcript = list(conversation.messages.select_related("agent"))
     return {"conversation": conversation, "transcript": transcript,
-            "timeline": sentiment_timeline(transcript), "canned": CannedReply.objects.filter(
-                organization_id=conversation.organization_id)}
+            "timeline": sentiment_timeline(transcript), "scorer": sentiment_deployment_for(conversation.widget),
+            "canned": CannedReply.objects.filter(organization_id=conversation.organization_id)}
 
 
 @organization_required
@@ -246,7 +247,7 @@ def widget_list(request: HttpRequest) -> HttpResponse:
     widgets = (Widget.objects.filter(organization=organization).select_related("deployment", "sentiment_deployment")
                .annotate(conversation_count=Count("conversations")))
     return render(request, "chat/widgets.html", {"widgets": widgets, "form": form,
-                                                  "has_bot": form.fields["deployment"].queryset.exists()})
+                                                  "has_bot": form.dialogue_deployments.exists()})
 
 
 @organization_admin_required

@@ -26,6 +26,7 @@ class WidgetForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         deployments = Deployment.objects.filter(organization=organization)
         dialogue = deployments.filter(task=Task.DIALOGUE)
+        self.dialogue_deployments = dialogue
         self.fields["deployment"].queryset = dialogue
         if not self.instance.pk and not self.is_bound:
             only = list(dialogue[:2])

@@ -51,6 +51,10 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
+# Text, not an SVG <text>: a chart scaled into a narrow card would shrink it to an unreadable size.
+EMPTY_CHART = '<p class="empty chart-empty">No data yet</p>'
+
+
 def line_chart(series: Sequence[Series], width: int = 640, height: int = 240, x_label: str = "",
                y_label: str = "", y_range: tuple[float, float] | None = None, title: str = "") -> str:
     """A responsive line chart; empty series render an empty frame with a note."""
@@ -61,9 +65,7 @@ def line_chart(series: Sequence[Series], width: int = 640, height: int = 240, x_
     parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{label}" '
              f'preserveAspectRatio="xMidYMid meet" xmlns="http://www.w3.org/2000/svg">']
     if not xs or not ys:
-        parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" fill="#61657a" '
-                     f'font-size="13">No data yet</text></svg>')
-        return "".join(parts)
+        return EMPTY_CHART
     x_low, x_high = min(xs), max(xs)
     if x_high == x_low:
         x_high = x_low + 1
@@ -122,9 +124,7 @@ def bar_chart(bars: Sequence[tuple[str, float]], width: int = 640, height: int =
     parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title or "bars")}" '
              f'xmlns="http://www.w3.org/2000/svg">']
     if not bars:
-        parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" fill="#61657a" '
-                     f'font-size="13">No data yet</text></svg>')
-        return "".join(parts)
+        return EMPTY_CHART
     top = max(value for _, value in bars) or 1
     plot_w, plot_h = width - pad_left - 8, height - pad_bottom - pad_top
     slot = plot_w / len(bars)

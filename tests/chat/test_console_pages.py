@@ -114,3 +114,14 @@ def test_the_review_dashboard_counts_what_happened(alice, conversation):
     page = alice.client.get("/console/insights/").content.decode()
     assert "by people: <strong>1</strong>" in page and "100%" in page
     assert f'href="/console/{conversation.pk}/"' in page  # among the most negative
+
+
+def test_the_timeline_says_why_messages_are_not_scored_when_no_sentiment_model_serves(alice, widget, conversation):
+    from store import deploy
+    from store.models import DeploymentStatus
+
+    page = alice.client.get(f"/console/{conversation.pk}/").content.decode()
+    assert 'id="no-scorer"' not in page and '<svg class="chart"' in page  # the widget's sentiment deployment
+    deploy.set_status(widget.sentiment_deployment, DeploymentStatus.PAUSED, alice.user)
+    page = alice.client.get(f"/console/{conversation.pk}/").content.decode()
+    assert 'id="no-scorer"' in page and "not scored" in page and '<svg class="chart"' not in page

@@ -33,3 +33,8 @@ def y_ticks(svg: str) -> list[str]:
 def test_counted_bars_get_whole_ticks_and_measured_ones_keep_fractions():
     assert y_ticks(bar_chart([("11-05", 0), ("11-06", 1)])) == ["0", "1"]  # one conversation: not 0.25, 0.5
     assert y_ticks(bar_chart([("a", 0.2), ("b", 0.9)])) == ["0", "0.25", "0.5", "0.75"]
+
+
+def test_an_empty_chart_is_readable_text_not_a_scaled_svg_label():
+    empty = '<p class="empty chart-empty">No data yet</p>'
+    assert line_chart([Series("rolling", [], "#4f46e5")]) == bar_chart([]) == empty
