@@ -75,3 +75,15 @@ def test_the_page_and_its_htmx_partial_serve_the_same_grid(client, three):
 
 def test_an_unknown_sort_falls_back_to_newest(client, three):
     assert client.get(reverse("market:storefront"), {"sort": "'; drop"}).status_code == 200
+
+
+def test_an_empty_marketplace_invites_a_publisher_and_an_empty_search_says_no_match(client, db):
+    page = client.get(reverse("market:storefront")).content.decode()
+    assert 'id="market-empty"' in page and reverse("market:publish") in page
+    searched = client.get(reverse("market:storefront"), {"q": "boots"}).content.decode()
+    assert "No listing matches “boots”" in searched and 'id="market-empty"' not in searched
+
+
+def test_a_search_that_matches_nothing_among_listings_says_so(client, three):
+    page = client.get(reverse("market:storefront"), {"q": "zzz-nothing"}).content.decode()
+    assert "No listing matches “zzz-nothing”" in page
