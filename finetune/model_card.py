@@ -66,14 +66,16 @@ _INTENDED_USE = {
 _SECTIONS = {"sentiment": classification_section, "dialogue": dialogue_section, "embedding": embedding_section}
 
 
-def build_card(job: FineTuneJob, metrics: dict) -> str:
+def build_card(job: FineTuneJob, metrics: dict, steps: int) -> str:
+    """The tuned model's card; `steps` is the training's final step (the job row in hand predates its
+    progress updates)."""
     base, dataset = job.base_model, job.dataset
     hyper = job.hyperparameters
     task_line = _TASK_LINES.get(job.task, f"classifies a text as one of: {', '.join(dataset.labels)}")
     lines = [
         f"## {job.suffix} — tuned from {base.display_name}",
         "",
-        f"A {job.get_method_display()} fine-tune of [{base.display_name}](/models/{base.slug}/) that {task_line}.",
+        f"Tuned from [{base.display_name}](/models/{base.slug}/) ({job.get_method_display()}): it {task_line}.",
         "",
         "| | |", "|---|---|",
         f"| Base model | `{base.slug}` ({base.parameters_display} parameters) |",
@@ -85,7 +87,7 @@ def build_card(job: FineTuneJob, metrics: dict) -> str:
         f"{hyper.get('batch_size')} × {hyper.get('gradient_accumulation', 1)} |",
         f"| Max sequence length | {hyper.get('max_seq_length')} |",
         f"| Seed | {hyper.get('seed')} |",
-        f"| Job | `{job.openai_id}` ({job.current_step} steps) |",
+        f"| Job | `{job.openai_id}` ({steps} optimizer steps) |",
         "",
     ]
     if job.method in ("lora", "adalora"):

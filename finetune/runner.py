@@ -164,7 +164,7 @@ def trained_system_prompt(rows: list[dict]) -> str:
 
 
 def _register_result(job: FineTuneJob, result, spec) -> None:
-    card = build_card(job, result.metrics)
+    card = build_card(job, result.metrics, result.final_step)
     tuned = register_tuned_model(
         job.organization, job.base_model, job.task, job.method, job.suffix, Path(result.adapter_dir),
         labels=spec.labels, hyperparameters=job.hyperparameters,

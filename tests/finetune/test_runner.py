@@ -45,6 +45,8 @@ def test_a_sentiment_job_produces_an_evaluated_versioned_model(alice, tiny_encod
     assert not list(folder.rglob("*.bin")) and not list(folder.rglob("*.pt")) and not list(folder.rglob("*.pkl"))
     assert first.metrics["task"] == "sentiment" and "vader" in first.metrics["baselines"]
     assert "## Evaluation (test split)" in first.card_markdown and "VADER" in first.card_markdown.upper()
+    assert f"({job.total_steps} optimizer steps)" in first.card_markdown
+    assert f"({job.get_method_display()}): it classifies a text as one of" in first.card_markdown
     kinds = set(job.events.values_list("type", flat=True))
     assert kinds == {JobEvent.Type.MESSAGE, JobEvent.Type.METRICS}
     assert job.events.filter(message__startswith="Fine-tuning succeeded").exists()

@@ -25,6 +25,13 @@ def download(client, url: str) -> bytes:
 def test_the_owner_sees_the_card_and_the_evaluation(alice, lora_moods):
     page = alice.client.get(reverse("store:tuned_detail", args=[lora_moods.short_id])).content.decode()
     assert lora_moods.openai_id in page and "Evaluation report" in page and "Confusion matrix" in page
+    assert "Download adapter (.zip)" in page
+
+
+def test_a_full_fine_tune_offers_its_whole_model_not_an_adapter(alice, tiny_encoder_base):
+    full = train_tiny_sentiment(alice.organization, tiny_encoder_base, method="full")
+    page = alice.client.get(reverse("store:tuned_detail", args=[full.short_id])).content.decode()
+    assert "Download model (.zip)" in page and "Download adapter" not in page
 
 
 def test_the_adapter_download_is_a_peft_folder_that_plain_peft_loads(alice, lora_moods, tmp_path):
