@@ -22,12 +22,8 @@ scripts/web-only.sh
 # The multi-process topology tests (tests/topology: two Daphne processes, two inference workers, nginx,
 # on PostgreSQL and Redis over TCP) run once, in the PostgreSQL run: they need PostgreSQL, and starting
 # that cluster twice would add minutes for nothing.
-# The SQLite run takes the tests in a random order (pytest-randomly) to catch tests that lean on each
-# other; -q hides the plugin's own seed line, so the seed is chosen and printed here: a red order is
-# replayed with TEST_SEED=<seed> make test.
-seed="${TEST_SEED:-$(( (RANDOM << 15) | RANDOM ))}"
-stage "pytest (SQLite, Redis on a unix socket: the whole suite but the topology tests; order seed $seed)"
-.venv/bin/python -m pytest -q -m "not topology" --randomly-seed="$seed" "$@"
+stage "pytest (SQLite, Redis on a unix socket: the whole suite but the topology tests)"
+.venv/bin/python -m pytest -q -m "not topology" "$@"
 stage "pytest (PostgreSQL, Redis over TCP: the whole suite but the topology tests)"
 TEST_REDIS=tcp scripts/with-postgres.sh .venv/bin/python -m pytest -q -p no:randomly -m "not topology" "$@"
 # In a session of their own: the outage drill stops and restarts PostgreSQL, which ends every connection
