@@ -59,3 +59,9 @@ def test_it_uses_no_external_assets(client, db):
     page = client.get(reverse("store:home")).content.decode()
     assert "https://" not in page.replace("https://www.SBERT.net", "")
     assert "/static/django_htmx/" in page or "htmx" in page
+
+
+def test_a_visitor_is_told_what_the_product_does_and_a_member_is_not(client, alice, catalog):
+    page = client.get(reverse("store:home")).content.decode()
+    assert 'id="what-you-get"' in page and reverse("accounts:signup") in page
+    assert 'id="what-you-get"' not in alice.client.get(reverse("store:home")).content.decode()
