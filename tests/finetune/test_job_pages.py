@@ -52,7 +52,7 @@ def test_it_shows_the_live_job_page(alice, sentiment_dataset, tiny_encoder_base)
     page = alice.client.get(reverse("finetune:job_detail", args=[job.public_id])).content.decode()
     assert "Job queued" in page
     assert f'data-live-socket="/ws/finetune/jobs/{job.public_id}/"' in page
-    assert "<svg" in page  # the (still empty) loss chart
+    assert '<div id="loss-chart"><p class="empty chart-empty">No data yet</p></div>' in page  # filled live
 
 
 def test_it_cancels_from_the_page(alice, sentiment_dataset, tiny_encoder_base):
