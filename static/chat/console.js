@@ -99,20 +99,7 @@
       }
     });
   }
-  // A quoted bot reply's entry headings in bold, as the customer saw them in the widget: its sources are
-  // the titles listed under it (the same rule as the widget's and the playground's, core/quotes.js).
-  function emphasiseQuotes() {
-    if (!window.GPTStoreQuotes) { return; }
-    document.querySelectorAll('#transcript .tmsg-bot').forEach(function (item) {
-      var text = item.querySelector('.ttext');
-      var sources = Array.prototype.map.call(item.querySelectorAll('.tpassages > li > strong'), function (title) {
-        return { title: title.textContent };
-      });
-      if (text && sources.length) { window.GPTStoreQuotes.emphasiseHeadings(text, sources); }
-    });
-  }
   function showLatest() {
-    emphasiseQuotes();
     var transcript = document.getElementById('transcript');
     if (transcript) { transcript.scrollTop = transcript.scrollHeight; }
   }

@@ -1,4 +1,4 @@
-/* A quoted reply's entry headings in bold: the chat widget, the agent console and the deployment playground (one rule).
+/* A quoted reply's entry headings in bold: the widget, the playground, the console and the ask box (one rule).
    Sources are the reply's citations ({title: "Shipping › Where do you ship?", …}). */
 (function () {
   'use strict';
@@ -28,6 +28,22 @@
       }
     });
   }
+
+  /** Server-rendered replies (the agent console, the "ask the knowledge base" box) carry their sources'
+      titles as JSON in data-quote-sources; they get the same emphasis when the page loads and after
+      each htmx swap. */
+  function emphasiseMarked(root) {
+    (root || document).querySelectorAll('[data-quote-sources]').forEach(function (element) {
+      var titles;
+      try { titles = JSON.parse(element.getAttribute('data-quote-sources')); } catch (error) { titles = []; }
+      element.removeAttribute('data-quote-sources');
+      if (Array.isArray(titles) && titles.length) {
+        emphasiseHeadings(element, titles.map(function (title) { return { title: title }; }));
+      }
+    });
+  }
+  emphasiseMarked(document);
+  document.addEventListener('htmx:afterSwap', function (event) { emphasiseMarked(event.target); });
 
   window.GPTStoreQuotes = { emphasiseHeadings: emphasiseHeadings };
 })();

@@ -24,7 +24,7 @@ def cited_bot(live, catalog, tiny_chat_base):
 
     owner = live_user("pat@playground-shoes.example", PASSWORD, "Pat Owner")
     organization = people.create_organization("Playground Shoes", owner)
-    knowledge_base = sources.create_knowledge_base(organization, "Help centre")
+    knowledge_base = sources.create_knowledge_base(organization, "Help centre")  # slug help-centre
     wait_until_live(sources.add_text(knowledge_base, "FAQ", SMALL_FAQ, url=HELP_URL))
     bot = deploy_tiny_bot(organization, tiny_chat_base)
     deployments.configure(bot, knowledge_base=knowledge_base, policy=AnswerPolicy.QUOTE, threshold=0.5)
@@ -95,3 +95,12 @@ def test_the_playground_shows_the_sources_of_an_answer_and_why_it_did_not_know(c
                 Array.from(transcript.querySelectorAll('.pg-assistant')).map(r => r.scrollHeight - r.clientHeight)];
     }""")
     assert heights[0] and max(heights[1]) <= 1, heights
+
+
+    # The "ask the knowledge base" box shows the answer as the customer would see it: its heading in bold.
+    page.goto(f"{live.url}/knowledge/help-centre/")
+    page.fill("#id_question", "hw much is express delivery??")
+    page.click("#ask-form button[type=submit]")
+    expect(page.locator("#ask-reply strong.quote-heading").first).to_have_text("How much does shipping cost?",
+                                                                               timeout=30_000)
+    assert page.locator("#ask-reply").text_content().startswith("How much does shipping cost?\nStandard")

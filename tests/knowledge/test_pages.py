@@ -180,3 +180,21 @@ def test_a_new_bot_is_offered_the_organization_s_only_knowledge_base_until_its_s
     sources.create_knowledge_base(alice.organization, "Second")
     deploy.create_or_update(alice.organization, "bot-two", deploy.ModelChoice(base=catalog["smollm2-135m-instruct"]))
     assert 'id="knowledge-suggested"' not in alice.client.get("/deployments/bot-two/knowledge/").content.decode()
+
+
+def test_a_server_rendered_reply_carries_its_sources_titles_for_the_bold_headings():
+    from django.template.loader import render_to_string
+
+    from knowledge.policy import Candidate
+    from knowledge.replies import Outcome, ReplyResult
+
+    passage = Candidate(1, 1, "Shipping › How much is “express”?", "Express costs $12.95.", confidence=0.9)
+    quoted = ReplyResult("How much is “express”?\nExpress costs $12.95.", Outcome.QUOTED, confidence=0.9,
+                         passages=[passage])
+    page = render_to_string("knowledge/partials/ask_result.html", {"result": quoted, "candidates": [passage],
+                                                                   "threshold": 0.6})
+    assert 'data-quote-sources="[&quot;Shipping › How much is “express”?&quot;]"' in page
+    unknown = ReplyResult("I don't know that one.", Outcome.DID_NOT_KNOW, confidence=0.2)
+    page = render_to_string("knowledge/partials/ask_result.html", {"result": unknown, "candidates": [],
+                                                                   "threshold": 0.6})
+    assert "data-quote-sources" not in page
