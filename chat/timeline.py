@@ -14,6 +14,7 @@ def sentiment_timeline(transcript: list[Message]) -> str:
             score = rolling(score, message.sentiment_value)
             points.append((message.seq, message.sentiment_value))
             rolling_points.append((message.seq, score))
+    # Drawn at about the width of the console's side card, so its labels are not scaled down to ~6 px there.
     return line_chart([Series("message", points, "#8a8fa3", markers=True),
-                       Series("rolling", rolling_points, "#4f46e5")], width=560, height=180,
+                       Series("rolling", rolling_points, "#4f46e5")], width=340, height=220,
                       y_range=(-1.05, 1.05), x_label="message #", title="Sentiment timeline")
