@@ -56,6 +56,7 @@ URL_FIELDS_ASSUME_HTTPS: Mapping[type[models.Field[Any, Any]], Mapping[str, Any]
 
 class OrganizationScopedAdmin(admin.ModelAdmin):
     formfield_overrides = URL_FIELDS_ASSUME_HTTPS
+
     def _organizations(self, request: HttpRequest):
         cache_name = "_administered_organizations"
         if not hasattr(request, cache_name):

@@ -80,8 +80,9 @@ def _conversation(request: HttpRequest, conversation_id: int) -> Conversation:
 
 def _conversation_context(conversation: Conversation) -> dict:
     transcript = list(conversation.messages.select_related("agent"))
-    return {"conversation": conversation, "transcript": transcript,
-            "timeline": sentiment_timeline(transcript), "scorer": sentiment_deployment_for(conversation.widget),
+    scorer = sentiment_deployment_for(conversation.widget)  # none: the page says why nothing is scored
+    return {"conversation": conversation, "transcript": transcript, "scorer": scorer,
+            "timeline": sentiment_timeline(transcript) if scorer else "",
             "canned": CannedReply.objects.filter(organization_id=conversation.organization_id)}
 
 

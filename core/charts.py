@@ -57,15 +57,15 @@ EMPTY_CHART = '<p class="empty chart-empty">No data yet</p>'
 
 def line_chart(series: Sequence[Series], width: int = 640, height: int = 240, x_label: str = "",
                y_label: str = "", y_range: tuple[float, float] | None = None, title: str = "") -> str:
-    """A responsive line chart; empty series render an empty frame with a note."""
+    """A responsive line chart; series without a finite point render EMPTY_CHART."""
     pad_left, pad_right, pad_top, pad_bottom = 48, 12, 14, 34
     xs = [x for s in series for x, _ in s.points]
     ys = [y for s in series for _, y in s.points if math.isfinite(y)]
+    if not xs or not ys:
+        return EMPTY_CHART
     label = escape(title or y_label or "chart")
     parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{label}" '
              f'preserveAspectRatio="xMidYMid meet" xmlns="http://www.w3.org/2000/svg">']
-    if not xs or not ys:
-        return EMPTY_CHART
     x_low, x_high = min(xs), max(xs)
     if x_high == x_low:
         x_high = x_low + 1
@@ -120,11 +120,11 @@ def line_chart(series: Sequence[Series], width: int = 640, height: int = 240, x_
 
 def bar_chart(bars: Sequence[tuple[str, float]], width: int = 640, height: int = 200, title: str = "",
               color: str = "#4f46e5") -> str:
+    if not bars:
+        return EMPTY_CHART
     pad_left, pad_bottom, pad_top = 48, 30, 10
     parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title or "bars")}" '
              f'xmlns="http://www.w3.org/2000/svg">']
-    if not bars:
-        return EMPTY_CHART
     top = max(value for _, value in bars) or 1
     plot_w, plot_h = width - pad_left - 8, height - pad_bottom - pad_top
     slot = plot_w / len(bars)
