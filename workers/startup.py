@@ -19,8 +19,23 @@ def consumed_queues(sender: object) -> set[str]:
     return {queue.name for queue in queues}
 
 
+def quiet_progress_bars() -> None:
+    """No download or "Loading weights" bars: in a worker's log each is a run of carriage-return frames
+    that celery re-logs at WARNING (celery.redirected) every time a model loads."""
+    import sys
+
+    from huggingface_hub.utils import disable_progress_bars
+
+    disable_progress_bars()  # transformers reads this when it is first imported
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+
+
 @worker_ready.connect(dispatch_uid="workers-start-services")
 def start_worker_services(sender: object = None, **_: object) -> None:
+    quiet_progress_bars()
     queues = consumed_queues(sender)
     if TRAINING_QUEUE in queues:
         from finetune.worker import on_training_worker_ready
