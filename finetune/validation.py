@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import unicodedata
+from bisect import insort
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -50,14 +51,21 @@ class ValidationReport:
         return not self.problems
 
     def add(self, line: int | None, message: str) -> None:
-        if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(Problem(line, message))
-        else:
+        """Keep the MAX_PROBLEMS first problems in line order (whole-file ones first), whichever pass
+        finds them: a line that is not JSON is found before a row that lacks an answer, but a person
+        fixes the file from the top."""
+        insort(self.problems, Problem(line, message), key=_line_order)
+        if len(self.problems) > MAX_PROBLEMS:
+            self.problems.pop()
             self.truncated_problem_count += 1
 
     @property
     def preview(self) -> list[dict]:
         return self.rows[:PREVIEW_ROWS]
+
+
+def _line_order(problem: Problem) -> int:
+    return problem.line or 0
 
 
 class DatasetTooLarge(Exception):

@@ -169,10 +169,10 @@ def test_it_reports_every_bad_pair_with_its_line():
         pair(query="   "), pair(passage=""), json.dumps({"query": 7, "passage": ["a"]}), '{"query": "oops',
         "[1, 2]"]
     assert problems("\n".join(lines), task="embedding") == [
-        "line 12: not valid JSON (Unterminated string starting at at column 11)",  # parsing comes first
-        "line 13: each line must be a JSON object",
         'line 7: missing "passage"', 'line 8: missing "query"', "line 9: empty query", "line 10: empty passage",
-        'line 11: "query" must be a string', 'line 11: "passage" must be a string']
+        'line 11: "query" must be a string', 'line 11: "passage" must be a string',
+        "line 12: not valid JSON (Unterminated string starting at at column 11)",  # found first, listed in order
+        "line 13: each line must be a JSON object"]
 
 
 def test_it_removes_duplicate_pairs_and_counts_them():
@@ -214,3 +214,20 @@ def test_it_detects_the_task_from_the_csv_header(header, expected):
 @pytest.mark.parametrize("line", ['{"query": "a", "passage": "b"}', '{"anchor": "a", "positive": "b"}'])
 def test_it_detects_pairs_from_the_first_line(line):
     assert detect_task("jsonl", line) == "embedding"
+
+
+def test_problems_are_listed_in_line_order_whichever_check_finds_them():
+    no_answer = json.dumps({"messages": [{"role": "user", "content": "anyone?"}]})
+    assert problems("\n".join([chat(), no_answer, "not json", chat("a", "")] + GOOD_CHATS.split("\n"))) == [
+        "line 2: no assistant turn: nothing to learn from this example",
+        "line 3: not valid JSON (Expecting value at column 1)",
+        "line 4: message 2: empty content"]
+
+
+def test_a_file_with_too_many_problems_shows_the_first_ones():
+    from finetune.validation import MAX_PROBLEMS
+
+    no_answer = json.dumps({"messages": [{"role": "user", "content": "anyone?"}]})
+    report = validate_dataset("\n".join([no_answer] * (MAX_PROBLEMS + 50) + ["not json"]).encode(), "d.jsonl")
+    assert [p.line for p in report.problems] == list(range(1, MAX_PROBLEMS + 1))
+    assert report.truncated_problem_count == 51
