@@ -213,9 +213,9 @@ def dataset_delete(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 def _defaults_context(request: HttpRequest, form: JobForm) -> dict:
-    base = FoundationModel.objects.filter(slug=form.data.get("base") or request.GET.get("base")).first()
+    base = FoundationModel.objects.filter(slug=form.data.get("base") or form.initial.get("base")).first()
     dataset = Dataset.objects.filter(organization=_org(request),
-                                     pk=form.data.get("dataset") or request.GET.get("dataset") or 0).first()
+                                     pk=form.data.get("dataset") or form.initial.get("dataset") or 0).first()
     defaults = None
     method = form.data.get("method") or request.GET.get("method") or ""
     if base is not None and dataset is not None and base.supports(dataset.task):
@@ -228,7 +228,7 @@ def _defaults_context(request: HttpRequest, form: JobForm) -> dict:
 @organization_admin_required
 def job_new(request: HttpRequest) -> HttpResponse:
     organization = _org(request)
-    initial = {"base": request.GET.get("base"), "dataset": request.GET.get("dataset")}
+    initial = _suggested_pair(organization, request.GET.get("base"), request.GET.get("dataset"))
     form = JobForm(request.POST or None, organization=organization, initial=initial)
     errors: list[str] = []
     if request.method == "POST" and form.is_valid():
@@ -242,6 +242,22 @@ def job_new(request: HttpRequest) -> HttpResponse:
             return redirect("finetune:job_detail", job.public_id)
     context = {"form": form, "errors": errors, **_defaults_context(request, form)}
     return render(request, "finetune/job_new.html", context, status=400 if errors else 200)
+
+
+def _suggested_pair(organization, base_slug: str | None, dataset_id: str | None) -> dict:
+    """The form's first choices: what the link named ("Fine-tune on it", "Fine-tune it"), and for the
+    other one the only choice that fits it — the only base model that tunes the dataset's task, the
+    only dataset of the organization the base model can learn from. Where several fit, the person picks."""
+    base = FoundationModel.objects.filter(slug=base_slug or "").first()
+    dataset = Dataset.objects.filter(organization=organization, pk=int(dataset_id)).first() \
+        if dataset_id and dataset_id.isdigit() else None
+    if dataset is not None and base is None:
+        fitting = [model for model in FoundationModel.objects.order_by("pk") if model.supports(dataset.task)]
+        base = fitting[0] if len(fitting) == 1 else None
+    elif base is not None and dataset is None:
+        fitting_data = [d for d in Dataset.objects.filter(organization=organization) if base.supports(d.task)]
+        dataset = fitting_data[0] if len(fitting_data) == 1 else None
+    return {"base": base.slug if base else base_slug, "dataset": dataset.pk if dataset else dataset_id}
 
 
 @organization_admin_required

@@ -47,6 +47,35 @@ def test_it_does_not_offer_another_organizations_dataset(alice, charlie_dataset,
     assert 'id="examples"' in alice.client.get(reverse("finetune:dataset_upload")).content.decode()
 
 
+def _selected(page: str, name: str) -> list[str]:
+    """The values of the options selected in the form's <select name=…> (not the blank "---------")."""
+    import re
+
+    select = re.search(rf'<select name="{name}".*?</select>', page, re.S).group(0)
+    return re.findall(r'<option value="([^"]+)"[^>]*selected', select)
+
+
+def test_the_form_picks_the_only_base_model_that_fits_the_dataset(alice, sentiment_dataset, tiny_encoder_base,
+                                                                   tiny_chat_base):
+    from finetune.datasets import create_dataset
+
+    chats = "\n".join(f'{{"messages": [{{"role": "user", "content": "size {n}?"}}, '
+                       f'{{"role": "assistant", "content": "Yes, size {n}."}}]}}' for n in range(5, 11))
+    dialogue = create_dataset(alice.organization, chats.encode(), "sizes.jsonl").dataset
+    page = alice.client.get(reverse("finetune:job_new"), {"dataset": dialogue.pk}).content.decode()
+    # Only the chat model tunes dialogue: chosen, with its recommended values shown.
+    assert _selected(page, "base") == ["tiny-chat"] and _selected(page, "dataset") == [str(dialogue.pk)]
+    assert "Blank fields use the recommended value" in page
+    # Both models tune sentiment: the person picks.
+    page = alice.client.get(reverse("finetune:job_new"), {"dataset": sentiment_dataset.pk}).content.decode()
+    assert _selected(page, "base") == [] and _selected(page, "dataset") == [str(sentiment_dataset.pk)]
+    # From a model's page: the organization's only dataset the model can learn from.
+    page = alice.client.get(reverse("finetune:job_new"), {"base": "tiny-chat"}).content.decode()
+    assert _selected(page, "base") == ["tiny-chat"] and _selected(page, "dataset") == []  # two fit
+    page = alice.client.get(reverse("finetune:job_new"), {"base": "tiny-encoder"}).content.decode()
+    assert _selected(page, "dataset") == [str(sentiment_dataset.pk)]
+
+
 def test_it_shows_the_live_job_page(alice, sentiment_dataset, tiny_encoder_base):
     job = jobs.create_job(alice.organization, tiny_encoder_base, sentiment_dataset, suffix="moods")
     page = alice.client.get(reverse("finetune:job_detail", args=[job.public_id])).content.decode()
