@@ -120,7 +120,8 @@ def line_chart(series: Sequence[Series], width: int = 640, height: int = 240, x_
 
 def bar_chart(bars: Sequence[tuple[str, float]], width: int = 640, height: int = 200, title: str = "",
               color: str = "#4f46e5") -> str:
-    if not bars:
+    """Bars on a 0-based axis; no bars, or only zeros (a period with no usage), render EMPTY_CHART."""
+    if not any(value for _, value in bars):
         return EMPTY_CHART
     pad_left, pad_bottom, pad_top = 48, 30, 10
     parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title or "bars")}" '

@@ -304,7 +304,11 @@ def job_live_partial(request: HttpRequest, public_id: str) -> HttpResponse:
 @require_POST
 @organization_admin_required
 def job_cancel(request: HttpRequest, public_id: str) -> HttpResponse:
-    job = jobs.request_cancel(_job(request, public_id))
+    job = _job(request, public_id)
+    if not job.is_active:  # the page offered Cancel before the job finished
+        messages.info(request, f"The job had already finished: {job.get_status_display().lower()}.")
+        return redirect("finetune:job_detail", public_id)
+    job = jobs.request_cancel(job)
     messages.info(request, "Job cancelled." if job.status == "cancelled" else "Stopping the job…")
     return redirect("finetune:job_detail", public_id)
 

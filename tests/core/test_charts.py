@@ -38,3 +38,4 @@ def test_counted_bars_get_whole_ticks_and_measured_ones_keep_fractions():
 def test_an_empty_chart_is_readable_text_not_a_scaled_svg_label():
     empty = '<p class="empty chart-empty">No data yet</p>'
     assert line_chart([Series("rolling", [], "#4f46e5")]) == bar_chart([]) == empty
+    assert bar_chart([("11-05", 0), ("11-06", 0)]) == empty  # a period with no usage: not a flat, 0–1 axis

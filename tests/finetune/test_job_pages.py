@@ -91,6 +91,32 @@ def test_it_cancels_from_the_page(alice, sentiment_dataset, tiny_encoder_base):
     assert job.status == "cancelled"
 
 
+def test_the_live_region_offers_delete_and_deploy_once_the_job_has_finished(alice, sentiment_dataset,
+                                                                           tiny_encoder_base):
+    from tests.factories import make_tuned
+
+    job = jobs.create_job(alice.organization, tiny_encoder_base, sentiment_dataset, suffix="moods")
+    live = reverse("finetune:job_live", args=[job.public_id])
+    region = alice.client.get(live).content.decode()
+    assert 'id="cancel-job"' in region and 'id="delete-job"' not in region
+    # The worker finishes it while the page is open: the region the page re-fetches has no Cancel any more.
+    tuned = make_tuned(alice.organization, tiny_encoder_base, suffix="moods", task="sentiment")
+    FineTuneJob.objects.filter(pk=job.pk).update(status="succeeded", tuned_model=tuned)
+    region = alice.client.get(live).content.decode()
+    assert 'id="cancel-job"' not in region and 'id="delete-job"' in region
+    deploy = f'{reverse("store:deployment_new")}?model={tuned.slug}'
+    assert f'href="{deploy}" id="deploy-tuned"' in region
+    tuned_page = alice.client.get(reverse("store:tuned_detail", args=[tuned.short_id])).content.decode()
+    assert f'id="deploy-tuned" href="{deploy}"' in tuned_page
+    form = alice.client.get(deploy).content.decode()
+    assert f'<option value="{tuned.slug}" selected>' in form
+    # A Cancel pressed on a page loaded before the end says so and changes nothing.
+    response = alice.client.post(reverse("finetune:job_cancel", args=[job.public_id]), follow=True)
+    assert "The job had already finished: succeeded." in response.content.decode()
+    job.refresh_from_db()
+    assert job.status == "succeeded" and not job.cancel_requested
+
+
 def test_it_hides_jobs_from_outsiders(alice, charlie, sentiment_dataset, tiny_encoder_base):
     job = jobs.create_job(alice.organization, tiny_encoder_base, sentiment_dataset, suffix="moods")
     for name in ("finetune:job_detail", "finetune:job_live"):
