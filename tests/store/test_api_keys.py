@@ -64,6 +64,22 @@ def test_the_keys_page_shows_a_new_key_once(alice):
     assert f"{key.prefix}_…" in again and f'value="{key.prefix}_' not in again
 
 
+def test_a_new_key_comes_with_the_environment_the_openai_sdks_read(alice, monkeypatch):
+    import re
+
+    from openai import OpenAI
+
+    page = alice.client.post("/api-keys/", {"name": "Shop backend", "requests_per_minute": 60,
+                                            "tokens_per_minute": 10000}).content.decode()
+    exports = dict(re.findall(r"\bexport (OPENAI_\w+)=([^\s<]+)", page))
+    assert set(exports) == {"OPENAI_BASE_URL", "OPENAI_API_KEY"}
+    for name, value in exports.items():
+        monkeypatch.setenv(name, value)
+    sdk = OpenAI()  # configured from the environment alone, as a developer's unchanged code would be
+    assert str(sdk.base_url).rstrip("/") == "http://testserver/v1" and sdk.api_key == exports["OPENAI_API_KEY"]
+    assert alice.client.get("/v1/models", HTTP_AUTHORIZATION=f"Bearer {sdk.api_key}").status_code == 200
+
+
 def test_the_keys_page_hides_other_organizations_keys(alice, charlie):
     create_api_key(charlie.organization, "charlie secret key")
     assert "charlie secret key" not in alice.client.get("/api-keys/").content.decode()
