@@ -95,6 +95,8 @@ def test_it_explains_when_there_are_too_few_pairs(alice, knowledge_base):
 def test_it_offers_the_knowledge_bases_on_the_upload_page(alice, faq):
     page = alice.client.get(reverse("finetune:dataset_upload")).content.decode()
     assert reverse("finetune:dataset_from_knowledge", args=[faq.pk]) in page
+    # and the dialogue recipe made from the same knowledge base
+    assert reverse("finetune:answer_recipe_from_knowledge", args=[faq.pk]) in page
 
 
 def test_it_keeps_agents_out(bob, faq):
