@@ -166,30 +166,47 @@ def dont_know_text(handoff: bool) -> str:
 _FOLLOW_UP_START = re.compile(r"^\s*(?:and|or|also|what about|how about|but|plus|same for|and what|so)\b", re.I)
 _REFERS_BACK = re.compile(r"^\s*(?:ok(?:ay)?|what if)\b|\b(?:it|its|it's|that|those|this|these|them|they|their|"
                           r"there|one|ones|he|she|his|her|him|too|also|then|instead|still|afterwards|else)\b", re.I)
-_SMALL_TALK = {
-    "greeting": (re.compile(r"^\s*(?:hi+|hello+|hey+|hiya|yo|good (?:morning|afternoon|evening)|greetings)"
-                            r"(?:\s+(?:there|all|team|guys))?[\s!.,:)]*$", re.I),
-                 "Hello! What can I help you with?"),
-    "thanks": (re.compile(r"^\s*(?:(?:ok(?:ay)?|great|perfect|cool|awesome|brilliant|nice)[\s,!.]*)?"
-                          r"(?:thanks?(?: you)?|thx|ty|cheers|many thanks|thank you(?: so much| very much)?)"
-                          r"(?:[\s,!.]*(?:a lot|so much|mate|again))*[\s!.:)]*$", re.I),
-               "You're welcome! Is there anything else I can help with?"),
-    "goodbye": (re.compile(r"^\s*(?:ok(?:ay)?[\s,]*)?(?:bye+|goodbye|see you|that'?s all|that is all|nothing else|"
-                           r"no,? that'?s it)[\s!.:)]*$", re.I),
-                "Thanks for chatting — have a great day!"),
-    "acknowledgement": (re.compile(r"^\s*(?:ok(?:ay)?|got it|great|perfect|cool|alright|sounds good|understood|"
-                                   r"nice|awesome)[\s!.:)]*$", re.I),
-                        "Glad to help! Anything else?"),
+# Small talk is a message made only of these words (a goodbye, a thank-you, a greeting, an "ok"), in
+# any order and with any punctuation: "ok thanks bye", "thank you for your help!", "hi there team". One
+# word outside them ("thanks but where is my order") makes it a question. The reply is that of the
+# strongest kind it holds: a goodbye ends the chat, so it wins over the thanks that often comes with it.
+_SMALL_TALK_KINDS = (
+    ("goodbye", re.compile(r"\b(?:bye+|goodbye|cya|see (?:you|ya)|later|good ?night|that'?s (?:all|it)|that is all|"
+                           r"nothing else|no thanks?(?: you)?|have a (?:nice|good|great) (?:day|evening|weekend))\b"),
+     "Thanks for chatting — have a great day!"),
+    ("thanks", re.compile(r"\b(?:thanks?|thx|ty|cheers|appreciated?)\b"),
+     "You're welcome! Is there anything else I can help with?"),
+    ("greeting", re.compile(r"\b(?:hi+|hello+|hey+|hiya|yo|greetings|good (?:morning|afternoon|evening))\b"),
+     "Hello! What can I help you with?"),
+    ("acknowledgement", re.compile(r"\b(?:ok(?:ay)?|k|got it|great|perfect|cool|alright|sounds good|understood|nice|"
+                                   r"awesome|brilliant|fine|super)\b"),
+     "Glad to help! Anything else?"),
+)
+_SMALL_TALK_WORDS = {
+    "bye", "goodbye", "cya", "see", "you", "ya", "later", "good", "night", "goodnight", "that's", "thats", "all",
+    "it", "that", "is", "nothing", "else", "have", "a", "nice", "great", "day", "evening", "weekend", "no",
+    "thanks", "thank", "thx", "ty", "cheers", "appreciate", "appreciated", "so", "much", "very", "lot", "mate",
+    "again", "for", "the", "your", "help", "many", "hi", "hello", "hey", "hiya", "yo", "greetings", "morning",
+    "afternoon", "there", "team", "guys", "everyone", "ok", "okay", "k", "got", "perfect", "cool", "alright",
+    "sounds", "understood", "awesome", "brilliant", "fine", "super", "really", "oh", "ah", "well",
 }
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 
 def small_talk(text: str) -> str | None:
     """The reply to a greeting, a thank-you or a goodbye: answering it from the knowledge base
     (or saying "I don't know") would be absurd."""
-    for pattern, reply in _SMALL_TALK.values():
-        if pattern.match(text):
-            return reply
-    return None
+    spoken = text.lower().replace("’", "'")
+    words = [_unstretched(word) for word in _WORD.findall(spoken)]
+    if not words or len(words) > 12 or any(word not in _SMALL_TALK_WORDS for word in words):
+        return None
+    return next((reply for _, pattern, reply in _SMALL_TALK_KINDS if pattern.search(" ".join(words))), None)
+
+
+def _unstretched(word: str) -> str:
+    """A word typed with its last letter held down ("hiii", "byeee", "thanksss"), spelt once."""
+    once = re.sub(r"(.)\1+$", r"\1", word)
+    return once if once in _SMALL_TALK_WORDS else word
 
 
 # Where one message holds several questions: sentence ends, and "and/also" before a new question.
