@@ -30,6 +30,7 @@ from knowledge.models import AnswerPolicy, DeploymentKnowledge, WhenUnsure
 from knowledge.policy import Candidate, decide, dont_know_text, quote_text, retrieval_queries, small_talk
 from knowledge.prompting import grounded_messages
 from store.api.completions import with_system_prompt
+from store.api.protocol import Outcome
 from store.deploy import stream_generation  # workers, or an organization's upstream: decided there
 from store.inference.client import new_request_id
 from store.inference.protocol import GenerationRequest
@@ -37,15 +38,6 @@ from store.models import ApiKey, Deployment
 from store.usage import record_usage
 
 logger = logging.getLogger(__name__)
-
-
-class Outcome:
-    GENERATED = "generated"  # no knowledge: the model on its own
-    QUOTED = "quoted"
-    GROUNDED = "grounded"
-    REPLACED = "replaced"  # grounded, but a sentence failed the check: the quote answer instead
-    DID_NOT_KNOW = "did_not_know"
-    SMALL_TALK = "small_talk"
 
 
 @dataclass

@@ -7,6 +7,7 @@ from these classes.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -165,20 +166,32 @@ class Citation(BaseModel):
                                           "embedding model's calibrated similarity, 0.5 at its measured cut)")
 
 
+class Outcome(StrEnum):
+    """How a bot reply was made: the codes the API's `grounding.outcome`, the stored messages and every page
+    use (knowledge/replies.py decides which)."""
+
+    GENERATED = "generated"  # no knowledge: the model on its own
+    QUOTED = "quoted"
+    GROUNDED = "grounded"
+    REPLACED = "replaced"  # grounded, but a sentence failed the check: the quote answer instead
+    DID_NOT_KNOW = "did_not_know"
+    SMALL_TALK = "small_talk"
+
+
 # What each outcome means, in the words every page uses: the console's bot replies, the playground's note
 # under a reply and the "ask the knowledge base" box all say it from here.
 OUTCOME_LABELS = {
-    "quoted": "Quoted from the knowledge base",
-    "grounded": "Phrased by the model from the passages; every specific checked",
-    "replaced": "The model stated what the passages do not hold; replaced by the quoted passage",
-    "did_not_know": "Did not know: the knowledge base does not answer it",
-    "small_talk": "Small talk: answered without a lookup",
-    "generated": "The model on its own: no knowledge base",
+    Outcome.QUOTED: "Quoted from the knowledge base",
+    Outcome.GROUNDED: "Phrased by the model from the passages; every specific checked",
+    Outcome.REPLACED: "The model stated what the passages do not hold; replaced by the quoted passage",
+    Outcome.DID_NOT_KNOW: "Did not know: the knowledge base does not answer it",
+    Outcome.SMALL_TALK: "Small talk: answered without a lookup",
+    Outcome.GENERATED: "The model on its own: no knowledge base",
 }
 
 
 class Grounding(BaseModel):
-    outcome: Literal["quoted", "grounded", "replaced", "did_not_know", "small_talk", "generated"] = Field(
+    outcome: Outcome = Field(
         description="quoted: the reply is the passage; grounded: the model phrased it from the passages; replaced: "
                     "a grounded reply stated something the passages do not hold and the passage was used instead; "
                     "did_not_know: the knowledge base does not answer it; generated: no knowledge base")
