@@ -78,7 +78,8 @@ def score(answerable: dict[str, list[tuple[dict, dict]]], unanswerable: list[tup
         right = sum(contains_facts(body["choices"][0]["message"]["content"], item["must_contain"])
                     for item, body in pairs)
         refused = sum((body.get("grounding") or {}).get("outcome") == "did_not_know" for _, body in pairs)
-        figures[name] = {"questions": len(pairs), "fact_recall": right / len(pairs), "refused": refused / len(pairs)}
+        figures[name] = {"questions": len(pairs), "fact_recall": right / len(pairs), "refused": refused / len(pairs),
+                         "not_sure": sum(_not_sure(body) for _, body in pairs) / len(pairs)}
     inventions, offered = 0, 0
     examples = []
     for item, body in unanswerable:
@@ -90,8 +91,15 @@ def score(answerable: dict[str, list[tuple[dict, dict]]], unanswerable: list[tup
         if made_up and len(examples) < 3:
             examples.append({"question": turns_of(item)[-1], "reply": reply[:300], "invented": made_up})
     figures["unanswerable"] = {"questions": len(unanswerable), "invented_specifics": inventions / len(unanswerable),
-                               "offered_a_person": offered / len(unanswerable), "examples": examples}
+                               "offered_a_person": offered / len(unanswerable),
+                               "not_sure": sum(_not_sure(body) for _, body in unanswerable) / len(unanswerable),
+                               "examples": examples}
     return figures
+
+
+def _not_sure(body: dict) -> bool:
+    """Said it was not sure, showed the closest entry and offered a person (knowledge/policy.py UNSURE_BAND)."""
+    return (body.get("grounding") or {}).get("outcome") == "not_sure"
 
 
 def evaluate_bot(url: str, key: str, model: str, knowledge_text: str) -> dict:

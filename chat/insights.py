@@ -47,6 +47,7 @@ def insights(organization: Organization, start: date, end: date) -> dict:
         "bot_only": bot_only,
         "bot_only_percent": round(100 * bot_only / total) if total else None,
         "did_not_know": outcomes.get("did_not_know", 0),
+        "not_sure": outcomes.get("not_sure", 0),
         "did_not_know_handoffs": conversations.filter(escalation_reason=BOT_DID_NOT_KNOW).count(),
         "answered_from_knowledge": sum(outcomes.get(name, 0) for name in ("quoted", "grounded", "replaced")),
         "replaced": outcomes.get("replaced", 0),

@@ -20,10 +20,11 @@ from knowledge import deployments as knowledge_settings
 from knowledge.api import reply_sse, streaming_response
 from knowledge.forms import AskForm, DeploymentKnowledgeForm
 from knowledge.models import KnowledgeBase
-from knowledge.policy import DEFAULT_THRESHOLD, decide, dont_know_text, quote_text, retrieval_queries
-from knowledge.replies import ReplyResult, Served, stream_reply
+from knowledge.policy import DEFAULT_THRESHOLD, decide, quote_text, retrieval_queries
+from knowledge.replies import ReplyResult, Served, stream_reply, unsure_reply
 from store.api.completions import inference_error
 from store.api.errors import ApiError
+from store.api.protocol import Outcome
 from store.inference.client import InferenceError, InferenceUnavailable
 from store.models import Deployment, DeploymentStatus, Task
 
@@ -78,10 +79,11 @@ async def ask(request: HttpRequest, slug: str) -> HttpResponse:
             found = await knowledge_client.retrieve(knowledge_base.pk, lookup, index_key=index_key)
             candidates = found.candidates
             decision = decide(candidates, DEFAULT_THRESHOLD, lookup.parts_from, message=question)
-            result = ReplyResult(quote_text(decision.passages) if decision.answer else dont_know_text(True),
-                                 "quoted" if decision.answer else "did_not_know", confidence=decision.confidence,
-                                 passages=decision.passages, unstated=decision.unstated,
-                                 searched=found.corrected(lookup))
+            text, outcome = (quote_text(decision.passages), Outcome.QUOTED) if decision.answer \
+                else unsure_reply(decision, handoff=True)
+            shown = decision.passages if decision.answer else [decision.closest] if decision.closest else []
+            result = ReplyResult(text, outcome, confidence=decision.confidence, passages=shown,
+                                 unstated=decision.unstated, searched=found.corrected(lookup))
     except (InferenceError, InferenceUnavailable) as error:
         context["error"] = inference_error(error).message
         return render(request, "knowledge/partials/ask_result.html", context, status=503)

@@ -27,7 +27,16 @@ from asgiref.sync import sync_to_async
 from knowledge import client as knowledge_client
 from knowledge.faithfulness import Support, check, split_complete
 from knowledge.models import AnswerPolicy, DeploymentKnowledge, WhenUnsure
-from knowledge.policy import Candidate, decide, dont_know_text, quote_text, retrieval_queries, small_talk
+from knowledge.policy import (
+    Candidate,
+    Decision,
+    decide,
+    dont_know_text,
+    not_sure_text,
+    quote_text,
+    retrieval_queries,
+    small_talk,
+)
 from knowledge.prompting import grounded_messages
 from store.api.completions import with_system_prompt
 from store.api.protocol import Outcome
@@ -201,10 +210,11 @@ async def _from_knowledge(served: Served, turns: list[dict], sampling: Sampling,
     decision = decide(candidates, settings.threshold, lookup.parts_from, message=last)
     retrieval_ms = 1000 * (time.perf_counter() - started)
     if not decision.answer:
-        text = dont_know_text(settings.handoff)
+        text, outcome = unsure_reply(decision, settings.handoff)
         yield ReplyEvent("text", text)
-        yield ReplyEvent("done", result=ReplyResult(text, Outcome.DID_NOT_KNOW, prompt_tokens=query_tokens,
+        yield ReplyEvent("done", result=ReplyResult(text, outcome, prompt_tokens=query_tokens,
                                                     confidence=decision.confidence, handoff=settings.handoff,
+                                                    passages=[decision.closest] if decision.closest else [],
                                                     candidates=candidates, retrieval_ms=retrieval_ms,
                                                     unstated=decision.unstated, searched=searched))
         return
@@ -222,6 +232,13 @@ async def _from_knowledge(served: Served, turns: list[dict], sampling: Sampling,
             event.result.candidates, event.result.retrieval_ms = candidates, retrieval_ms
             event.result.searched = searched
         yield event
+
+
+def unsure_reply(decision: Decision, handoff: bool) -> tuple[str, Outcome]:
+    """What the bot says when it does not answer: "not sure" with the closest entry, or "I don't know"."""
+    if decision.closest is not None:
+        return not_sure_text(decision.closest, handoff), Outcome.NOT_SURE
+    return dont_know_text(handoff), Outcome.DID_NOT_KNOW
 
 
 async def _grounded(served: Served, turns: list[dict], sampling: Sampling, passages: list[Candidate],

@@ -175,16 +175,18 @@ class Outcome(StrEnum):
     GROUNDED = "grounded"
     REPLACED = "replaced"  # grounded, but a sentence failed the check: the quote answer instead
     DID_NOT_KNOW = "did_not_know"
+    NOT_SURE = "not_sure"  # just below the threshold: says so, shows the closest entry, offers a person
     SMALL_TALK = "small_talk"
 
 
 # What each outcome means, in the words every page uses: the console's bot replies, the playground's note
 # under a reply and the "ask the knowledge base" box all say it from here.
-OUTCOME_LABELS = {
+OUTCOME_LABELS: dict[str, str] = {
     Outcome.QUOTED: "Quoted from the knowledge base",
     Outcome.GROUNDED: "Phrased by the model from the passages; every specific checked",
     Outcome.REPLACED: "The model stated what the passages do not hold; replaced by the quoted passage",
     Outcome.DID_NOT_KNOW: "Did not know: the knowledge base does not answer it",
+    Outcome.NOT_SURE: "Not sure: showed the closest entry and offered a person",
     Outcome.SMALL_TALK: "Small talk: answered without a lookup",
     Outcome.GENERATED: "The model on its own: no knowledge base",
 }
@@ -194,7 +196,9 @@ class Grounding(BaseModel):
     outcome: Outcome = Field(
         description="quoted: the reply is the passage; grounded: the model phrased it from the passages; replaced: "
                     "a grounded reply stated something the passages do not hold and the passage was used instead; "
-                    "did_not_know: the knowledge base does not answer it; generated: no knowledge base")
+                    "did_not_know: the knowledge base does not answer it; not_sure: just below the threshold, the "
+                    "reply says so, quotes the closest entry (in citations) and offers a person; small_talk: a "
+                    "greeting or thanks answered without a lookup; generated: no knowledge base")
     confidence: float | None = None
     unsupported: list[str] | None = Field(None, description="what a replaced reply stated without support")
     unstated: str | None = Field(None, description="did_not_know because the question asks for a specific (price, "

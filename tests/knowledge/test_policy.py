@@ -106,9 +106,25 @@ def test_a_question_in_several_parts_is_not_checked_as_a_whole():
 
 
 def test_below_the_threshold_it_does_not_guess():
-    decision = decide([candidate(1, 0.49), candidate(2, 0.3)], threshold=0.5)
-    assert not decision.answer and decision.passages == [] and decision.confidence == 0.49
-    assert not decide([], 0.5).answer
+    decision = decide([candidate(1, 0.39), candidate(2, 0.3)], threshold=0.5)
+    assert not decision.answer and decision.passages == [] and decision.confidence == 0.39
+    assert decision.closest is None  # further below than UNSURE_BAND: a plain "I don't know"
+    assert not decide([], 0.5).answer and decide([], 0.5).closest is None
+
+
+def test_just_below_the_threshold_it_is_not_sure_and_offers_the_closest_entry():
+    from knowledge.policy import NOT_SURE_HANDOFF, NOT_SURE_OPENING, UNSURE_BAND, not_sure_text
+
+    decision = decide([candidate(1, 0.3), candidate(2, 0.5 - UNSURE_BAND / 2)], threshold=0.5)
+    assert not decision.answer and decision.passages == [] and decision.closest.passage_id == 2
+    text = not_sure_text(decision.closest, handoff=True)
+    assert text == f"{NOT_SURE_OPENING}\n\nTitle 2\nPassage 2.\n\n{NOT_SURE_HANDOFF}"
+    assert not not_sure_text(decision.closest, handoff=False).endswith(NOT_SURE_HANDOFF)
+    # Asked for a price, an entry that states none is not offered as the closest answer.
+    assert decide([candidate(2, 0.45, "Returns are free within 30 days.")], 0.5,
+                  message="How much is express shipping?").closest is not None  # "free" states a price
+    assert decide([candidate(2, 0.45, "We ship to the US and Canada.")], 0.5,
+                  message="How much is express shipping?").closest is None
 
 
 def test_the_quote_answer_is_the_passages_themselves_under_their_headings():

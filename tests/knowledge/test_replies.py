@@ -93,6 +93,21 @@ def test_below_the_threshold_it_says_it_does_not_know_and_offers_a_person(bot):
     assert text == DONT_KNOW_CONTINUE and not result.handoff
 
 
+def test_just_below_the_threshold_it_shows_the_closest_entry_and_offers_a_person(bot):
+    from knowledge.policy import NOT_SURE_HANDOFF, NOT_SURE_OPENING, UNSURE_BAND
+
+    _, answered = reply(bot, "What does express shipping cost?")
+    assert answered.outcome == Outcome.QUOTED and answered.confidence < 1.0
+    configure(bot, threshold=min(1.0, answered.confidence + UNSURE_BAND / 2))  # now just short of it
+    text, result = reply(bot, "What does express shipping cost?")
+    assert result.outcome == Outcome.NOT_SURE and result.handoff and result.text == text
+    assert text.startswith(NOT_SURE_OPENING) and text.endswith(NOT_SURE_HANDOFF)
+    closest = result.passages[0]
+    assert closest.text in text and closest.text in SMALL_FAQ and "$12.95" in text
+    assert result.citations[0]["url"] == "https://alice.example/help"
+    assert result.grounding()["outcome"] == "not_sure"
+
+
 def test_a_question_for_a_specific_the_passages_do_not_state_gets_i_dont_know(bot):
     configure(bot, threshold=0.0)  # every passage is confident enough: what decides is what it states
     text, result = reply(bot, "What year was Alice Shoes founded?")
