@@ -2,8 +2,8 @@
 
 The response is OpenAI's, plus two fields every SDK keeps and exposes (`model_extra` in Python,
 plain properties in JavaScript): `citations` (the passages the reply is from: title, url,
-confidence) and `grounding` (`outcome`: quoted, grounded, replaced, did_not_know, small_talk or
-generated, and `confidence`). A stream carries them on its last chunk.
+confidence) and `grounding` (`outcome`: quoted, grounded, replaced, did_not_know, not_sure, small_talk
+or generated, and `confidence`). A stream carries them on its last chunk.
 """
 
 from __future__ import annotations
