@@ -52,6 +52,27 @@ async def test_when_the_knowledge_does_not_cover_it_the_bot_says_so_and_hands_ov
     await socket.disconnect()
 
 
+async def test_just_short_of_the_threshold_the_customer_reads_the_closest_entry_and_a_person_is_offered(
+        knowledge_widget, alice):
+    from knowledge.policy import NOT_SURE_HANDOFF, NOT_SURE_OPENING
+
+    # The return policy entry matches this question at 0.9-1.0 confidence: in the band below a threshold of 1.0.
+    await sync_to_async(deployments.configure)(knowledge_widget.deployment, knowledge_base=await sync_to_async(
+        lambda: knowledge_widget.deployment.knowledge.knowledge_base)(), policy=AnswerPolicy.QUOTE, threshold=1.0)
+    socket = await customer_writes(knowledge_widget, "What is your return policy?")
+    frames = await receive_bot_reply(socket)
+    message = frames[-1]["message"]
+    assert message["text"].startswith(NOT_SURE_OPENING) and message["text"].endswith(NOT_SURE_HANDOFF)
+    assert "30 days" in message["text"] and [s["title"].split(" › ")[-1] for s in message["sources"]] == [
+        "What is your return policy?"]
+    assert (await receive_until(socket, "status"))[-1]["status"] == "needs_human"
+    await socket.disconnect()
+    conversation = await sync_to_async(Conversation.objects.get)()
+    assert conversation.escalation_reason == BOT_DID_NOT_KNOW
+    insights = (await sync_to_async(alice.client.get)("/console/insights/")).content.decode()
+    assert '"not sure" (closest entry shown): <strong>1</strong>' in insights
+
+
 async def test_a_question_for_a_year_the_passages_do_not_state_is_handed_over_and_the_console_says_why(
         knowledge_widget, alice):
     await sync_to_async(deployments.configure)(knowledge_widget.deployment, knowledge_base=await sync_to_async(
