@@ -39,9 +39,15 @@ async def test_the_reply_shows_where_it_comes_from(knowledge_widget):
     await socket.disconnect()
 
 
+async def quote_at(widget, threshold: float) -> None:
+    """The widget's bot quotes from its knowledge base at this confidence threshold."""
+    knowledge_base = await sync_to_async(lambda: widget.deployment.knowledge.knowledge_base)()
+    await sync_to_async(deployments.configure)(widget.deployment, knowledge_base=knowledge_base,
+                                               policy=AnswerPolicy.QUOTE, threshold=threshold)
+
+
 async def test_when_the_knowledge_does_not_cover_it_the_bot_says_so_and_hands_over(knowledge_widget):
-    await sync_to_async(deployments.configure)(knowledge_widget.deployment, knowledge_base=await sync_to_async(
-        lambda: knowledge_widget.deployment.knowledge.knowledge_base)(), policy=AnswerPolicy.QUOTE, threshold=1.0)
+    await quote_at(knowledge_widget, threshold=1.0)
     socket = await customer_writes(knowledge_widget, "Do you have a store in Paris?")
     frames = await receive_bot_reply(socket)
     assert frames[-1]["message"]["text"] == DONT_KNOW_HANDOFF and frames[-1]["message"]["sources"] == []
@@ -57,8 +63,7 @@ async def test_just_short_of_the_threshold_the_customer_reads_the_closest_entry_
     from knowledge.policy import NOT_SURE_HANDOFF, NOT_SURE_OPENING
 
     # The return policy entry matches this question at 0.9-1.0 confidence: in the band below a threshold of 1.0.
-    await sync_to_async(deployments.configure)(knowledge_widget.deployment, knowledge_base=await sync_to_async(
-        lambda: knowledge_widget.deployment.knowledge.knowledge_base)(), policy=AnswerPolicy.QUOTE, threshold=1.0)
+    await quote_at(knowledge_widget, threshold=1.0)
     socket = await customer_writes(knowledge_widget, "What is your return policy?")
     frames = await receive_bot_reply(socket)
     message = frames[-1]["message"]
@@ -75,8 +80,7 @@ async def test_just_short_of_the_threshold_the_customer_reads_the_closest_entry_
 
 async def test_a_question_for_a_year_the_passages_do_not_state_is_handed_over_and_the_console_says_why(
         knowledge_widget, alice):
-    await sync_to_async(deployments.configure)(knowledge_widget.deployment, knowledge_base=await sync_to_async(
-        lambda: knowledge_widget.deployment.knowledge.knowledge_base)(), policy=AnswerPolicy.QUOTE, threshold=0.0)
+    await quote_at(knowledge_widget, threshold=0.0)
     socket = await customer_writes(knowledge_widget, "What year was Alice Shoes founded?")
     frames = await receive_bot_reply(socket)
     assert frames[-1]["message"]["text"] == DONT_KNOW_HANDOFF and frames[-1]["message"]["sources"] == []
