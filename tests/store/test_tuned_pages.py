@@ -24,7 +24,9 @@ def download(client, url: str) -> bytes:
 
 def test_the_owner_sees_the_card_and_the_evaluation(alice, lora_moods):
     page = alice.client.get(reverse("store:tuned_detail", args=[lora_moods.short_id])).content.decode()
-    assert lora_moods.openai_id in page and "Evaluation report" in page and "Confusion matrix" in page
+    assert lora_moods.openai_id in page and "Evaluation details" in page and "Confusion matrix" in page
+    # The accuracy table is the model card's; the details below it add the confusion matrix, not a second copy.
+    assert page.count("macro-F1") == 1 and "Macro-F1" not in page
     assert "Download adapter (.zip)" in page
 
 
