@@ -117,7 +117,7 @@ def replay(rows: list[dict], threshold: float) -> dict:
     for row in rows:
         decision = decide([Candidate.from_dict(c) for c in row["candidates"]], threshold, row["parts_from"],
                           message=_turns(row["item"])[-1])
-        shown = decision.passages if decision.answer else [decision.closest] if decision.closest else []
+        shown = decision.shown
         if not shown:
             refused += 1
         not_sure += decision.closest is not None

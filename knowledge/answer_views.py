@@ -81,8 +81,7 @@ async def ask(request: HttpRequest, slug: str) -> HttpResponse:
             decision = decide(candidates, DEFAULT_THRESHOLD, lookup.parts_from, message=question)
             text, outcome = (quote_text(decision.passages), Outcome.QUOTED) if decision.answer \
                 else unsure_reply(decision, handoff=True)
-            shown = decision.passages if decision.answer else [decision.closest] if decision.closest else []
-            result = ReplyResult(text, outcome, confidence=decision.confidence, passages=shown,
+            result = ReplyResult(text, outcome, confidence=decision.confidence, passages=decision.shown,
                                  unstated=decision.unstated, searched=found.corrected(lookup))
     except (InferenceError, InferenceUnavailable) as error:
         context["error"] = inference_error(error).message

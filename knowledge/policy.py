@@ -84,6 +84,11 @@ class Decision:
     unstated: str = ""  # what the question asks for ("price") that the passages found do not state
     closest: Candidate | None = None  # not answering, but this entry is within UNSURE_BAND of the threshold
 
+    @property
+    def shown(self) -> list[Candidate]:
+        """The entries the reply quotes: the answer's, or the closest one when not sure."""
+        return self.passages if self.answer else [self.closest] if self.closest is not None else []
+
 
 def decide(candidates: list[Candidate], threshold: float = DEFAULT_THRESHOLD, parts_from: int | None = None,
            margin: float = SECOND_PASSAGE_MARGIN, message: str = "") -> Decision:

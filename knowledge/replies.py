@@ -214,7 +214,7 @@ async def _from_knowledge(served: Served, turns: list[dict], sampling: Sampling,
         yield ReplyEvent("text", text)
         yield ReplyEvent("done", result=ReplyResult(text, outcome, prompt_tokens=query_tokens,
                                                     confidence=decision.confidence, handoff=settings.handoff,
-                                                    passages=[decision.closest] if decision.closest else [],
+                                                    passages=decision.shown,
                                                     candidates=candidates, retrieval_ms=retrieval_ms,
                                                     unstated=decision.unstated, searched=searched))
         return
