@@ -198,8 +198,10 @@ _REFERS_BACK = re.compile(r"^\s*(?:ok(?:ay)?|what if)\b|\b(?:it|its|it's|that|th
 # word outside them ("thanks but where is my order") makes it a question. The reply is that of the
 # strongest kind it holds: a goodbye ends the chat, so it wins over the thanks that often comes with it.
 _SMALL_TALK_KINDS = (
+    # A bare "no" answers the bot's own "Anything else?" or "Shall I get someone?": the chat is done.
     ("goodbye", re.compile(r"\b(?:bye+|goodbye|cya|see (?:you|ya)|later|good ?night|that'?s (?:all|it)|that is all|"
-                           r"nothing else|no thanks?(?: you)?|have a (?:nice|good|great) (?:day|evening|weekend))\b"),
+                           r"nothing else|no thanks?(?: you)?|have a (?:nice|good|great) (?:day|evening|weekend))\b|"
+                           r"^(?:no|nope|nah)(?: (?:that's it|thats it|all good|i'm good|im good))?$"),
      "Thanks for chatting — have a great day!"),
     ("thanks", re.compile(r"\b(?:thanks?|thx|ty|cheers|appreciated?)\b"),
      "You're welcome! Is there anything else I can help with?"),
@@ -215,7 +217,8 @@ _SMALL_TALK_WORDS = {
     "thanks", "thank", "thx", "ty", "cheers", "appreciate", "appreciated", "so", "much", "very", "lot", "mate",
     "again", "for", "the", "your", "help", "many", "hi", "hello", "hey", "hiya", "yo", "greetings", "morning",
     "afternoon", "there", "team", "guys", "everyone", "ok", "okay", "k", "got", "perfect", "cool", "alright",
-    "sounds", "understood", "awesome", "brilliant", "fine", "super", "really", "oh", "ah", "well",
+    "sounds", "understood", "awesome", "brilliant", "fine", "super", "really", "oh", "ah", "well", "nope", "nah",
+    "i'm", "im",
 }
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 

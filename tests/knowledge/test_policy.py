@@ -152,14 +152,15 @@ def test_small_talk_gets_a_friendly_reply_not_a_lookup(text):
 
 
 @pytest.mark.parametrize("text", ["ok thanks bye", "thanks, that’s all", "Thanks a lot, have a nice day!", "no thanks",
-                                  "byeee", "good night", "see you later"])
+                                  "byeee", "good night", "see you later", "no", "Nope.", "no that's it",
+                                  "nah I'm good"])
 def test_a_goodbye_ends_the_chat_even_with_thanks_in_it(text):
     # "ok thanks bye" was looked up, and the bot answered "I don't know that one — shall I get someone?"
     assert small_talk(text) == "Thanks for chatting — have a great day!"
 
 
 @pytest.mark.parametrize("text", ["hi, how much is express shipping?", "thanks but where is my order",
-                                  "ok so can I return worn shoes?", "no", "is that all?", "great service!",
+                                  "ok so can I return worn shoes?", "no refund yet?", "is that all?", "great service!",
                                   "thanks, is it free?", "hello, do you ship to canada"])
 def test_a_question_is_never_small_talk(text):
     assert small_talk(text) is None
