@@ -13,6 +13,7 @@ from accounts.models import Organization
 from chat.handoff import BOT_DID_NOT_KNOW
 from chat.models import Author, Conversation, Message
 from chat.records import day_bounds
+from store.api.protocol import Outcome
 
 
 def insights(organization: Organization, start: date, end: date) -> dict:
@@ -46,11 +47,12 @@ def insights(organization: Organization, start: date, end: date) -> dict:
     return {
         "bot_only": bot_only,
         "bot_only_percent": round(100 * bot_only / total) if total else None,
-        "did_not_know": outcomes.get("did_not_know", 0),
-        "not_sure": outcomes.get("not_sure", 0),
+        "did_not_know": outcomes.get(Outcome.DID_NOT_KNOW, 0),
+        "not_sure": outcomes.get(Outcome.NOT_SURE, 0),
         "did_not_know_handoffs": conversations.filter(escalation_reason=BOT_DID_NOT_KNOW).count(),
-        "answered_from_knowledge": sum(outcomes.get(name, 0) for name in ("quoted", "grounded", "replaced")),
-        "replaced": outcomes.get("replaced", 0),
+        "answered_from_knowledge": sum(outcomes.get(name, 0)
+                                       for name in (Outcome.QUOTED, Outcome.GROUNDED, Outcome.REPLACED)),
+        "replaced": outcomes.get(Outcome.REPLACED, 0),
         "marked_wrong": bot_replies.filter(marked_wrong_at__isnull=False).count(),
         "conversations": total,
         "messages_scored": sum(totals.values()),

@@ -20,11 +20,10 @@ from knowledge import deployments as knowledge_settings
 from knowledge.api import reply_sse, streaming_response
 from knowledge.forms import AskForm, DeploymentKnowledgeForm
 from knowledge.models import KnowledgeBase
-from knowledge.policy import DEFAULT_THRESHOLD, decide, quote_text, retrieval_queries
-from knowledge.replies import ReplyResult, Served, stream_reply, unsure_reply
+from knowledge.policy import DEFAULT_THRESHOLD, decide, retrieval_queries
+from knowledge.replies import ReplyResult, Served, quoted_reply, stream_reply
 from store.api.completions import inference_error
 from store.api.errors import ApiError
-from store.api.protocol import Outcome
 from store.inference.client import InferenceError, InferenceUnavailable
 from store.models import Deployment, DeploymentStatus, Task
 
@@ -79,8 +78,7 @@ async def ask(request: HttpRequest, slug: str) -> HttpResponse:
             found = await knowledge_client.retrieve(knowledge_base.pk, lookup, index_key=index_key)
             candidates = found.candidates
             decision = decide(candidates, DEFAULT_THRESHOLD, lookup.parts_from, message=question)
-            text, outcome = (quote_text(decision.passages), Outcome.QUOTED) if decision.answer \
-                else unsure_reply(decision, handoff=True)
+            text, outcome = quoted_reply(decision, handoff=True)
             result = ReplyResult(text, outcome, confidence=decision.confidence, passages=decision.shown,
                                  unstated=decision.unstated, searched=found.corrected(lookup))
     except (InferenceError, InferenceUnavailable) as error:

@@ -103,7 +103,7 @@ def decide(candidates: list[Candidate], threshold: float = DEFAULT_THRESHOLD, pa
     wanted = asks_for(message) if parts_from is None else None
     if not ranked or ranked[0].confidence < threshold:
         closest = ranked[0] if ranked and ranked[0].confidence >= threshold - UNSURE_BAND else None
-        if closest is not None and wanted is not None and not states(wanted, f"{closest.title}\n{closest.text}"):
+        if closest is not None and wanted is not None and not _passage_states(wanted, closest):
             closest = None  # an entry that states no price, to someone asking what something costs
         return Decision(False, confidence=ranked[0].confidence if ranked else 0.0, closest=closest)
     first = ranked[0]
@@ -112,7 +112,7 @@ def decide(candidates: list[Candidate], threshold: float = DEFAULT_THRESHOLD, pa
         second = next((c for c in ranked[1:] if c.query >= parts_from and c.query != first.query
                        and c.confidence >= threshold), None)
     chosen = [first, second] if second is not None else [first]
-    if wanted is not None and not any(states(wanted, f"{passage.title}\n{passage.text}") for passage in chosen):
+    if wanted is not None and not any(_passage_states(wanted, passage) for passage in chosen):
         return Decision(False, confidence=first.confidence, unstated=wanted)
     return Decision(True, chosen, first.confidence)
 
@@ -161,6 +161,10 @@ def states(kind: str, text: str) -> bool:
     if in_words is not None and in_words.search(text):
         return True
     return bool({found.kind for found in specifics(text)} & _STATED_BY[kind])
+
+
+def _passage_states(kind: str, passage: Candidate) -> bool:
+    return states(kind, f"{passage.title}\n{passage.text}")
 
 
 def heading_of(title: str) -> str:
@@ -230,7 +234,8 @@ def small_talk(text: str) -> str | None:
     words = [_unstretched(word) for word in _WORD.findall(spoken)]
     if not words or len(words) > 12 or any(word not in _SMALL_TALK_WORDS for word in words):
         return None
-    return next((reply for _, pattern, reply in _SMALL_TALK_KINDS if pattern.search(" ".join(words))), None)
+    said = " ".join(words)
+    return next((reply for _, pattern, reply in _SMALL_TALK_KINDS if pattern.search(said)), None)
 
 
 def _unstretched(word: str) -> str:

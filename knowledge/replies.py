@@ -209,23 +209,17 @@ async def _from_knowledge(served: Served, turns: list[dict], sampling: Sampling,
     candidates, query_tokens, searched = found.candidates, found.prompt_tokens, found.corrected(lookup)
     decision = decide(candidates, settings.threshold, lookup.parts_from, message=last)
     retrieval_ms = 1000 * (time.perf_counter() - started)
-    if not decision.answer:
-        text, outcome = unsure_reply(decision, settings.handoff)
+    if not decision.answer or settings.policy == AnswerPolicy.QUOTE:
+        text, outcome = quoted_reply(decision, settings.handoff)
         yield ReplyEvent("text", text)
         yield ReplyEvent("done", result=ReplyResult(text, outcome, prompt_tokens=query_tokens,
-                                                    confidence=decision.confidence, handoff=settings.handoff,
-                                                    passages=decision.shown,
-                                                    candidates=candidates, retrieval_ms=retrieval_ms,
-                                                    unstated=decision.unstated, searched=searched))
-        return
-    quote = quote_text(decision.passages)
-    if settings.policy == AnswerPolicy.QUOTE:
-        yield ReplyEvent("text", quote)
-        yield ReplyEvent("done", result=ReplyResult(quote, Outcome.QUOTED, prompt_tokens=query_tokens,
-                                                    confidence=decision.confidence, passages=decision.passages,
-                                                    candidates=candidates, retrieval_ms=retrieval_ms,
+                                                    confidence=decision.confidence,
+                                                    handoff=settings.handoff and not decision.answer,
+                                                    passages=decision.shown, candidates=candidates,
+                                                    retrieval_ms=retrieval_ms, unstated=decision.unstated,
                                                     searched=searched))
         return
+    quote = quote_text(decision.passages)
     async for event in _grounded(served, turns, sampling, decision.passages, quote, query_tokens,
                                  decision.confidence):
         if event.result is not None:
@@ -234,8 +228,11 @@ async def _from_knowledge(served: Served, turns: list[dict], sampling: Sampling,
         yield event
 
 
-def unsure_reply(decision: Decision, handoff: bool) -> tuple[str, Outcome]:
-    """What the bot says when it does not answer: "not sure" with the closest entry, or "I don't know"."""
+def quoted_reply(decision: Decision, handoff: bool) -> tuple[str, Outcome]:
+    """What the bot says without generating: the entries that answer, else "not sure" with the closest
+    entry, else "I don't know" (each offering a person when `handoff`)."""
+    if decision.answer:
+        return quote_text(decision.passages), Outcome.QUOTED
     if decision.closest is not None:
         return not_sure_text(decision.closest, handoff), Outcome.NOT_SURE
     return dont_know_text(handoff), Outcome.DID_NOT_KNOW
