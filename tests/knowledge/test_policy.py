@@ -39,6 +39,15 @@ def test_each_part_of_a_two_part_question_brings_its_own_passage():
     assert [p.passage_id for p in decide(found, 0.65, parts_from=2).passages] == [1]  # the part's best is unsure
 
 
+def test_a_part_keeps_its_passage_when_two_entries_answer_the_other_part():
+    # "What sizes do you carry for women, and how do I spend my points?": two loyalty entries, nearly as
+    # confident as each other, answered the second part; the sizes entry (the first part's best) was dropped.
+    found = [candidate(1, 0.98, query=3), candidate(2, 0.97, query=0), candidate(3, 0.95, query=2),
+             candidate(4, 0.9, query=3)]
+    assert [p.passage_id for p in decide(found, 0.6, parts_from=2).passages] == [1, 2, 3]
+    assert [p.passage_id for p in decide(found, 0.6, parts_from=None).passages] == [1, 2]
+
+
 @pytest.mark.parametrize("message, kind", [
     ("How much is the GlowTune motion sensor?", "price"),
     ("how much r flyers", "price"),
