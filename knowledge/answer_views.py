@@ -17,8 +17,9 @@ from accounts.scoping import get_for_organization
 from core.text import InvalidText, decode_json
 from knowledge import client as knowledge_client
 from knowledge import deployments as knowledge_settings
+from knowledge import question_check
 from knowledge.api import reply_sse, streaming_response
-from knowledge.forms import AskForm, DeploymentKnowledgeForm
+from knowledge.forms import AskForm, DeploymentKnowledgeForm, QuestionListForm
 from knowledge.models import KnowledgeBase
 from knowledge.policy import DEFAULT_THRESHOLD, decide, retrieval_queries
 from knowledge.replies import ReplyResult, Served, quoted_reply, stream_reply
@@ -87,6 +88,36 @@ async def ask(request: HttpRequest, slug: str) -> HttpResponse:
     context.update({"candidates": candidates, "result": result, "deployment": deployment,
                     "threshold": DEFAULT_THRESHOLD})
     return render(request, "knowledge/partials/ask_result.html", context)
+
+
+def _check_setup(request: HttpRequest, slug: str) -> tuple[KnowledgeBase, str, dict[float, list[str]]]:
+    knowledge_base = get_for_organization(KnowledgeBase, _org(request), slug=slug)
+    used_by: dict[float, list[str]] = {DEFAULT_THRESHOLD: ["default"]}
+    for attached in knowledge_base.deployments.select_related("deployment").order_by("deployment__name"):
+        used_by.setdefault(round(attached.threshold, 3), []).append(attached.deployment.name)
+    return knowledge_base, knowledge_base.index_key, used_by
+
+
+@require_POST
+@organization_admin_required
+async def check_questions(request: HttpRequest, slug: str) -> HttpResponse:
+    """A list of questions, each as a customer's first message: what the bot would do with it, and how many
+    of them each threshold answers, gives "not sure" or "I don't know"."""
+    knowledge_base, index_key, used_by = await sync_to_async(_check_setup)(request, slug)
+    form = QuestionListForm(request.POST)
+    context: dict = {"knowledge_base": knowledge_base, "threshold": DEFAULT_THRESHOLD}
+    if not form.is_valid():
+        context["error"] = " ".join(str(error) for error in form.errors["questions"])
+        return render(request, "knowledge/partials/check_result.html", context, status=400)
+    try:
+        checked = await question_check.check_questions(knowledge_base.pk, form.cleaned_data["questions"], index_key)
+    except (InferenceError, InferenceUnavailable) as error:
+        context["error"] = inference_error(error).message
+        return render(request, "knowledge/partials/check_result.html", context, status=503)
+    context.update({"rows": [(item, item.outcome(DEFAULT_THRESHOLD), item.decision(DEFAULT_THRESHOLD).shown
+                              if item.lookup is not None else []) for item in checked],
+                    "thresholds": question_check.threshold_rows(checked, used_by)})
+    return render(request, "knowledge/partials/check_result.html", context)
 
 
 # --- a deployment's knowledge settings -----------------------------------------------------------

@@ -6,6 +6,7 @@ from django import forms
 
 from knowledge.documents import ACCEPTED_EXTENSIONS
 from knowledge.models import AnswerPolicy, KnowledgeBase, WhenUnsure
+from knowledge.question_check import MAX_CHECKED_QUESTIONS
 
 
 class KnowledgeBaseForm(forms.Form):
@@ -57,8 +58,12 @@ class EditTextForm(forms.Form):
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 16}))
 
 
+# The longest question the ask box and the question list take.
+MAX_QUESTION_CHARS = 2000
+
+
 class AskForm(forms.Form):
-    question = forms.CharField(max_length=2000, widget=forms.TextInput(
+    question = forms.CharField(max_length=MAX_QUESTION_CHARS, widget=forms.TextInput(
         attrs={"placeholder": "How much is express shipping?", "autocomplete": "off"}))
     deployment = forms.ChoiceField(required=False, label="Answer as")
 
@@ -66,6 +71,33 @@ class AskForm(forms.Form):
         super().__init__(*args, **kwargs)
         cast(forms.ChoiceField, self.fields["deployment"]).choices = [("", "the default settings (quote)")] + [
             (d.slug, d.name) for d in deployments]
+
+
+class QuestionListForm(forms.Form):
+    """Customers' questions, one per line: blank lines and repeats are dropped, each line is a question."""
+
+    max_questions = MAX_CHECKED_QUESTIONS
+
+    NONE = "Paste at least one question, one per line."
+    questions = forms.CharField(label="Questions, one per line", error_messages={"required": NONE},
+                                widget=forms.Textarea(attrs={"rows": 6, "placeholder": (
+                                    "How much is express shipping?\nCan I return worn shoes?\n"
+                                    "Do you have a student discount?")}))
+
+    def clean_questions(self) -> list[str]:
+        questions: list[str] = []
+        for number, line in enumerate(self.cleaned_data["questions"].splitlines(), start=1):
+            question = line.strip()
+            if len(question) > MAX_QUESTION_CHARS:
+                raise forms.ValidationError(f"Line {number} is longer than {MAX_QUESTION_CHARS} characters.")
+            if question and question not in questions:
+                questions.append(question)
+        if not questions:
+            raise forms.ValidationError(self.NONE)
+        if len(questions) > MAX_CHECKED_QUESTIONS:
+            raise forms.ValidationError(f"At most {MAX_CHECKED_QUESTIONS} questions at a time: "
+                                        f"this list has {len(questions)}.")
+        return questions
 
 
 class DeploymentKnowledgeForm(forms.Form):

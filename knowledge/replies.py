@@ -228,14 +228,22 @@ async def _from_knowledge(served: Served, turns: list[dict], sampling: Sampling,
         yield event
 
 
+def quoted_outcome(decision: Decision) -> Outcome:
+    """Which reply a decision makes without generating: the entries that answer, "not sure", or "I don't know"."""
+    if decision.answer:
+        return Outcome.QUOTED
+    return Outcome.NOT_SURE if decision.closest is not None else Outcome.DID_NOT_KNOW
+
+
 def quoted_reply(decision: Decision, handoff: bool) -> tuple[str, Outcome]:
     """What the bot says without generating: the entries that answer, else "not sure" with the closest
     entry, else "I don't know" (each offering a person when `handoff`)."""
-    if decision.answer:
-        return quote_text(decision.passages), Outcome.QUOTED
+    outcome = quoted_outcome(decision)
+    if outcome == Outcome.QUOTED:
+        return quote_text(decision.passages), outcome
     if decision.closest is not None:
-        return not_sure_text(decision.closest, handoff), Outcome.NOT_SURE
-    return dont_know_text(handoff), Outcome.DID_NOT_KNOW
+        return not_sure_text(decision.closest, handoff), outcome
+    return dont_know_text(handoff), outcome
 
 
 async def _grounded(served: Served, turns: list[dict], sampling: Sampling, passages: list[Candidate],

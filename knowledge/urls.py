@@ -11,6 +11,7 @@ urlpatterns = [
     path("knowledge/<slug:slug>/upload/", views.upload, name="upload"),
     path("knowledge/<slug:slug>/paste/", views.paste, name="paste"),
     path("knowledge/<slug:slug>/ask/", answer_views.ask, name="ask"),
+    path("knowledge/<slug:slug>/check/", answer_views.check_questions, name="check_questions"),
     path("knowledge/<slug:slug>/embedding-model/", views.switch_model, name="switch_model"),
     path("knowledge/<slug:slug>/delete/", views.delete, name="delete"),
     path("knowledge/<slug:slug>/sources/<int:source_id>/", views.source_detail, name="source_detail"),

@@ -78,12 +78,12 @@ def _detail_context(request: HttpRequest, knowledge_base: KnowledgeBase) -> dict
 def detail(request: HttpRequest, slug: str) -> HttpResponse:
     knowledge_base = _knowledge_base(request, slug)
     organization = _org(request)
-    from knowledge.forms import AskForm
+    from knowledge.forms import AskForm, QuestionListForm
 
     context = _detail_context(request, knowledge_base)
     context.update({
         "upload_form": SourceUploadForm(), "paste_form": PasteForm(),
-        "ask_form": AskForm(deployments=context["deployments"]),
+        "ask_form": AskForm(deployments=context["deployments"]), "check_form": QuestionListForm(),
         "model_form": EmbeddingModelForm(models=sources.embedding_models(organization), initial={
             "embedding_model": getattr(knowledge_base.embedding_tuned or knowledge_base.embedding_base, "slug", "")}),
         "max_mb": settings.KNOWLEDGE_MAX_BYTES / 1e6,

@@ -88,6 +88,7 @@ PAGES: dict[str, Expect] = {
     "knowledge:upload": ADMIN_ACTION,
     "knowledge:paste": ADMIN_ACTION,
     "knowledge:ask": post(302, 302, 404, 403, 200),
+    "knowledge:check_questions": post(302, 302, 404, 403, 200),
     "knowledge:switch_model": ADMIN_ACTION,
     "knowledge:delete": ADMIN_ACTION,
     "knowledge:source_detail": ADMIN_OBJECT,

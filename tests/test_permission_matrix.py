@@ -186,6 +186,7 @@ BODIES = {
     "knowledge:upload": lambda w: {"file": _faq_file(), "title": "", "url": ""},
     "knowledge:paste": lambda w: {"title": "Hours", "text": "We open at nine every weekday.", "url": ""},
     "knowledge:ask": lambda w: {"question": "What is your return policy?", "deployment": ""},
+    "knowledge:check_questions": lambda w: {"questions": "What is your return policy?\nDo you ship to Canada?"},
     "knowledge:switch_model": lambda w: {"embedding_model": "all-minilm-l6-v2"},
     "knowledge:source_upload": lambda w: {"file": _faq_file()},
     "knowledge:playground_chat": lambda w: ("json", {"messages": [{"role": "user", "content": "Hi"}]}),
