@@ -104,3 +104,12 @@ def test_the_playground_shows_the_sources_of_an_answer_and_why_it_did_not_know(c
     expect(page.locator("#ask-reply strong.quote-heading").first).to_have_text("How much does shipping cost?",
                                                                                timeout=30_000)
     assert page.locator("#ask-reply").text_content().startswith("How much does shipping cost?\nStandard")
+
+    # "Try a list of questions": each question's outcome, and the thresholds compared with the bot's own (0.5).
+    page.fill("#id_questions", "How much is express shipping?\nWhen was the company founded?\nthanks!")
+    page.click("#check-form button[type=submit]")
+    rows = page.locator("#check-questions tbody tr")
+    expect(rows).to_have_count(3, timeout=30_000)
+    assert [rows.nth(n).get_attribute("data-outcome") for n in range(3)] == ["quoted", "did_not_know", "small_talk"]
+    expect(page.locator("#check-thresholds tr.is-current")).to_have_count(2)  # the default and the bot's
+    expect(page.locator("#check-thresholds tr.is-current").first).to_contain_text(bot.name)
