@@ -170,9 +170,27 @@ def test_a_goodbye_ends_the_chat_even_with_thanks_in_it(text):
 
 @pytest.mark.parametrize("text", ["hi, how much is express shipping?", "thanks but where is my order",
                                   "ok so can I return worn shoes?", "no refund yet?", "is that all?", "great service!",
-                                  "thanks, is it free?", "hello, do you ship to canada"])
+                                  "thanks, is it free?", "hello, do you ship to canada",
+                                  "can you help me with a return?", "I need help with my order", "is there a store?",
+                                  "are there any discounts?", "Thanks for nothing."])
 def test_a_question_is_never_small_talk(text):
     assert small_talk(text) is None
+
+
+@pytest.mark.parametrize(("text", "reply"), [
+    # Each was looked up and answered "I don't know that one — shall I get someone from the team?".
+    ("I have a question", "I'm here to help — what would you like to know?"),
+    ("can you help me?", "I'm here to help — what would you like to know?"),
+    ("is anyone there?", "I'm here to help — what would you like to know?"),
+    ("help pls", "I'm here to help — what would you like to know?"),
+    ("hey, quick question", "Hello! What can I help you with?"),
+    ("are you a bot?", "I'm the virtual assistant: I answer from our help centre, and I can get someone from the team "
+                       "whenever you ask."),
+    ("r u a robot", "I'm the virtual assistant: I answer from our help centre, and I can get someone from the team "
+                    "whenever you ask."),
+])
+def test_a_customer_who_has_not_asked_yet_is_asked_what_they_need(text, reply):
+    assert small_talk(text) == reply
 
 
 def test_a_short_follow_up_is_looked_up_with_the_question_before_it():
