@@ -7,6 +7,7 @@ from knowledge.policy import (
     DONT_KNOW_HANDOFF,
     Candidate,
     asks_for,
+    choice_options,
     decide,
     default_policy,
     dont_know_text,
@@ -106,6 +107,32 @@ def test_a_question_for_a_price_is_not_answered_by_a_passage_without_one():
 def test_the_founding_year_is_not_answered_by_the_introduction():
     introduction = candidate(1, 0.8, "Acme Shoes is an online shoe store. We have no physical stores.")
     assert decide([introduction], 0.5, message="When was Acme Shoes founded?").unstated == "year"
+
+
+@pytest.mark.parametrize(("message", "options"), [
+    ("Which courier delivers my order, UPS or FedEx?", ("UPS", "FedEx")),
+    ("Is the hydrotherapy pool chlorine or salt water?", ("chlorine", "salt")),
+    ("Do you sell phone chargers, or just laptops?", ("chargers", "laptops")),
+    ("do u accept FHA or VA loans", ("FHA", "VA")),
+    # Not a choice between things the question names.
+    ("Are you even shipping my stuff or not??", ()),
+    ("when does the trial start counting, when i order or when it arrives", ()),
+    ("Do you ship to Canada?", ()),
+    ("Can I return them in a week or two?", ()),
+])
+def test_it_knows_the_options_a_question_names(message, options):
+    assert choice_options(message) == options
+
+
+def test_a_choice_is_answered_only_by_a_passage_that_names_an_option():
+    delivery = candidate(1, 0.9, "Orders arrive in 3–5 business days.")
+    decision = decide([delivery], 0.5, message="Which courier delivers my order, UPS or FedEx?")
+    assert not decision.answer and decision.unstated == "choice"
+    courier = "Which courier delivers my order, UPS or FedEx?"
+    assert decide([delivery], 0.95, message=courier).closest is None  # nor offered as "not sure"
+    couriers = candidate(2, 0.8, "We ship every order with UPS Ground.")
+    decision = decide([delivery, couriers], 0.5, message="Which courier delivers my order, UPS or FedEx?")
+    assert decision.answer and [p.passage_id for p in decision.passages] == [1, 2]
 
 
 def test_a_question_in_several_parts_is_not_checked_as_a_whole():
