@@ -95,8 +95,9 @@ def decide(candidates: list[Candidate], threshold: float = DEFAULT_THRESHOLD, pa
     """Answer with the most confident passage if it clears the threshold; add a second one when it
     is nearly as confident, and for a question in several parts (queries from `parts_from` on) each
     other part's best passage that clears it too. Otherwise do not guess (the closest entry, if within UNSURE_BAND, is
-    offered as such); nor when the customer's `message` asks for a price, a year, a time, a count or a
-    phone number and the passages state none, or names options ("UPS or FedEx?") and they name none."""
+    offered as such); nor when the customer's `message` asks for a price, a year, a time, a count, a
+    phone number or a person and the passages state none, or names options ("UPS or FedEx?") and they
+    name none."""
     ranked = sorted(candidates, key=lambda c: c.confidence, reverse=True)
     # A message in several parts may ask for a price in one part and be answered by another passage in
     # the other: the check is for single questions.
@@ -147,20 +148,29 @@ _ASKS_FOR = {
                         r"\bin (?:mm|cm|inches|millimet\w*|centimet\w*|kg|lbs?|grams)\b", re.I),
     "phone number": re.compile(r"\bwhat(?:'s| is| are) (?:your|the) (?:\w+ ){0,3}phone numbers?\b|"
                                r"\bwhat number (?:do|can|should) i call\b|\bnumber (?:to|for|i can) call\b", re.I),
+    # "Who is the CEO?", "who owns Acme?": the help centre's introduction is about the company, not its people.
+    "person": re.compile(r"\bwho(?:'s| is| are| was| were|s)\s+(?:the |your |ur |our )?(?:\w+ ){0,2}"
+                         r"(?:ceo|owners?|founders?|managers?|president|director|boss)\b|"
+                         r"\bwho (?:owns|founded|started|runs|set up|created|established)\b", re.I),
 }
 # The specifics (knowledge/faithfulness.py) that state each, and the words that do ("free", "unlimited").
 _STATED_BY = {"price": {"money", "percent"}, "year": set(), "time": {"time"},
-              "count": {"number", "money", "time", "percent"}, "phone number": {"phone"}}
+              "count": {"number", "money", "time", "percent"}, "phone number": {"phone"}, "person": set()}
 _STATED_IN_WORDS = {
     "price": re.compile(r"\bfree\b|\bno (?:charge|cost|fee)s?\b|\bincluded\b|\bat no\b", re.I),
     "year": re.compile(r"\b(?:1[89]\d\d|20\d\d)\b"),  # any number is a count, only these are years
     "count": re.compile(r"\bas many\b|\b(?:same|next)[- ]day\b|\bunlimited\b|\bno limit\b", re.I),
+    # A passage that says who holds such a role ("founded by Ana Ruiz", "our owners, the Lees"), not one that
+    # only uses the word ("the original owner", "your account manager").
+    "person": re.compile(r"\b(?:founded|owned|run|managed|led|started) by\b|\bceo\b|\bchief executive\b|"
+                         r"\b(?:our|its|the company's) (?:\w+ )?(?:founders?|owners?|managers?|president|director)\b",
+                         re.I),
 }
 
 
 def asks_for(message: str) -> str | None:
     """The kind of specific a question asks for, if it asks for one ("price", "year", "time", "count",
-    "phone number")."""
+    "phone number", "person")."""
     return next((kind for kind, pattern in _ASKS_FOR.items() if pattern.search(message)), None)
 
 

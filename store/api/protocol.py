@@ -202,7 +202,7 @@ class Grounding(BaseModel):
     confidence: float | None = None
     unsupported: list[str] | None = Field(None, description="what a replaced reply stated without support")
     unstated: str | None = Field(None, description="did_not_know because the question asks for a specific (price, "
-                                 "year, time, count, phone number) or a choice between options it names "
+                                 "year, time, count, phone number, person) or a choice between options it names "
                                  "(choice) that the passages found do not state")
     retrieval_ms: float | None = Field(None, description="time spent retrieving and checking passages")
 

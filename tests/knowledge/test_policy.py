@@ -60,6 +60,9 @@ def test_a_part_keeps_its_passage_when_two_entries_answer_the_other_part():
     ("How many free exchanges do I get?", "count"),
     ("whats the width in mm of your roomy shoes", "count"),
     ("What's the phone number for the lost property office?", "phone number"),
+    ("Who is the CEO of Acme Shoes?", "person"),
+    ("who owns solarbright", "person"),
+    ("Who's the manager of the bookstore? I'd like to speak to them.", "person"),
     # Not asking for a specific: the answer is a how-to, a yes/no or an amount that is not a price.
     ("How do I check how much is left on my gift card?", None),
     ("How much bigger should a new pot be?", None),
@@ -69,6 +72,8 @@ def test_a_part_keeps_its_passage_when_two_entries_answer_the_other_part():
     ("Can I change how many bags I get?", None),
     ("Do you ship to Canada?", None),
     ("How long do I have to return shoes?", None),
+    ("My dog got bitten at YOUR daycare. Who's paying for this?", None),
+    ("I'm backpacking with my friend who's 19. Can we share a dorm?", None),
 ])
 def test_it_knows_what_kind_of_specific_a_question_asks_for(message, kind):
     assert asks_for(message) == kind
@@ -87,6 +92,10 @@ def test_it_knows_what_kind_of_specific_a_question_asks_for(message, kind):
     ("count", "Exchanges are handled by our team.", False),
     ("phone number", "Call 1-800-555-0199.", True),
     ("phone number", "Call us during opening hours.", False),
+    ("person", "Acme Shoes was founded by Ana Ruiz in 1998.", True),
+    ("person", "Our owners, the Lee family, still run the shop.", True),
+    ("person", "The warranty covers the original owner.", False),
+    ("person", "Acme Shoes is an online shoe store.", False),
 ])
 def test_it_knows_whether_a_passage_states_such_a_specific(kind, text, stated):
     assert states(kind, text) is stated
