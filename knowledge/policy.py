@@ -139,8 +139,10 @@ _ASKS_FOR = {
     "price": re.compile(r"\bhow much\b(?=\s*(?:\?|$|(?:is|are|does|do|did|will|would|r|for|to|it|they|extra|money|'s)"
                         r"\b))(?![^?]*\b(?:left|remaining|balance)\b)|\bwhat(?:'s| is| are| does| do| would| will)\b"
                         r"[^?]*\b(?:cost|price|fee|charge)s?\b", re.I),
-    "year": re.compile(r"\bwhat year\b|\bwhen (?:was|were|did)\b[^?]*\b(?:found|start|establish|open|creat|launch)",
-                       re.I),
+    # "When were you founded?", "How long has GreenBin been around?"
+    "year": re.compile(r"\bwhat year\b|\bwhen (?:was|were|did)\b[^?]*\b(?:found|start|establish|open|creat|launch)|"
+                       r"\bhow long (?:has|have) (?:[\w&'-]+ ){1,3}been (?:around|open|trading|in business|operating|"
+                       r"running|building|hosting|making|selling|doing this)\b", re.I),
     "time": re.compile(r"\bwhat time\b(?!\s*(?:zone|frame|period|of (?:the )?year))|"
                        r"\bwhat (?:are|r) (?:your|the) (?:\w+ )?hours\b|\bopening hours\b", re.I),
     # "how many…?" and "in mm", not "can I change how many bags I get" (a how-to).

@@ -61,6 +61,8 @@ def test_a_part_keeps_its_passage_when_two_entries_answer_the_other_part():
     ("whats the width in mm of your roomy shoes", "count"),
     ("What's the phone number for the lost property office?", "phone number"),
     ("Who is the CEO of Acme Shoes?", "person"),
+    ("How long has GreenBin been around?", "year"),
+    ("how long have u lot been trading", "year"),
     ("who owns solarbright", "person"),
     ("Who's the manager of the bookstore? I'd like to speak to them.", "person"),
     # Not asking for a specific: the answer is a how-to, a yes/no or an amount that is not a price.
@@ -73,6 +75,7 @@ def test_a_part_keeps_its_passage_when_two_entries_answer_the_other_part():
     ("Do you ship to Canada?", None),
     ("How long do I have to return shoes?", None),
     ("My dog got bitten at YOUR daycare. Who's paying for this?", None),
+    ("How long has my order been processing?", None),
     ("I'm backpacking with my friend who's 19. Can we share a dorm?", None),
 ])
 def test_it_knows_what_kind_of_specific_a_question_asks_for(message, kind):
