@@ -68,7 +68,8 @@ def unseen_sentiment(tuned) -> dict:
 
 
 def percent(value: float) -> str:
-    return f"{100 * value:.0f}%"
+    """One decimal where it matters: 0.925 is "92.5%", not "92%" (57 or 80 questions: each is 1.3–1.8 points)."""
+    return f"{100 * value:.1f}".removesuffix(".0") + "%"
 
 
 def sentiment_report(sentiment_job, sentiment_seconds, unseen) -> list[str]:
@@ -107,7 +108,8 @@ def knowledge_report(bots: dict, retrieval: dict, recipe_job, embedding_job) -> 
         "not answer (finetune/demo_data/acme-unanswerable-questions.jsonl); \"invented\" counts replies that "
         "state a specific (a number, price, time, contact, name...) that neither the help centre nor the "
         "question holds; \"offered a person\" counts replies that say the bot does not know and offer someone "
-        "from the team.",
+        "from the team, or (just below the confidence threshold) say it is not sure, show the closest entry and "
+        "offer someone; an answer given that way counts for fact recall, a reply that shows no entry is refused.",
         "",
         "| | " + " | ".join(names) + " |",
         "|---|" + "---|" * len(names),
@@ -123,6 +125,8 @@ def knowledge_report(bots: dict, retrieval: dict, recipe_job, embedding_job) -> 
                  + " | ".join(percent(bots[n]["unanswerable"]["invented_specifics"]) for n in names) + " |")
     lines.append("| unanswerable: said so and offered a person | "
                  + " | ".join(percent(bots[n]["unanswerable"]["offered_a_person"]) for n in names) + " |")
+    lines.append("| of which \"not sure\", with the closest entry | "
+                 + " | ".join(percent(bots[n]["unanswerable"].get("not_sure", 0)) for n in names) + " |")
     lines += ["", "Targets for the demo bot with default settings (quote): fact recall >= 85%, invented specifics "
               "<= 5%, >= 80% of unanswerable questions offered a person, <= 10% of answerable ones refused.", "",
               "### Retrieval", "",
