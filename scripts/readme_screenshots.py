@@ -84,6 +84,13 @@ def shoot(site: str, shop: str, logins: dict) -> None:
         expect(admin.locator("#ask-answer")).to_be_visible(timeout=60_000)
         admin.locator("#ask").scroll_into_view_if_needed()
         admin.screenshot(path=str(OUT / "knowledge.png"))
+        admin.fill("#id_questions", "\n".join([
+            "how much is express shipping", "can i return shoes i wore once?",
+            "Which courier do you use, UPS or FedEx?", "do you have a student discount?",
+            "Is there a buy now, pay later option?", "thanks!"]))
+        admin.locator("#check-form button[type=submit]").click()
+        expect(admin.locator("#check-questions")).to_be_visible(timeout=60_000)
+        admin.locator("#check-result").screenshot(path=str(OUT / "knowledge-check.png"))
         admin.goto(site + "/deployments/acme-support/")
         admin.fill("#pg-input", "how much is express shipping?")
         admin.click("#pg-send")

@@ -57,21 +57,24 @@ def test_each_question_is_decided_as_a_customers_and_each_threshold_counted(alic
 
     page = alice.client.post(f"/knowledge/{knowledge_base.slug}/check/", {"questions": "\n".join([
         "How much is express shipping?", "What year was Acme Shoes founded?", "thanks!", "ur retrun policy pls",
-        "How much is express shipping?"])})
+        "How much is express shipping?", "Who owns Acme Shoes?"])})
 
     assert page.status_code == 200
     html = page.content.decode()
     assert _rows(html) == [("quoted", "How much is express shipping?"),
                            ("did_not_know", "What year was Acme Shoes founded?"),
-                           ("small_talk", "thanks!"), ("quoted", "ur retrun policy pls")]
+                           ("small_talk", "thanks!"), ("quoted", "ur retrun policy pls"),
+                           ("did_not_know", "Who owns Acme Shoes?")]
     assert "Shipping and delivery › How much does shipping cost?" in html
+    # Why it did not know who owns the shop: the introduction matched, but says nothing of its owners.
+    assert "It asks for a person; the entries found state none." in html
     assert "Searched as “your return policy please”" in html
     thresholds = _threshold_rows(html)
     assert list(thresholds) == ["0.40", "0.50", "0.55", "0.60", "0.70"]  # the deployment's own among them
-    assert thresholds["0.60"] == ["2", "0", "1", "default"]  # answered, not sure, "I don't know"
+    assert thresholds["0.60"] == ["2", "0", "2", "default"]  # answered, not sure, "I don't know"
     assert thresholds["0.55"][-1] == "Shop bot"
     for answered, not_sure, dont_know, _ in thresholds.values():
-        assert int(answered) + int(not_sure) + int(dont_know) == 3  # small talk is counted in none
+        assert int(answered) + int(not_sure) + int(dont_know) == 4  # small talk is counted in none
 
 
 @pytest.mark.django_db(transaction=True)
