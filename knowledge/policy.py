@@ -257,7 +257,7 @@ _SMALL_TALK_KINDS = (
     ("greeting", re.compile(r"\b(?:hi+|hello+|hey+|hiya|yo|greetings|good (?:morning|afternoon|evening))\b"),
      "Hello! What can I help you with?"),
     # "are you a bot?", "am I talking to a real person?": who is answering, and that a person is there too.
-    ("identity", re.compile(r"\b(?:bot|robot|chatbot|ai|automated|real)\b"),
+    ("identity", re.compile(r"\b(?:bot|robot|chatbot|ai|automated)\b|\b(?:are you|r u|is this) real\b"),
      "I'm the virtual assistant: I answer from our help centre, and I can get someone from the team whenever you "
      "ask."),
     # "I have a question", "can you help me?", "is anyone there?": the customer has not asked yet.

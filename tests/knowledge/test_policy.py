@@ -223,6 +223,9 @@ def test_a_question_is_never_small_talk(text):
     ("is anyone there?", "I'm here to help — what would you like to know?"),
     ("help pls", "I'm here to help — what would you like to know?"),
     ("hey, quick question", "Hello! What can I help you with?"),
+    ("ok real quick question", "I'm here to help — what would you like to know?"),
+    ("are you real?", "I'm the virtual assistant: I answer from our help centre, and I can get someone from the team "
+                      "whenever you ask."),
     ("are you a bot?", "I'm the virtual assistant: I answer from our help centre, and I can get someone from the team "
                        "whenever you ask."),
     ("r u a robot", "I'm the virtual assistant: I answer from our help centre, and I can get someone from the team "
