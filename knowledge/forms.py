@@ -42,12 +42,15 @@ class SourceUploadForm(forms.Form):
                          help_text="Optional: customers see it as the link of a citation.")
 
 
+PASTE_TITLE_CHARS = 200
+
+
 class PasteForm(forms.Form):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("auto_id", "paste_%s")
         super().__init__(*args, **kwargs)
 
-    title = forms.CharField(max_length=200)
+    title = forms.CharField(max_length=PASTE_TITLE_CHARS)
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 10}),
                            help_text="Markdown headings (#, ##, ###) split it into passages.")
     url = forms.URLField(label="URL", max_length=500, required=False, assume_scheme="https",

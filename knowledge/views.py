@@ -16,7 +16,14 @@ from accounts.scoping import get_for_organization
 from core.forms import add_validation_errors
 from knowledge import sources
 from knowledge.documents import DocumentRejected, check_size
-from knowledge.forms import EditTextForm, EmbeddingModelForm, KnowledgeBaseForm, PasteForm, SourceUploadForm
+from knowledge.forms import (
+    PASTE_TITLE_CHARS,
+    EditTextForm,
+    EmbeddingModelForm,
+    KnowledgeBaseForm,
+    PasteForm,
+    SourceUploadForm,
+)
 from knowledge.models import KnowledgeBase, KnowledgeSource
 
 
@@ -81,8 +88,11 @@ def detail(request: HttpRequest, slug: str) -> HttpResponse:
     from knowledge.forms import AskForm, QuestionListForm
 
     context = _detail_context(request, knowledge_base)
+    # "Write its answer" from the question list: the paste form opens with the question as its heading.
+    unanswered = " ".join(request.GET.get("answer", "").split())[:PASTE_TITLE_CHARS]
     context.update({
-        "upload_form": SourceUploadForm(), "paste_form": PasteForm(),
+        "upload_form": SourceUploadForm(),
+        "paste_form": PasteForm(initial={"title": unanswered, "text": f"### {unanswered}\n\n"} if unanswered else None),
         "ask_form": AskForm(deployments=context["deployments"]), "check_form": QuestionListForm(),
         "model_form": EmbeddingModelForm(models=sources.embedding_models(organization), initial={
             "embedding_model": getattr(knowledge_base.embedding_tuned or knowledge_base.embedding_base, "slug", "")}),

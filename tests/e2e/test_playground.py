@@ -113,3 +113,7 @@ def test_the_playground_shows_the_sources_of_an_answer_and_why_it_did_not_know(c
     assert [rows.nth(n).get_attribute("data-outcome") for n in range(3)] == ["quoted", "did_not_know", "small_talk"]
     expect(page.locator("#check-thresholds tr.is-current")).to_have_count(2)  # the default and the bot's
     expect(page.locator("#check-thresholds tr.is-current").first).to_contain_text(bot.name)
+    # A question it did not know: "Write its answer" opens the paste form with the question as its heading.
+    page.locator("#check-questions a.write-answer").first.click()
+    expect(page.locator("#paste_title")).to_have_value("When was the company founded?")
+    assert page.locator("#paste_text").input_value().startswith("### When was the company founded?")

@@ -68,6 +68,10 @@ def test_each_question_is_decided_as_a_customers_and_each_threshold_counted(alic
     assert "Shipping and delivery › How much does shipping cost?" in html
     # Why it did not know who owns the shop: the introduction matched, but says nothing of its owners.
     assert "It asks for a person; the entries found state none." in html
+    # Each question it did not know links to the paste form, opened with the question as a heading.
+    assert re.findall(r'class="write-answer" href="([^"]+)"', html) == [
+        f"/knowledge/{knowledge_base.slug}/?answer=What%20year%20was%20Acme%20Shoes%20founded%3F#paste-form",
+        f"/knowledge/{knowledge_base.slug}/?answer=Who%20owns%20Acme%20Shoes%3F#paste-form"]
     assert "Searched as “your return policy please”" in html
     thresholds = _threshold_rows(html)
     assert list(thresholds) == ["0.40", "0.50", "0.55", "0.60", "0.70"]  # the deployment's own among them
@@ -99,3 +103,14 @@ def test_no_inference_worker_answers_503_with_a_clear_message(alice, knowledge_b
     page = alice.client.post(f"/knowledge/{knowledge_base.slug}/check/", {"questions": "Do you ship to Canada?"})
     assert page.status_code == 503
     assert 'role="alert"' in page.content.decode() and "Traceback" not in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_question_it_did_not_know_opens_the_paste_form_with_it_as_a_heading(alice, knowledge_base):
+    page = alice.client.get(f"/knowledge/{knowledge_base.slug}/", {"answer": "  Do you have a\nstudent discount? "})
+    assert page.status_code == 200
+    form = page.content.decode().split('id="paste-form"')[1].split("</form>")[0]
+    assert 'value="Do you have a student discount?"' in form  # the source's title
+    assert "### Do you have a student discount?\n\n</textarea>" in form  # the entry's heading, its answer to write
+    plain = alice.client.get(f"/knowledge/{knowledge_base.slug}/").content.decode()
+    assert "### " not in plain.split('id="paste-form"')[1].split("</form>")[0]  # an empty form otherwise
