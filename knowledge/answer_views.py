@@ -114,8 +114,7 @@ async def check_questions(request: HttpRequest, slug: str) -> HttpResponse:
     except (InferenceError, InferenceUnavailable) as error:
         context["error"] = inference_error(error).message
         return render(request, "knowledge/partials/check_result.html", context, status=503)
-    context.update({"rows": [(item, item.outcome(DEFAULT_THRESHOLD), item.decision(DEFAULT_THRESHOLD)
-                              if item.lookup is not None else None) for item in checked],
+    context.update({"rows": [(item, *item.at(DEFAULT_THRESHOLD)) for item in checked],
                     "thresholds": question_check.threshold_rows(checked, used_by)})
     return render(request, "knowledge/partials/check_result.html", context)
 

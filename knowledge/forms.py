@@ -6,7 +6,6 @@ from django import forms
 
 from knowledge.documents import ACCEPTED_EXTENSIONS
 from knowledge.models import AnswerPolicy, KnowledgeBase, WhenUnsure
-from knowledge.question_check import MAX_CHECKED_QUESTIONS
 
 
 class KnowledgeBaseForm(forms.Form):
@@ -61,8 +60,9 @@ class EditTextForm(forms.Form):
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 16}))
 
 
-# The longest question the ask box and the question list take.
+# The longest question the ask box and the question list take, and how many questions the list takes.
 MAX_QUESTION_CHARS = 2000
+MAX_CHECKED_QUESTIONS = 50
 
 
 class AskForm(forms.Form):

@@ -19,7 +19,6 @@ from store.api.protocol import Outcome
 # The summary compares these (the deployment form takes any value 0–1; these span the range measured
 # useful, docs/knowledge.md), the default and every attached deployment's own threshold.
 COMPARED_THRESHOLDS = (0.4, 0.5, DEFAULT_THRESHOLD, 0.7)
-MAX_CHECKED_QUESTIONS = 50
 # Retrievals in flight at once: the worker answers one at a time, so more only queue there.
 CHECK_CONCURRENCY = 4
 
@@ -31,12 +30,12 @@ class CheckedQuestion:
     candidates: list[Candidate]
     searched: str = ""  # the question as searched, where the spelling correction changed it
 
-    def decision(self, threshold: float) -> Decision:
-        assert self.lookup is not None
-        return decide(self.candidates, threshold, self.lookup.parts_from, message=self.question)
-
-    def outcome(self, threshold: float) -> Outcome:
-        return Outcome.SMALL_TALK if self.lookup is None else quoted_outcome(self.decision(threshold))
+    def at(self, threshold: float) -> tuple[Outcome, Decision | None]:
+        """What the bot does with it at `threshold`, and the decision (None for small talk)."""
+        if self.lookup is None:
+            return Outcome.SMALL_TALK, None
+        decision = decide(self.candidates, threshold, self.lookup.parts_from, message=self.question)
+        return quoted_outcome(decision), decision
 
     @property
     def confidence(self) -> float:
@@ -78,7 +77,7 @@ def threshold_rows(checked: list[CheckedQuestion], used_by: dict[float, list[str
     "not sure" or "I don't know" (small talk counts in none)."""
     rows = []
     for threshold in sorted({*COMPARED_THRESHOLDS, *used_by}):
-        outcomes = [item.outcome(threshold) for item in checked]
+        outcomes = [item.at(threshold)[0] for item in checked]
         rows.append(ThresholdRow(threshold, outcomes.count(Outcome.QUOTED), outcomes.count(Outcome.NOT_SURE),
                                  outcomes.count(Outcome.DID_NOT_KNOW), used_by.get(threshold, [])))
     return rows

@@ -241,7 +241,8 @@ def quoted_reply(decision: Decision, handoff: bool) -> tuple[str, Outcome]:
     outcome = quoted_outcome(decision)
     if outcome == Outcome.QUOTED:
         return quote_text(decision.passages), outcome
-    if decision.closest is not None:
+    if outcome == Outcome.NOT_SURE:
+        assert decision.closest is not None
         return not_sure_text(decision.closest, handoff), outcome
     return dont_know_text(handoff), outcome
 

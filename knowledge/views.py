@@ -18,10 +18,12 @@ from knowledge import sources
 from knowledge.documents import DocumentRejected, check_size
 from knowledge.forms import (
     PASTE_TITLE_CHARS,
+    AskForm,
     EditTextForm,
     EmbeddingModelForm,
     KnowledgeBaseForm,
     PasteForm,
+    QuestionListForm,
     SourceUploadForm,
 )
 from knowledge.models import KnowledgeBase, KnowledgeSource
@@ -85,8 +87,6 @@ def _detail_context(request: HttpRequest, knowledge_base: KnowledgeBase) -> dict
 def detail(request: HttpRequest, slug: str) -> HttpResponse:
     knowledge_base = _knowledge_base(request, slug)
     organization = _org(request)
-    from knowledge.forms import AskForm, QuestionListForm
-
     context = _detail_context(request, knowledge_base)
     # "Write its answer" from the question list: the paste form opens with the question as its heading.
     unanswered = " ".join(request.GET.get("answer", "").split())[:PASTE_TITLE_CHARS]

@@ -6,9 +6,8 @@ import re
 import pytest
 
 from knowledge import deployments, sources
-from knowledge.forms import MAX_QUESTION_CHARS, QuestionListForm
+from knowledge.forms import MAX_CHECKED_QUESTIONS, MAX_QUESTION_CHARS, QuestionListForm
 from knowledge.models import AnswerPolicy
-from knowledge.question_check import MAX_CHECKED_QUESTIONS
 from store import deploy
 from store.inference.client import InferenceUnavailable
 from tests.knowledge.conftest import ACME_FAQ, embed_live
