@@ -1,12 +1,13 @@
 """A customer's message as the knowledge base would spell it: "retrun policy" → "return policy",
-"do u ship 2 canada" → "do you ship to canada".
+"hw long 4 a refund 2 show up" → "how long for a refund to show up".
 
 An embedding model splits a misspelt word into word pieces that mean nothing ("retrun" → re ##tr
 ##un), so "retrun policy" scored 0.24 confidence against the return policy passage and the bot said it
 did not know. Two fixes, both conservative (pure Python; the worker searches each query as corrected,
 knowledge/worker.py):
 
-- chat shorthand ("u", "ur", "wat", "pls", "b4"...) becomes the word it stands for;
+- chat shorthand ("u", "ur", "wat", "pls", "b4"...) becomes the word it stands for, and "2" and "4"
+  become "to" and "for" where a count cannot be meant ("wants 2 pay", "4 a discount");
 - a word that neither the embedding model's vocabulary nor the knowledge base knows becomes the
   knowledge base's word one edit away (two for long words: a letter added, dropped, changed, or two
   swapped), starting with the same letter; among several, one at least as long, then the one the
@@ -39,8 +40,18 @@ CHAT_SHORTHAND = {
     "bc": "because", "cuz": "because", "coz": "because", "2day": "today", "tmrw": "tomorrow", "msg": "message",
     "acct": "account", "pw": "password", "pwd": "password", "lng": "long", "wk": "week", "wks": "weeks",
     "hrs": "hours", "hr": "hour", "mins": "minutes", "asap": "as soon as possible",
-    "qty": "quantity", "addr": "address",
+    "qty": "quantity", "addr": "address", "pts": "points",
 }
+# "2" and "4" for "to" and "for" ("wants 2 pay", "long 4 a refund"), only before a word that a count
+# never precedes: a number stays one ("2 hours", "size 4 toddler", "kid is 4 does he").
+DIGIT_SHORTHAND = {"2": "to", "4": "for"}
+_AFTER_DIGIT_SHORTHAND = frozenset({
+    "a", "an", "the", "my", "your", "ur", "u", "you", "me", "us", "them", "him", "her", "it", "this", "that", "our",
+    "his", "their", "no", "new", "get", "be", "go", "do", "see", "pay", "use", "buy", "make", "have", "show", "send",
+    "talk", "speak", "renew", "change", "cancel", "return", "book", "order", "come", "bring", "pick", "take", "add",
+    "ship", "fix", "join", "know", "find", "check",
+})
+_NEXT_WORD = re.compile(r"\s+([A-Za-z]+)")
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9']*")
 MIN_CORRECTED_LENGTH = 4  # shorter words are shorthand (above) or too ambiguous to correct
 TWO_EDITS_FROM_LENGTH = 8
@@ -147,5 +158,11 @@ class Speller:
         word = match.group()
         # A name or a code ("USPS", "Kanopy" mid-sentence) is spelt as the customer means it.
         if word[1:] != word[1:].lower() or (word[0].isupper() and match.string[:match.start()].strip()):
+            return word
+        if word in DIGIT_SHORTHAND:
+            following = _NEXT_WORD.match(match.string, match.end())
+            preceded = match.string[:match.start()].rstrip()[-1:].isalpha()
+            if preceded and following is not None and following.group(1).lower() in _AFTER_DIGIT_SHORTHAND:
+                return DIGIT_SHORTHAND[word]
             return word
         return CHAT_SHORTHAND.get(word.lower()) or self.word(word)

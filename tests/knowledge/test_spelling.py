@@ -29,6 +29,9 @@ def speller():
     ("r u open?? wat about saturday", "are you open?? what about saturday"),
     ("shiping cost if my order is like $30", "shipping cost if my order is like $30"),
     ("Retrun policy?", "return policy?"),
+    ("hw long 4 a refund 2 show up", "how long for a refund to show up"),
+    ("how many pts do i need 4 a discount", "how many points do i need for a discount"),
+    ("can i bring my dog 2 the store", "can i bring my dog to the store"),
 ])
 def test_shorthand_and_misspelt_words_become_the_knowledge_bases_words(speller, message, expected):
     assert speller.corrected(message) == expected
@@ -38,6 +41,11 @@ def test_shorthand_and_misspelt_words_become_the_knowledge_bases_words(speller, 
     "Do you have shops?",  # the model knows "shops": never "shoes"
     "Do you have toddlers sizes?",  # not a singular made of a plural
     "order 123 for $4.95",  # numbers and prices stay
+    "I ordered 2 hours ago",  # a count: "2" is "to" only before a word no count precedes
+    "Do you have size 4 toddler shoes?",
+    "my kid is 4 does he need one",
+    "2 bottles or 4-packs",
+    "4 the price",  # nothing before it: a number
     "Is this Nike?",  # too short to correct, not shorthand
     "Is it sent through USPS or Sipping Express?",  # names and codes: "Sipping" is not "shipping" mid-sentence
     "completely unrelated wording",  # nothing near in the knowledge base
