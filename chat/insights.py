@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import date, timedelta
 
-from django.db.models import Avg, Count, F, Q
+from django.db.models import Avg, Count, F, OuterRef, Q, Subquery
 from django.db.models.fields.json import KT
 from django.db.models.functions import TruncDate
 
@@ -14,6 +14,11 @@ from chat.handoff import BOT_DID_NOT_KNOW
 from chat.models import Author, Conversation, Message
 from chat.records import day_bounds
 from store.api.protocol import Outcome
+
+# The review page lists the questions the bot did not know, most asked first: the business's next answers
+# to write. The latest UNKNOWN_REPLIES_READ such replies of the period are grouped by question.
+UNKNOWN_QUESTIONS_SHOWN = 20
+UNKNOWN_REPLIES_READ = 500
 
 
 def insights(organization: Organization, start: date, end: date) -> dict:
@@ -64,6 +69,41 @@ def insights(organization: Organization, start: date, end: date) -> dict:
         "first_response_seconds": response.total_seconds() if response is not None else None,
         "csat_up": csat["up"], "csat_down": csat["down"],
         "csat_percent": round(100 * csat["up"] / rated) if rated else None,
+        "unknown_questions": unknown_questions(organization, low, high),
         "most_negative": list(conversations.filter(sentiment_score__isnull=False).select_related("visitor")
                               .order_by("sentiment_score")[:10]),
     }
+
+
+def unknown_questions(organization: Organization, low, high) -> list[dict]:
+    """The customer questions the bot answered "I don't know" or "not sure" to between low and high,
+    alike ones (case and spacing aside) together, most asked first: each with how often, when last, its
+    latest conversation, and the knowledge base of the deployment that answered, to write its answer in."""
+    asked = Message.objects.filter(conversation=OuterRef("conversation"), author=Author.CUSTOMER,
+                                   seq__lt=OuterRef("seq")).order_by("-seq").values("text")[:1]
+    replies = (Message.objects.filter(conversation__organization=organization, author=Author.BOT,
+                                      created_at__range=(low, high))
+               .filter(Q(knowledge__outcome=Outcome.DID_NOT_KNOW) | Q(knowledge__outcome=Outcome.NOT_SURE))
+               .annotate(question=Subquery(asked), reply_outcome=KT("knowledge__outcome"))
+               .select_related("conversation__deployment__knowledge__knowledge_base")
+               .order_by("-created_at")[:UNKNOWN_REPLIES_READ])
+    grouped: dict[str, dict] = {}
+    for reply in replies:
+        if not reply.question:
+            continue
+        key = " ".join(reply.question.lower().split())
+        if key in grouped:
+            grouped[key]["times"] += 1
+            continue
+        grouped[key] = {"question": " ".join(reply.question.split()), "times": 1, "last_at": reply.created_at,
+                        "outcome": reply.reply_outcome, "conversation_id": reply.conversation_id,
+                        "knowledge_base": _knowledge_base_of(reply.conversation)}
+    ranked = sorted(grouped.values(), key=lambda item: (-item["times"], -item["last_at"].timestamp()))
+    return ranked[:UNKNOWN_QUESTIONS_SHOWN]
+
+
+def _knowledge_base_of(conversation: Conversation):
+    """The knowledge base the conversation's deployment answers from now, if any."""
+    deployment = conversation.deployment
+    attached = getattr(deployment, "knowledge", None) if deployment is not None else None
+    return attached.knowledge_base if attached is not None else None
