@@ -134,6 +134,9 @@ def shoot(site: str, shop: str, logins: dict) -> None:
         agent.screenshot(path=str(OUT / "console.png"))
         expect(panel.locator(".gs-msg.gs-agent")).to_have_count(1)
         customer.screenshot(path=str(OUT / "widget-agent.png"))
+        admin.goto(site + "/console/insights/")
+        expect(admin.locator("#unknown-questions-list")).to_be_visible()
+        admin.locator("#unknown-questions").screenshot(path=str(OUT / "review-unknown.png"))
         browser.close()
     for path in sorted(OUT.glob("*.png")):
         print(path.relative_to(REPO))
