@@ -90,3 +90,17 @@ def test_another_organizations_questions_are_never_listed(alice, bob, charlie, w
     assert "student discount" not in charlie.client.get("/console/insights/").content.decode()
     # A teammate who is an agent, not an admin, does not see the review page at all.
     assert bob.client.get("/console/insights/").status_code == 403
+
+
+def test_a_question_whose_answer_was_written_since_says_so(alice, widget):
+    knowledge_base = sources.create_knowledge_base(alice.organization, "Alice help")
+    deployments.configure(widget.deployment, knowledge_base=knowledge_base, policy=AnswerPolicy.QUOTE, threshold=0.6)
+    _asked(widget, "Do you sell socks?", Outcome.DID_NOT_KNOW)
+    _asked(widget, "Do you do repairs?", Outcome.DID_NOT_KNOW)
+    sources.add_text(knowledge_base, "do you sell  SOCKS?", "### Do you sell socks?\n\nNo, only shoes.")
+    listed = {item["question"]: item["answer_written"] for item in unknown_questions(alice.organization, *_period())}
+    assert listed == {"Do you sell socks?": True, "Do you do repairs?": False}
+    page = alice.client.get("/console/insights/").content.decode()
+    section = page[page.index('id="unknown-questions"'):page.index("Most negative conversations")]
+    assert section.count("Answer written") == 1 and section.count('class="write-answer"') == 1
+    assert "answer=Do%20you%20do%20repairs%3F" in section
