@@ -113,7 +113,7 @@ def replay(rows: list[dict], threshold: float) -> dict:
     from bench.quality_knowledge import contains_facts
     from knowledge.policy import Candidate, decide, quote_text
 
-    right = refused = not_sure = 0
+    right = refused = not_sure = related_right = 0
     for row in rows:
         decision = decide([Candidate.from_dict(c) for c in row["candidates"]], threshold, row["parts_from"],
                           message=_turns(row["item"])[-1])
@@ -123,12 +123,15 @@ def replay(rows: list[dict], threshold: float) -> dict:
         not_sure += decision.closest is not None
         if "must_contain" in row["item"] and shown and contains_facts(quote_text(shown), row["item"]["must_contain"]):
             right += 1
+        elif "must_contain" in row["item"] and any(contains_facts(quote_text([entry]), row["item"]["must_contain"])
+                                                   for entry in decision.related):
+            related_right += 1  # the quote missed, but an entry offered under it ("Related:") holds the answer
     total = max(1, len(rows))
     if rows and "must_contain" not in rows[0]["item"]:
         # Both say the bot does not know and offer a person; "not sure" also shows the closest entry.
         return {"questions": len(rows), "dont_know": round(refused / total, 3), "not_sure": round(not_sure / total, 3)}
     return {"questions": len(rows), "right": round(right / total, 3), "refused": round(refused / total, 3),
-            "not_sure": round(not_sure / total, 3)}
+            "not_sure": round(not_sure / total, 3), "related_holds_answer": round(related_right / total, 3)}
 
 
 def figures(looked_up: dict, threshold: float) -> dict:

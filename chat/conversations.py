@@ -46,6 +46,12 @@ def sources_of(message: Message) -> list[dict]:
             for passage in (message.knowledge or {}).get("passages", [])]
 
 
+def related_of(message: Message) -> list[dict]:
+    """The questions offered under a bot reply (knowledge.policy.related_entries), to ask with one tap."""
+    return [{"question": entry.get("question", "")} for entry in (message.knowledge or {}).get("related", [])
+            if entry.get("question")]
+
+
 def message_payload(message: Message) -> dict:
     return {
         "seq": message.seq, "author": message.author, "text": message.text,
@@ -54,6 +60,7 @@ def message_payload(message: Message) -> dict:
         "sentiment": ({"label": message.sentiment_label, "score": message.sentiment_score,
                        "value": message.sentiment_value} if message.sentiment_label else None),
         "sources": sources_of(message),
+        "related": related_of(message),
         "knowledge": message.knowledge or None,
         "marked_wrong": message.marked_wrong_at is not None,
     }

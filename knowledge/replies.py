@@ -32,6 +32,7 @@ from knowledge.policy import (
     Decision,
     decide,
     dont_know_text,
+    entry_question,
     not_sure_text,
     quote_text,
     retrieval_queries,
@@ -117,6 +118,7 @@ class ReplyResult:
     retrieval_ms: float | None = None  # how long retrieval and the check took (before any generation)
     unstated: str = ""  # did not know because the passages found state no such specific ("price")
     searched: str = ""  # the customer's message as retrieval searched it, where the spelling was corrected
+    related: list[Candidate] = field(default_factory=list)  # other entries offered under the answer
 
     @property
     def citations(self) -> list[dict]:
@@ -128,6 +130,8 @@ class ReplyResult:
                 **({"unsupported": self.unsupported} if self.unsupported else {}),
                 **({"unstated": self.unstated} if self.unstated else {}),
                 **({"searched": self.searched} if self.searched else {}),
+                **({"related": [{"passage_id": p.passage_id, "title": p.title, "question": entry_question(p)}
+                                for p in self.related]} if self.related else {}),
                 **({"retrieval_ms": round(self.retrieval_ms, 1)} if self.retrieval_ms is not None else {})}
 
     def record(self) -> dict:
@@ -217,14 +221,14 @@ async def _from_knowledge(served: Served, turns: list[dict], sampling: Sampling,
                                                     handoff=settings.handoff and not decision.answer,
                                                     passages=decision.shown, candidates=candidates,
                                                     retrieval_ms=retrieval_ms, unstated=decision.unstated,
-                                                    searched=searched))
+                                                    searched=searched, related=decision.related))
         return
     quote = quote_text(decision.passages)
     async for event in _grounded(served, turns, sampling, decision.passages, quote, query_tokens,
                                  decision.confidence):
         if event.result is not None:
             event.result.candidates, event.result.retrieval_ms = candidates, retrieval_ms
-            event.result.searched = searched
+            event.result.searched, event.result.related = searched, decision.related
         yield event
 
 

@@ -111,6 +111,9 @@
       window.GPTStoreQuotes.emphasiseHeadings(item.firstChild, message.sources);
       item.appendChild(sourcesLine(message.sources));
     }
+    if (author === 'bot' && Array.isArray(message.related) && message.related.length) {
+      item.appendChild(relatedLine(message.related));
+    }
     keepingScroll(() => insertInOrder(item, message.seq));
     return item;
   }
@@ -137,6 +140,27 @@
       node.className = 'gs-source';
       node.textContent = title;
       line.appendChild(node);
+    });
+    return line;
+  }
+
+  /** "Related:" under an answer: the next closest entries of the help centre as questions the customer
+      asks with one tap (sent as their message, like one they typed). */
+  function relatedLine(related) {
+    const line = document.createElement('div');
+    line.className = 'gs-related';
+    line.appendChild(document.createTextNode('Related: '));
+    related.forEach(function (entry) {
+      const question = String((entry && entry.question) || '').slice(0, LIMIT);
+      if (!question) { return; }
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'gs-related-question';
+      button.textContent = question;
+      button.addEventListener('click', function () {
+        if (boundHandlers && !els.input.disabled) { boundHandlers.message(question); }
+      });
+      line.appendChild(button);
     });
     return line;
   }
@@ -333,7 +357,9 @@
   // --- controls ------------------------------------------------------------------------------------
   /** Wire the controls to frame.js. handlers: message(text), typing(), stopTyping(), email(address) → bool,
       csat(value), close(). */
+  let boundHandlers = null;  // what bind() was given: a related question is sent through it
   function bind(handlers) {
+    boundHandlers = handlers;
     function submit() {
       const text = els.input.value.trim();
       if (!text) { return; }

@@ -101,6 +101,15 @@
       row.appendChild(document.createTextNode(' · ' + Number(citation.confidence).toFixed(2)));
       note.appendChild(row);
     });
+    // The entries the widget offers under this answer, as buttons there.
+    var related = (grounding.related || []).map(function (entry) { return String(entry.question || ''); })
+      .filter(Boolean);
+    if (related.length) {
+      var offered = document.createElement('div');
+      offered.className = 'pg-related';
+      offered.textContent = 'Related (offered to the customer): ' + related.join(' · ');
+      note.appendChild(offered);
+    }
     return note;
   }
 

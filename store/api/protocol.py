@@ -166,6 +166,12 @@ class Citation(BaseModel):
                                           "embedding model's calibrated similarity, 0.5 at its measured cut)")
 
 
+class RelatedEntry(BaseModel):
+    passage_id: int
+    title: str = Field(description="where the entry sits, e.g. 'Returns › When will I get my refund?'")
+    question: str = Field(description="what to ask to get it: the entry's question or heading")
+
+
 class Outcome(StrEnum):
     """How a bot reply was made: the codes the API's `grounding.outcome`, the stored messages and every page
     use (knowledge/replies.py decides which)."""
@@ -205,6 +211,9 @@ class Grounding(BaseModel):
                                  "year, time, count, phone number, person) or a choice between options it names "
                                  "(choice) that the passages found do not state")
     retrieval_ms: float | None = Field(None, description="time spent retrieving and checking passages")
+    related: list[RelatedEntry] | None = Field(None, description="other entries nearly as close to the question, "
+                                               "offered under an answer as questions to ask next (the widget "
+                                               "shows them as buttons)")
 
 
 class ChatCompletion(BaseModel):

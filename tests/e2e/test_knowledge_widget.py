@@ -76,3 +76,25 @@ def test_the_answer_shows_its_source_and_an_unknown_question_gets_a_person(conte
     expect(quoted.locator(".ttext strong.quote-heading").first).to_have_text("How much does shipping cost?")
     assert quoted.locator(".ttext").text_content().startswith("How much does shipping cost?\nStandard")
     expect(quoted.locator(".tpassages strong").first).to_have_text("Shipping › How much does shipping cost?")
+
+
+def test_a_related_entry_under_an_answer_is_asked_with_one_tap(context, knowledge_shop, host_site):
+    # Every entry found is confident enough to offer at this threshold: the answer offers the next ones.
+    deployments.configure(knowledge_shop.deployment, knowledge_base=knowledge_shop.deployment.knowledge.knowledge_base,
+                          policy=AnswerPolicy.QUOTE, threshold=0.0)
+    page = context.new_page()
+    page.goto(host_site.origin)
+    panel = open_widget(page, knowledge_shop)
+    ask(panel, "hw much is express delivery??")
+    answer = panel.locator(".gs-item-bot").last
+    expect(answer.locator(".gs-msg[data-seq]")).to_contain_text("$12.95", timeout=60_000)
+    offered = answer.locator(".gs-related button.gs-related-question").first
+    expect(offered).to_be_visible()
+    question = offered.text_content()
+    assert question in {"How long does delivery take?", "What is your return policy?"}
+    screenshot(page, "widget-knowledge-related")
+    offered.click()
+    # Sent as the customer's own message, and answered with that entry.
+    expect(panel.locator(".gs-msg.gs-customer[data-seq]").last).to_have_text(question, timeout=30_000)
+    expect(panel.locator(".gs-msg.gs-bot[data-seq]")).to_have_count(2, timeout=60_000)
+    expect(panel.locator(".gs-item-bot").last.locator("strong.quote-heading").first).to_have_text(question)

@@ -81,6 +81,14 @@ def test_the_playground_shows_the_sources_of_an_answer_and_why_it_did_not_know(c
     dont_know = page.locator(".pg-grounding").last
     expect(dont_know).to_contain_text(OUTCOME_LABELS["did_not_know"])
     expect(dont_know.locator(".pg-source")).to_have_count(0)
+    expect(page.locator(".pg-related")).to_have_count(0)  # "I don't know" offers no other entries
+
+    # At a threshold every entry clears, an answer names the entries the widget offers under it.
+    deployments.configure(bot, knowledge_base=bot.knowledge.knowledge_base, policy=AnswerPolicy.QUOTE, threshold=0.0)
+    ask(page, "What is your return policy?")
+    expect(page.locator(".pg-grounding")).to_have_count(3, timeout=60_000)
+    expect(page.locator(".pg-grounding").last.locator(".pg-related")).to_contain_text(
+        "Related (offered to the customer): How")
 
     # A long conversation scrolls; no reply is squeezed under the next (the transcript is a flex column).
     heights = page.evaluate("""() => {

@@ -74,6 +74,18 @@ def test_a_knowledge_deployment_answers_with_citations_and_grounding(client, key
     assert "searched" not in body["grounding"]  # spelt as the help centre spells it
 
 
+def test_an_answer_names_the_related_entries_the_widget_offers(client, key, knowledge_bot):
+    knowledge_base = knowledge_bot.knowledge.knowledge_base
+    deployments.configure(knowledge_bot, knowledge_base=knowledge_base, policy=AnswerPolicy.QUOTE, threshold=0.0)
+    body = post(client, key, {"model": "bot", "messages": [{"role": "user", "content": "What is your return policy?"}]},
+                "/v1/chat/completions").json()
+    cited = {citation["title"] for citation in body["citations"]}
+    related = body["grounding"]["related"]
+    assert related and all(entry["title"] not in cited for entry in related)
+    assert {entry["question"] for entry in related} <= {"How much does shipping cost?", "How long does delivery take?"}
+    assert all(set(entry) == {"passage_id", "title", "question"} for entry in related)
+
+
 def test_a_misspelt_question_is_answered_and_the_response_says_how_it_was_searched(client, key, knowledge_bot):
     response = post(client, key, {"model": "bot", "messages": [{"role": "user", "content": "wat is ur retrun polcy"}]},
                     "/v1/chat/completions")

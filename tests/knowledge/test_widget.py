@@ -39,6 +39,18 @@ async def test_the_reply_shows_where_it_comes_from(knowledge_widget):
     await socket.disconnect()
 
 
+async def test_under_an_answer_the_customer_is_offered_the_next_closest_entries(knowledge_widget):
+    await quote_at(knowledge_widget, threshold=0.0)  # every entry found is confident enough to offer
+    socket = await customer_writes(knowledge_widget, "How much does express shipping cost?")
+    reply = (await receive_bot_reply(socket))[-1]["message"]
+    quoted = {source["title"].split(" › ")[-1] for source in reply["sources"]}
+    offered = [entry["question"] for entry in reply["related"]]
+    headings = {"How much does shipping cost?", "How long does delivery take?", "What is your return policy?"}
+    assert offered and set(offered) <= headings - quoted and len(set(offered)) == len(offered)
+    assert reply["related"] == [{"question": question} for question in offered]  # the question only, no scores
+    await socket.disconnect()
+
+
 async def quote_at(widget, threshold: float) -> None:
     """The widget's bot quotes from its knowledge base at this confidence threshold."""
     knowledge_base = await sync_to_async(lambda: widget.deployment.knowledge.knowledge_base)()
@@ -51,6 +63,7 @@ async def test_when_the_knowledge_does_not_cover_it_the_bot_says_so_and_hands_ov
     socket = await customer_writes(knowledge_widget, "Do you have a store in Paris?")
     frames = await receive_bot_reply(socket)
     assert frames[-1]["message"]["text"] == DONT_KNOW_HANDOFF and frames[-1]["message"]["sources"] == []
+    assert frames[-1]["message"]["related"] == []  # "I don't know" offers no other entries
     status = (await receive_until(socket, "status"))[-1]
     assert status["status"] == "needs_human"
     conversation = await sync_to_async(Conversation.objects.get)()
