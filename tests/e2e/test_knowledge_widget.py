@@ -35,13 +35,19 @@ def ask(panel, text: str) -> None:
     panel.locator("#gs-input").press("Enter")
 
 
-def test_the_answer_shows_its_source_and_an_unknown_question_gets_a_person(context, knowledge_shop, host_site, live):
+def ask_the_shop_about_express(context, shop, host_site):
+    """Open the shop's widget and ask what express delivery costs: (page, panel, the bot's answer)."""
     page = context.new_page()
     page.goto(host_site.origin)
-    panel = open_widget(page, knowledge_shop)
+    panel = open_widget(page, shop)
     ask(panel, "hw much is express delivery??")
     answer = panel.locator(".gs-item-bot").last
     expect(answer.locator(".gs-msg[data-seq]")).to_contain_text("$12.95", timeout=60_000)
+    return page, panel, answer
+
+
+def test_the_answer_shows_its_source_and_an_unknown_question_gets_a_person(context, knowledge_shop, host_site, live):
+    page, panel, answer = ask_the_shop_about_express(context, knowledge_shop, host_site)
     # The quoted entry's heading reads as one (bold), and the bubble's text is still exactly the reply.
     expect(answer.locator(".gs-msg[data-seq] strong.quote-heading").first).to_have_text("How much does shipping cost?")
     assert answer.locator(".gs-msg[data-seq]").text_content().startswith("How much does shipping cost?\nStandard")
@@ -82,12 +88,7 @@ def test_a_related_entry_under_an_answer_is_asked_with_one_tap(context, knowledg
     # Every entry found is confident enough to offer at this threshold: the answer offers the next ones.
     deployments.configure(knowledge_shop.deployment, knowledge_base=knowledge_shop.deployment.knowledge.knowledge_base,
                           policy=AnswerPolicy.QUOTE, threshold=0.0)
-    page = context.new_page()
-    page.goto(host_site.origin)
-    panel = open_widget(page, knowledge_shop)
-    ask(panel, "hw much is express delivery??")
-    answer = panel.locator(".gs-item-bot").last
-    expect(answer.locator(".gs-msg[data-seq]")).to_contain_text("$12.95", timeout=60_000)
+    page, panel, answer = ask_the_shop_about_express(context, knowledge_shop, host_site)
     offered = answer.locator(".gs-related button.gs-related-question").first
     expect(offered).to_be_visible()
     question = offered.text_content()
