@@ -39,7 +39,7 @@ async def test_the_reply_shows_where_it_comes_from(knowledge_widget):
     await socket.disconnect()
 
 
-async def test_under_an_answer_the_customer_is_offered_the_next_closest_entries(knowledge_widget):
+async def test_under_an_answer_the_customer_is_offered_the_next_closest_entries(knowledge_widget, alice):
     await quote_at(knowledge_widget, threshold=0.0)  # every entry found is confident enough to offer
     socket = await customer_writes(knowledge_widget, "How much does express shipping cost?")
     reply = (await receive_bot_reply(socket))[-1]["message"]
@@ -49,6 +49,10 @@ async def test_under_an_answer_the_customer_is_offered_the_next_closest_entries(
     assert offered and set(offered) <= headings - quoted and len(set(offered)) == len(offered)
     assert reply["related"] == [{"question": question} for question in offered]  # the question only, no scores
     await socket.disconnect()
+    # The agent reading the conversation sees what the customer was offered.
+    conversation = await sync_to_async(Conversation.objects.get)()
+    page = (await sync_to_async(alice.client.get)(f"/console/{conversation.pk}/")).content.decode()
+    assert "Offered under it: " + ", ".join(f"“{question}”" for question in offered) in page
 
 
 async def quote_at(widget, threshold: float) -> None:
