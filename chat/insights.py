@@ -14,6 +14,7 @@ from chat.handoff import BOT_DID_NOT_KNOW
 from chat.models import Author, Conversation, Message
 from chat.records import day_bounds
 from knowledge.models import KnowledgeSource
+from knowledge.sources import answer_title
 from store.api.protocol import Outcome
 
 # The review page lists the questions the bot did not know, most asked first: the business's next answers
@@ -92,29 +93,26 @@ def unknown_questions(organization: Organization, low, high) -> list[dict]:
     for reply in replies:
         if not reply.question:
             continue
-        key = _alike(reply.question)
+        key = answer_title(reply.question).lower()  # alike questions: case and spacing aside
         if key in grouped:
             grouped[key]["times"] += 1
             continue
-        grouped[key] = {"question": " ".join(reply.question.split()), "times": 1, "last_at": reply.created_at,
-                        "outcome": reply.reply_outcome, "conversation_id": reply.conversation_id,
+        grouped[key] = {"question": " ".join(reply.question.split()), "key": key, "times": 1,
+                        "last_at": reply.created_at, "outcome": reply.reply_outcome,
+                        "conversation_id": reply.conversation_id,
                         "knowledge_base": _knowledge_base_of(reply.conversation)}
     ranked = sorted(grouped.values(), key=lambda item: (-item["times"], -item["last_at"].timestamp()))[
         :UNKNOWN_QUESTIONS_SHOWN]
-    # A question whose answer was written since ("Write its answer" and "Save as answer" title the source
-    # with it) says so instead of asking again.
-    written = {(knowledge_base_id, _alike(title)) for knowledge_base_id, title in KnowledgeSource.objects.filter(
-        knowledge_base__in={item["knowledge_base"] for item in ranked if item["knowledge_base"] is not None}
-    ).values_list("knowledge_base_id", "title")}
+    # A question whose answer was written since (a source titled with it: sources.answer_title) says so
+    # instead of asking again.
+    titles = KnowledgeSource.objects.filter(
+        knowledge_base__in={item["knowledge_base"] for item in ranked if item["knowledge_base"] is not None})
+    written = {(knowledge_base_id, answer_title(title).lower())
+               for knowledge_base_id, title in titles.values_list("knowledge_base_id", "title")}
     for item in ranked:
         knowledge_base = item["knowledge_base"]
-        item["answer_written"] = knowledge_base is not None and (knowledge_base.pk, _alike(item["question"])) in written
+        item["answer_written"] = knowledge_base is not None and (knowledge_base.pk, item["key"]) in written
     return ranked
-
-
-def _alike(question: str) -> str:
-    """A question as compared with another: case and spacing aside."""
-    return " ".join(question.lower().split())
 
 
 def _knowledge_base_of(conversation: Conversation):

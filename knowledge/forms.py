@@ -5,7 +5,7 @@ from typing import cast
 from django import forms
 
 from knowledge.documents import ACCEPTED_EXTENSIONS
-from knowledge.models import AnswerPolicy, KnowledgeBase, WhenUnsure
+from knowledge.models import AnswerPolicy, KnowledgeBase, KnowledgeSource, WhenUnsure
 
 
 class KnowledgeBaseForm(forms.Form):
@@ -41,7 +41,7 @@ class SourceUploadForm(forms.Form):
                          help_text="Optional: customers see it as the link of a citation.")
 
 
-PASTE_TITLE_CHARS = 200
+PASTE_TITLE_CHARS = KnowledgeSource._meta.get_field("title").max_length
 
 
 class PasteForm(forms.Form):

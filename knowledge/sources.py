@@ -158,6 +158,13 @@ def add_text(knowledge_base: KnowledgeBase, title: str, text: str, *, url: str =
     return _create_source(knowledge_base, parsed, title or parsed.title, url, user, "", text.encode())
 
 
+def answer_title(question: str) -> str:
+    """The title of a source written to answer `question` ("Save as answer", "Write its answer"): the
+    question with its spacing tidied, cut to what a source's title holds. Also how the review page knows
+    a question has been answered since."""
+    return " ".join(question.split())[:KnowledgeSource._meta.get_field("title").max_length]
+
+
 def save_answer(knowledge_base: KnowledgeBase, question: str, answer: str, *, title: str = "",
                 user=None) -> KnowledgeSource:
     """An agent's reply kept as a question–answer pair, so the next customer who asks gets it."""
@@ -168,7 +175,7 @@ def save_answer(knowledge_base: KnowledgeBase, question: str, answer: str, *, ti
     from knowledge.documents import Section
 
     parsed.sections = [Section([question], answer, question=question)]
-    return _create_source(knowledge_base, parsed, title or question[:200], "", user, "", parsed.text.encode())
+    return _create_source(knowledge_base, parsed, title or answer_title(question), "", user, "", parsed.text.encode())
 
 
 def revise_file(source: KnowledgeSource, data: bytes, filename: str, user=None) -> SourceVersion:

@@ -17,7 +17,6 @@ from core.forms import add_validation_errors
 from knowledge import sources
 from knowledge.documents import DocumentRejected, check_size
 from knowledge.forms import (
-    PASTE_TITLE_CHARS,
     AskForm,
     EditTextForm,
     EmbeddingModelForm,
@@ -89,7 +88,7 @@ def detail(request: HttpRequest, slug: str) -> HttpResponse:
     organization = _org(request)
     context = _detail_context(request, knowledge_base)
     # "Write its answer" from the question list: the paste form opens with the question as its heading.
-    unanswered = " ".join(request.GET.get("answer", "").split())[:PASTE_TITLE_CHARS]
+    unanswered = sources.answer_title(request.GET.get("answer", ""))
     context.update({
         "upload_form": SourceUploadForm(),
         "paste_form": PasteForm(initial={"title": unanswered, "text": f"### {unanswered}\n\n"} if unanswered else None),
