@@ -158,7 +158,7 @@
       button.className = 'gs-related-question';
       button.textContent = question;
       button.addEventListener('click', function () {
-        if (boundHandlers && !els.input.disabled) { boundHandlers.message(question); }
+        if (boundHandlers && !els.input.disabled && botAnswers()) { boundHandlers.message(question); }
       });
       line.appendChild(button);
     });
@@ -246,6 +246,11 @@
 
   // --- header, typing, cards, error, composer ----------------------------------------------------
   function setStatus(text) { els.status.textContent = text; }
+
+  /** Who answers now (bot, needs_human, assigned, resolved). Related questions are the bot's offer: while a
+      person has the conversation they are hidden (frame.css) and a tap sends nothing. */
+  function setAnswerer(status) { els.app.dataset.answerer = status; }
+  function botAnswers() { return (els.app.dataset.answerer || 'bot') === 'bot'; }
   function setConnected(connected) { els.conn.hidden = connected; }
   /** While a replay runs, screen readers wait instead of reading the whole history aloud. */
   function setBusy(busy) { els.transcript.setAttribute('aria-busy', busy ? 'true' : 'false'); }
@@ -408,7 +413,7 @@
 
   window.GSChatUI = {
     LIMIT, els, setColor, addMessage, addPending, settle, markFailed, markPending, removeItem, clearStored,
-    appendDraft, dropDraft, hasDraft, setStatus, setConnected, setBusy, setTyping, showEmailForm, setEmailBusy,
+    appendDraft, dropDraft, hasDraft, setStatus, setAnswerer, setConnected, setBusy, setTyping, showEmailForm, setEmailBusy,
     showCsat, showError, updateComposer, setComposerEnabled, length, scrollToEnd, parseJson, storage, newClientId,
     parentOrigin, cleanIdentity, bind,
   };

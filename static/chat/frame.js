@@ -386,6 +386,7 @@
     if (assignee) { state.assignee = assignee; }
     if (status !== 'assigned') { state.assignee = null; }
     ui.setStatus(STATUS_TEXT[status](state.assignee || state.lastAgent));
+    ui.setAnswerer(status);
     if (status !== 'bot') { ui.dropDraft(); }
     if (status === 'bot' || status === 'assigned') { ui.showEmailForm(false); }
     if (live && status !== 'resolved') { state.csatGiven = false; }

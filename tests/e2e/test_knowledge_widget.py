@@ -99,3 +99,15 @@ def test_a_related_entry_under_an_answer_is_asked_with_one_tap(context, knowledg
     expect(panel.locator(".gs-msg.gs-customer[data-seq]").last).to_have_text(question, timeout=30_000)
     expect(panel.locator(".gs-msg.gs-bot[data-seq]")).to_have_count(2, timeout=60_000)
     expect(panel.locator(".gs-item-bot").last.locator("strong.quote-heading").first).to_have_text(question)
+
+    # Once the customer asks for a person, the bot's offers stand down: hidden, and a tap sends nothing.
+    ask(panel, "I'd like to talk to a person please")
+    expect(panel.locator("#gs-status")).to_have_text("Waiting for a member of our team…", timeout=30_000)
+    expect(panel.locator(".gs-related").first).to_be_hidden()
+    customer_messages = panel.locator(".gs-msg.gs-customer[data-seq]")
+    sent_before = customer_messages.count()
+    panel.locator(".gs-related button.gs-related-question").first.dispatch_event("click")
+    ask(panel, "thanks, I'll wait")
+    # The typed message went out after the tap over the same socket: had the tap sent, it would be here first.
+    expect(customer_messages.last).to_have_text("thanks, I'll wait", timeout=30_000)
+    expect(customer_messages).to_have_count(sent_before + 1)
