@@ -245,10 +245,24 @@ def test_a_short_follow_up_is_looked_up_with_the_question_before_it():
     assert lookup.parts_from is None
 
 
-@pytest.mark.parametrize("text", ["is it free?", "how long?", "what if they don't fit?", "ok and for kids?"])
+@pytest.mark.parametrize("text", ["is it free?", "how long?", "what if they don't fit?", "ok and for kids?",
+                                  "can I park there overnight?", "Can he come up the chairlift with me too?",
+                                  "I placed it yesterday afternoon, what are my options now?"])
 def test_a_message_that_refers_back_is_a_follow_up(text):
     turns = [{"role": "user", "content": "Do you ship to Canada?"}, {"role": "user", "content": text}]
     assert retrieval_queries(turns).follow_up == 1
+
+
+@pytest.mark.parametrize("text", [
+    "Is there a discount for students?",  # "there" that only says something exists
+    "Are there any stores in Chicago?",
+    "Do you know if there is a fee on returns?",
+    # refers back, but long enough to stand on its own
+    "My daughter wants to know whether she can bring her own skates to the Saturday lesson",
+])
+def test_a_question_that_stands_on_its_own_is_not_a_follow_up(text):
+    turns = [{"role": "user", "content": "Do you ship to Canada?"}, {"role": "user", "content": text}]
+    assert retrieval_queries(turns).follow_up is None
 
 
 def test_a_short_new_question_is_not_read_with_the_one_before():
