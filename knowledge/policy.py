@@ -27,8 +27,8 @@ SECOND_PASSAGE_MARGIN = 0.15
 QUOTE_BELOW_PARAMETERS = 1_000_000_000
 # A customer message this short (in words) that refers back ("is it free?", "can he come up the chairlift
 # with me too?") is read with the one before; one of at most FOLLOW_UP_BARE_WORDS words ("how long?")
-# always is. Every message after the first would be too many: measured on 2,992 questions of the 32 unseen
-# help centres each asked after another one (docs/knowledge.md), joining every message cost 13 points of
+# always is. Every message after the first would be too many: measured on 2,992 questions of Acme and the 32
+# unseen help centres each asked after another one (docs/knowledge.md), joining every message cost 13 points of
 # "I don't know" to the not-covered ones. Up to 12 words that refer back, against 6 before (replayed on
 # the same help centres' 179 follow-ups and 3,208 topic switches): follow-ups answered right 66 -> 79 of
 # 101, not-covered follow-ups offered a person 52 -> 46 of 78, topic switches 2 of 1,956 answered right
