@@ -7,7 +7,8 @@ real engine and GPT Store Retrieval, looks every question up exactly as a custom
 `quote_text` over them for each threshold: what was right (the quote holds every expected fact), refused,
 and what share of not-covered questions got "I don't know". Sets: Acme's (held-out paraphrases, customer
 questions, not covered) and the help centres GPT Store Retrieval was never trained on
-(finetune/retrieval_data/evaluation-only.txt).
+(finetune/retrieval_data/evaluation-only.txt); and, across them, the turns asked after another question
+(follow-ups).
 
     .venv/bin/python -m bench.retrieval_replay                       # Acme, ~10 s
     .venv/bin/python -m bench.retrieval_replay --sets all --save var/replay.json   # + 32 help centres, ~1.5 min
@@ -142,6 +143,13 @@ def figures(looked_up: dict, threshold: float) -> dict:
                                                         threshold)
         out["unseen help centres: not covered"] = replay([r for c in centres.values() for r in c["not covered"]],
                                                          threshold)
+    # Turns asked after another question of the conversation ("can he come up the chairlift too?"), from
+    # every set above: answered right, or for the not-covered ones told "I don't know" / "not sure".
+    every = [rows for rows in looked_up["acme"].values()]
+    every += [rows for c in (centres or {}).values() for rows in c.values()]
+    follow_ups = [r for rows in every for r in rows if len(_turns(r["item"])) > 1]
+    out["follow-ups: answerable"] = replay([r for r in follow_ups if "must_contain" in r["item"]], threshold)
+    out["follow-ups: not covered"] = replay([r for r in follow_ups if "must_contain" not in r["item"]], threshold)
     return out
 
 
