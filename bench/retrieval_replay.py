@@ -145,8 +145,7 @@ def figures(looked_up: dict, threshold: float) -> dict:
                                                          threshold)
     # Turns asked after another question of the conversation ("can he come up the chairlift too?"), from
     # every set above: answered right, or for the not-covered ones told "I don't know" / "not sure".
-    every = [rows for rows in looked_up["acme"].values()]
-    every += [rows for c in (centres or {}).values() for rows in c.values()]
+    every = [*looked_up["acme"].values(), *(rows for c in (centres or {}).values() for rows in c.values())]
     follow_ups = [r for rows in every for r in rows if len(_turns(r["item"])) > 1]
     out["follow-ups: answerable"] = replay([r for r in follow_ups if "must_contain" in r["item"]], threshold)
     out["follow-ups: not covered"] = replay([r for r in follow_ups if "must_contain" not in r["item"]], threshold)
