@@ -75,6 +75,9 @@ class Candidate:
     similarity: float = 0.0  # cosine similarity of the embeddings (the best over the queries)
     confidence: float = 0.0  # the similarity through the embedding model's calibration, 0..1
     query: int = 0  # which query found it best (see retrieval_queries)
+    # For a follow-up's own best passage: how confidently the conversation (the message read with the one
+    # before) points at it, where that does not beat the earlier message alone. Only ever "not sure".
+    context_confidence: float = 0.0
 
     @classmethod
     def from_dict(cls, data: dict) -> Candidate:
@@ -121,6 +124,10 @@ def decide(candidates: list[Candidate], threshold: float = DEFAULT_THRESHOLD, pa
 
     if not ranked or ranked[0].confidence < threshold:
         closest = ranked[0] if ranked and ranked[0].confidence >= threshold - UNSURE_BAND else None
+        pointed_at = max(ranked, key=lambda c: c.context_confidence, default=None)
+        if pointed_at is not None and pointed_at.context_confidence >= max(
+                threshold - UNSURE_BAND, closest.confidence if closest is not None else 0.0):
+            closest = pointed_at  # "are duties included?" after "Do you ship to Canada?": that entry, not sure
         if closest is not None and not answers(closest):
             closest = None  # an entry that states no price, to someone asking what something costs
         return Decision(False, confidence=ranked[0].confidence if ranked else 0.0, closest=closest)

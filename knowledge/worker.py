@@ -258,14 +258,22 @@ def retrieve(payload: dict, engine: Any = None) -> dict:
     engine.submit_search(EmbeddingRequest(_request_id("search"), index.extra["embedding_key"], queries), index,
                          k * ROWS_PER_PASSAGE, answer)
     found = answer.wait()
-    best = _best_per_passage(found["hits"], payload.get("follow_up"))
+    best, context = _best_per_passage(found["hits"], payload.get("follow_up"))
     passages = index.extra["passages"]
     calibrated = index.extra["calibration"]
     candidates = [{**passages[pk], "similarity": round(score, 4), "query": query_index,
                    "confidence": round(calibrated.confidence(score), 4)}
                   for pk, (score, query_index) in best.items() if pk in passages]
+    for candidate in candidates:
+        if candidate["passage_id"] in context:
+            candidate["context_confidence"] = round(calibrated.confidence(context[candidate["passage_id"]]), 4)
     candidates.sort(key=lambda c: c["similarity"], reverse=True)
-    return {"candidates": candidates[:k], "revision": index.extra["revision"], "prompt_tokens": found["prompt_tokens"],
+    # The context's passage is kept among the k whatever its own similarity.
+    kept = candidates[:k]
+    pointed_at = [c for c in candidates[k:] if "context_confidence" in c]
+    if pointed_at:
+        kept = kept[:-1] + pointed_at[:1]
+    return {"candidates": kept, "revision": index.extra["revision"], "prompt_tokens": found["prompt_tokens"],
             "calibration": calibrated.to_dict(), "searched": queries}
 
 
@@ -283,10 +291,16 @@ def _index_for(payload: dict, engine: Any):
     return engine.held_index(knowledge_base.index_key) or build_index(knowledge_base)
 
 
-def _best_per_passage(hits: list[list[tuple[int, float]]], follow_up: int | None) -> dict[int, tuple[float, int]]:
+def _best_per_passage(hits: list[list[tuple[int, float]]],
+                      follow_up: int | None) -> tuple[dict[int, tuple[float, int]], dict[int, float]]:
     """Each passage's best similarity over the queries, and the query that found it. The joined
     follow-up query (index `follow_up`) counts for a passage only where it beats the earlier
-    message alone (the next query, which never counts by itself): the follow-up must add something."""
+    message alone (the next query, which never counts by itself): the follow-up must add something.
+
+    Second, the context: where the follow-up alone finds best the very passage the conversation points
+    at ("are duties included?" after "Do you ship to Canada?"), the joined query's similarity for it,
+    though it does not beat the earlier message. Such a passage may be offered as "not sure", never
+    answered with: nothing says the follow-up's answer is in it."""
     if not (isinstance(follow_up, int) and 0 <= follow_up < len(hits) - 1):
         follow_up = None
     earlier: dict[int, float] = {}
@@ -301,7 +315,13 @@ def _best_per_passage(hits: list[list[tuple[int, float]]], follow_up: int | None
                 continue
             if passage_id not in best or score > best[passage_id][0]:
                 best[passage_id] = (score, query_index)
-    return best
+    context: dict[int, float] = {}
+    if follow_up is not None and hits[0]:
+        alone_best = max(hits[0], key=lambda hit: hit[1])[0]
+        joined = max((score for passage_id, score in hits[follow_up] if passage_id == alone_best), default=None)
+        if joined is not None and joined > best.get(alone_best, (float("-inf"), 0))[0]:
+            context[alone_best] = joined
+    return best, context
 
 
 def handle_retrieval(payload: dict, reply_channel: str) -> None:

@@ -181,7 +181,8 @@ class Outcome(StrEnum):
     GROUNDED = "grounded"
     REPLACED = "replaced"  # grounded, but a sentence failed the check: the quote answer instead
     DID_NOT_KNOW = "did_not_know"
-    NOT_SURE = "not_sure"  # just below the threshold: says so, shows the closest entry, offers a person
+    # just below the threshold, or a follow-up the entry before may answer: says so, shows that entry, offers a person
+    NOT_SURE = "not_sure"
     SMALL_TALK = "small_talk"
 
 
@@ -202,8 +203,9 @@ class Grounding(BaseModel):
     outcome: Outcome = Field(
         description="quoted: the reply is the passage; grounded: the model phrased it from the passages; replaced: "
                     "a grounded reply stated something the passages do not hold and the passage was used instead; "
-                    "did_not_know: the knowledge base does not answer it; not_sure: just below the threshold, the "
-                    "reply says so, quotes the closest entry (in citations) and offers a person; small_talk: a "
+                    "did_not_know: the knowledge base does not answer it; not_sure: just below the threshold (or a "
+                    "follow-up that only the entry the conversation is about may answer), the reply says so, quotes "
+                    "that entry (in citations) and offers a person; small_talk: a "
                     "greeting or thanks answered without a lookup; generated: no knowledge base")
     confidence: float | None = None
     unsupported: list[str] | None = Field(None, description="what a replaced reply stated without support")

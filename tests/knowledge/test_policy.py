@@ -235,6 +235,22 @@ def test_a_customer_who_has_not_asked_yet_is_asked_what_they_need(text, reply):
     assert small_talk(text) == reply
 
 
+def test_the_entry_a_follow_up_points_at_is_offered_as_not_sure_never_as_the_answer():
+    pointed_at = Candidate(1, 1, "Shipping › Where do you ship?", "Duties are included.", confidence=0.2,
+                           context_confidence=0.95)
+    decision = decide([pointed_at, candidate(2, 0.3)], 0.6, message="are duties included?")
+    assert not decision.answer and decision.closest is pointed_at and decision.shown == [pointed_at]
+    # below the "not sure" band, or an entry that states no price to someone asking one: "I don't know"
+    assert decide([Candidate(1, 1, "T", "Duties are included.", confidence=0.2, context_confidence=0.45)], 0.6,
+                  message="are duties included?").closest is None
+    no_price = Candidate(1, 1, "Shipping › Where do you ship?", "We ship to the US and Canada.", confidence=0.2,
+                         context_confidence=0.95)
+    assert decide([no_price], 0.6, message="how much is express to there?").closest is None
+    # an entry the message itself matches confidently answers as before
+    answered = decide([pointed_at, candidate(2, 0.8)], 0.6, message="are duties included?")
+    assert answered.answer and [p.passage_id for p in answered.passages] == [2]
+
+
 def test_a_short_follow_up_is_looked_up_with_the_question_before_it():
     turns = [{"role": "user", "content": "How much is standard shipping?"},
              {"role": "assistant", "content": "It is $4.95."}, {"role": "user", "content": "and express?"}]

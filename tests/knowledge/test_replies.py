@@ -9,12 +9,12 @@ from asgiref.sync import async_to_sync
 
 from knowledge import deployments, sources
 from knowledge.models import AnswerPolicy, WhenUnsure
-from knowledge.policy import DONT_KNOW_CONTINUE, DONT_KNOW_HANDOFF
+from knowledge.policy import DEFAULT_THRESHOLD, DONT_KNOW_CONTINUE, DONT_KNOW_HANDOFF
 from knowledge.replies import Outcome, Served, stream_reply
 from store import deploy
 from store.inference.client import StreamEvent
 from store.models import UsageDaily
-from tests.knowledge.conftest import SMALL_FAQ, embed_live
+from tests.knowledge.conftest import ACME_FAQ, SMALL_FAQ, embed_live
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.real_model]
 
@@ -106,6 +106,30 @@ def test_just_below_the_threshold_it_shows_the_closest_entry_and_offers_a_person
     assert closest.text in text and closest.text in SMALL_FAQ and "$12.95" in text
     assert result.citations[0]["url"] == "https://alice.example/help"
     assert result.grounding()["outcome"] == "not_sure"
+
+
+@pytest.fixture
+def acme_bot(alice, tiny_chat_base, knowledge_base, encoder_engine, worker_retrieval):
+    """A quoting bot on Acme's help centre at the default threshold."""
+    sources.add_file(knowledge_base, ACME_FAQ.read_bytes(), ACME_FAQ.name)
+    embed_live(knowledge_base, encoder_engine)
+    deployment = deploy.create_or_update(alice.organization, "acme", deploy.ModelChoice(base=tiny_chat_base))
+    deployments.configure(deployment, knowledge_base=knowledge_base, policy=AnswerPolicy.QUOTE,
+                          threshold=DEFAULT_THRESHOLD)
+    return deployment
+
+
+def test_a_follow_up_the_entry_before_may_answer_gets_that_entry_as_not_sure(acme_bot):
+    """With the real retrieval model: "are duties included?" on its own matches nothing confidently; after
+    "Do you ship to Canada?" the bot shows the entry the conversation is about, says it is not sure and
+    offers a person; a new question asked the same way is not pulled to it."""
+    _, alone = reply(acme_bot, "are duties included?")
+    assert alone.outcome == Outcome.DID_NOT_KNOW
+    text, result = reply(acme_bot, "Do you ship to Canada?", "are duties included?")
+    assert result.outcome == Outcome.NOT_SURE and result.handoff
+    assert "duties and taxes are included" in text and result.passages[0].title.endswith("Where do you ship?")
+    _, switched = reply(acme_bot, "Do you ship to Canada?", "what year was it founded?")
+    assert switched.outcome == Outcome.DID_NOT_KNOW
 
 
 def test_a_question_for_a_specific_the_passages_do_not_state_gets_i_dont_know(bot):
