@@ -173,9 +173,12 @@ def entry_question(passage: Candidate) -> str:
 # on Acme and 62 other help centres (6,667 questions, docs/knowledge.md): at the default threshold 18 more
 # questions the help centres do not cover got "I don't know" (32 at 0.5), and no answer was lost.
 _ASKS_FOR = {
-    # "how much is/does/for…" and "what does … cost", not "how much is left on my card" nor "how much bigger".
+    # "how much is/does/for…" and "what does … cost", not "how much is left on my card", "how much is on my
+    # gift card" (a balance) nor "how much bigger".
     "price": re.compile(r"\bhow much\b(?=\s*(?:\?|$|(?:is|are|does|do|did|will|would|r|for|to|it|they|extra|money|'s)"
-                        r"\b))(?![^?]*\b(?:left|remaining|balance)\b)|\bwhat(?:'s| is| are| does| do| would| will)\b"
+                        r"\b))(?![^?]*\b(?:left|remaining|balance)\b)"
+                        r"(?![^?]*\b(?:is|'s|have|got)\s+(?:still\s+)?(?:on|in)\s+(?:my|the|your|this|that|a|our)\b)|"
+                        r"\bwhat(?:'s| is| are| does| do| would| will)\b"
                         r"[^?]*\b(?:cost|price|fee|charge)s?\b", re.I),
     # "When were you founded?", "How long has GreenBin been around?"
     "year": re.compile(r"\bwhat year\b|\bwhen (?:was|were|did)\b[^?]*\b(?:found|start|establish|open|creat|launch)|"

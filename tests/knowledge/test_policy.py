@@ -52,6 +52,7 @@ def test_a_part_keeps_its_passage_when_two_entries_answer_the_other_part():
 @pytest.mark.parametrize("message, kind", [
     ("How much is the GlowTune motion sensor?", "price"),
     ("how much r flyers", "price"),
+    ("how much is shipping on my order?", "price"),
     ("What does a boot-fitting appointment cost?", "price"),
     ("What's the late fee if my payment bounces?", "price"),
     ("When was Acme Shoes founded?", "year"),
@@ -67,6 +68,8 @@ def test_a_part_keeps_its_passage_when_two_entries_answer_the_other_part():
     ("Who's the manager of the bookstore? I'd like to speak to them.", "person"),
     # Not asking for a specific: the answer is a how-to, a yes/no or an amount that is not a price.
     ("How do I check how much is left on my gift card?", None),
+    ("how do I see how much is on my gift card", None),
+    ("how much do I have in my account?", None),
     ("How much bigger should a new pot be?", None),
     ("How do I change the phone number on my account?", None),
     ("What is the order number on my receipt?", None),
