@@ -366,10 +366,13 @@ class Lookup:
     queries: list[str]
     parts_from: int | None = None  # the index of the first part, if the message has several
     follow_up: int | None = None  # the index of the joined query; the earlier message alone is the next one
+    # The message says it continues the one before ("and express?", "what about…"): the entry the joined
+    # query finds best may be offered as "not sure" even where the message alone finds another.
+    continues: bool = False
 
     def payload(self) -> dict:
         """The queries as the worker's retrieval takes them."""
-        return {"queries": self.queries, "follow_up": self.follow_up}
+        return {"queries": self.queries, "follow_up": self.follow_up, "continues": self.continues}
 
 
 def _follows_up(message: str) -> bool:
@@ -389,7 +392,8 @@ def retrieval_queries(turns: list[dict]) -> Lookup:
     if len(customer) > 1 and _follows_up(last):
         follow_up = len(queries)
         queries += [f"{customer[-2]} {last}", customer[-2]]
+    continues = follow_up is not None and bool(_FOLLOW_UP_START.match(last))
     parts = [part.strip() for part in _PARTS.split(last) if part and len(part.split()) >= MIN_PART_WORDS]
     if len(parts) < 2:
-        return Lookup(queries, follow_up=follow_up)
-    return Lookup(queries + parts[:4], parts_from=len(queries), follow_up=follow_up)
+        return Lookup(queries, follow_up=follow_up, continues=continues)
+    return Lookup(queries + parts[:4], parts_from=len(queries), follow_up=follow_up, continues=continues)

@@ -258,7 +258,7 @@ def retrieve(payload: dict, engine: Any = None) -> dict:
     engine.submit_search(EmbeddingRequest(_request_id("search"), index.extra["embedding_key"], queries), index,
                          k * ROWS_PER_PASSAGE, answer)
     found = answer.wait()
-    best, context = _best_per_passage(found["hits"], payload.get("follow_up"))
+    best, context = _best_per_passage(found["hits"], payload.get("follow_up"), bool(payload.get("continues")))
     passages = index.extra["passages"]
     calibrated = index.extra["calibration"]
     candidates = [{**passages[pk], "similarity": round(score, 4), "query": query_index,
@@ -291,16 +291,18 @@ def _index_for(payload: dict, engine: Any):
     return engine.held_index(knowledge_base.index_key) or build_index(knowledge_base)
 
 
-def _best_per_passage(hits: list[list[tuple[int, float]]],
-                      follow_up: int | None) -> tuple[dict[int, tuple[float, int]], dict[int, float]]:
+def _best_per_passage(hits: list[list[tuple[int, float]]], follow_up: int | None,
+                      continues: bool = False) -> tuple[dict[int, tuple[float, int]], dict[int, float]]:
     """Each passage's best similarity over the queries, and the query that found it. The joined
     follow-up query (index `follow_up`) counts for a passage only where it beats the earlier
     message alone (the next query, which never counts by itself): the follow-up must add something.
 
     Second, the context: where the follow-up alone finds best the very passage the conversation points
     at ("are duties included?" after "Do you ship to Canada?"), the joined query's similarity for it,
-    though it does not beat the earlier message. Such a passage may be offered as "not sure", never
-    answered with: nothing says the follow-up's answer is in it."""
+    though it does not beat the earlier message; and where the message says it `continues` the one before
+    ("what about if my order is $30?"), the joined query's best passage whatever the message alone finds.
+    Such a passage may be offered as "not sure", never answered with: nothing says the follow-up's answer
+    is in it."""
     if not (isinstance(follow_up, int) and 0 <= follow_up < len(hits) - 1):
         follow_up = None
     earlier: dict[int, float] = {}
@@ -316,11 +318,15 @@ def _best_per_passage(hits: list[list[tuple[int, float]]],
             if passage_id not in best or score > best[passage_id][0]:
                 best[passage_id] = (score, query_index)
     context: dict[int, float] = {}
-    if follow_up is not None and hits[0]:
-        alone_best = max(hits[0], key=lambda hit: hit[1])[0]
-        joined = max((score for passage_id, score in hits[follow_up] if passage_id == alone_best), default=None)
-        if joined is not None and joined > best.get(alone_best, (float("-inf"), 0))[0]:
-            context[alone_best] = joined
+    if follow_up is None:
+        return best, context
+    pointed_at = [max(hits[0], key=lambda hit: hit[1])[0]] if hits[0] else []
+    if continues and hits[follow_up]:
+        pointed_at.append(max(hits[follow_up], key=lambda hit: hit[1])[0])
+    for passage_id in pointed_at:
+        joined = max((score for found, score in hits[follow_up] if found == passage_id), default=None)
+        if joined is not None and joined > best.get(passage_id, (float("-inf"), 0))[0]:
+            context[passage_id] = joined
     return best, context
 
 

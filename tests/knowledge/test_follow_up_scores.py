@@ -50,3 +50,11 @@ def test_no_context_when_the_follow_up_alone_finds_another_passage_best():
 def test_no_context_where_the_joined_query_already_counts():
     hits = [[(SHIPPING, 0.20)], [(SHIPPING, 0.70)], [(SHIPPING, 0.55)]]
     assert _best_per_passage(hits, follow_up=1) == ({SHIPPING: (0.70, 1)}, {})
+
+
+def test_a_message_that_says_it_continues_keeps_the_joined_querys_best_passage_as_context():
+    # "what about if my order is $30?" after "how much is shipping": alone it finds another passage best.
+    hits = [[(FOUNDED, 0.30), (SHIPPING, 0.10)], [(SHIPPING, 0.80), (DELIVERY, 0.30)],
+            [(SHIPPING, 0.90), (DELIVERY, 0.50)]]
+    assert _best_per_passage(hits, follow_up=1, continues=True)[1] == {SHIPPING: 0.80}
+    assert _best_per_passage(hits, follow_up=1, continues=False)[1] == {}

@@ -254,6 +254,15 @@ def test_the_entry_a_follow_up_points_at_is_offered_as_not_sure_never_as_the_ans
     assert answered.answer and [p.passage_id for p in answered.passages] == [2]
 
 
+@pytest.mark.parametrize("text, continues", [("and express?", True), ("what about if my order is $30?", True),
+                                             ("is it free?", False), ("are duties included?", False)])
+def test_a_follow_up_that_starts_like_one_says_it_continues(text, continues):
+    turns = [{"role": "user", "content": "How much is shipping?"}, {"role": "user", "content": text}]
+    lookup = retrieval_queries(turns)
+    assert lookup.follow_up == 1 and lookup.continues is continues and lookup.payload()["continues"] is continues
+    assert retrieval_queries(turns[1:]).continues is False  # a first message continues nothing
+
+
 def test_a_short_follow_up_is_looked_up_with_the_question_before_it():
     turns = [{"role": "user", "content": "How much is standard shipping?"},
              {"role": "assistant", "content": "It is $4.95."}, {"role": "user", "content": "and express?"}]

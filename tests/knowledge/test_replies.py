@@ -130,6 +130,9 @@ def test_a_follow_up_the_entry_before_may_answer_gets_that_entry_as_not_sure(acm
     assert "duties and taxes are included" in text and result.passages[0].title.endswith("Where do you ship?")
     _, switched = reply(acme_bot, "Do you ship to Canada?", "what year was it founded?")
     assert switched.outcome == Outcome.DID_NOT_KNOW
+    # "what about…" says it continues: the entry the conversation is about, though alone it finds another
+    text, result = reply(acme_bot, "how much is shipping", "what about if my order is $30?")
+    assert result.outcome == Outcome.NOT_SURE and "$4.95" in text
 
 
 def test_a_question_for_a_specific_the_passages_do_not_state_gets_i_dont_know(bot):
