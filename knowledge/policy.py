@@ -75,8 +75,8 @@ class Candidate:
     similarity: float = 0.0  # cosine similarity of the embeddings (the best over the queries)
     confidence: float = 0.0  # the similarity through the embedding model's calibration, 0..1
     query: int = 0  # which query found it best (see retrieval_queries)
-    # For a follow-up's own best passage: how confidently the conversation (the message read with the one
-    # before) points at it, where that does not beat the earlier message alone. Only ever "not sure".
+    # For the passage a follow-up's conversation points at: how confidently the message read with the one
+    # before finds it, where that does not beat the earlier message alone. Only ever offered as "not sure".
     context_confidence: float = 0.0
 
     @classmethod
@@ -108,10 +108,10 @@ def decide(candidates: list[Candidate], threshold: float = DEFAULT_THRESHOLD, pa
            margin: float = SECOND_PASSAGE_MARGIN, message: str = "") -> Decision:
     """Answer with the most confident passage if it clears the threshold; add a second one when it
     is nearly as confident, and for a question in several parts (queries from `parts_from` on) each
-    other part's best passage that clears it too. Otherwise do not guess (the closest entry, if within UNSURE_BAND, is
-    offered as such); nor when the customer's `message` asks for a price, a year, a time, a count, a
-    phone number or a person and the passages state none, or names options ("UPS or FedEx?") and they
-    name none."""
+    other part's best passage that clears it too. Otherwise do not guess: the closest entry, if within
+    UNSURE_BAND, or the entry a follow-up's conversation points at, is offered as "not sure". Nor when the
+    customer's `message` asks for a price, a year, a time, a count, a phone number or a person and the
+    passages state none, or names options ("UPS or FedEx?") and they name none."""
     ranked = sorted(candidates, key=lambda c: c.confidence, reverse=True)
     # A message in several parts may ask for a price in one part and be answered by another passage in
     # the other: the check is for single questions.

@@ -135,6 +135,19 @@ def test_a_follow_up_the_entry_before_may_answer_gets_that_entry_as_not_sure(acm
     assert result.outcome == Outcome.NOT_SURE and "$4.95" in text
 
 
+def test_the_entry_the_conversation_points_at_is_kept_among_the_candidates(acme_bot, encoder_engine):
+    """Even when the message alone ranks it below the k passages asked for (here k = 1)."""
+    from knowledge import worker
+    from knowledge.policy import retrieval_queries
+
+    turns = [{"role": "user", "content": "how much is shipping"},
+             {"role": "user", "content": "what about if my order is $30?"}]
+    payload = {"knowledge_base": acme_bot.knowledge.knowledge_base.pk, **retrieval_queries(turns).payload(), "k": 1}
+    [found] = worker.retrieve(payload, encoder_engine)["candidates"]
+    assert found["title"].endswith("How much does shipping cost?") and found["context_confidence"] >= 0.5
+    assert found["confidence"] < 0.5  # the message alone does not find it confidently
+
+
 def test_a_question_for_a_specific_the_passages_do_not_state_gets_i_dont_know(bot):
     configure(bot, threshold=0.0)  # every passage is confident enough: what decides is what it states
     text, result = reply(bot, "What year was Alice Shoes founded?")
