@@ -261,15 +261,17 @@ def retrieve(payload: dict, engine: Any = None) -> dict:
     best, context = _best_per_passage(found["hits"], payload.get("follow_up"), bool(payload.get("continues")))
     passages = index.extra["passages"]
     calibrated = index.extra["calibration"]
-    # A passage only the conversation found (none of the counted queries did) has no similarity of its own.
-    unmatched = (0.0, payload.get("follow_up") or 0)
-    candidates = [{**passages[pk], "similarity": round(score, 4), "query": query_index,
-                   "confidence": round(calibrated.confidence(score), 4) if pk in best else 0.0}
-                  for pk, (score, query_index) in ((pk, best.get(pk, unmatched)) for pk in {*best, *context})
-                  if pk in passages]
-    for candidate in candidates:
-        if candidate["passage_id"] in context:
-            candidate["context_confidence"] = round(calibrated.confidence(context[candidate["passage_id"]]), 4)
+
+    def candidate(pk: int) -> dict:
+        # A passage only the conversation found (none of the counted queries did) has no similarity of its own.
+        score, query_index = best.get(pk, (0.0, payload.get("follow_up") or 0))
+        entry = {**passages[pk], "similarity": round(score, 4), "query": query_index,
+                 "confidence": round(calibrated.confidence(score), 4) if pk in best else 0.0}
+        if pk in context:
+            entry["context_confidence"] = round(calibrated.confidence(context[pk]), 4)
+        return entry
+
+    candidates = [candidate(pk) for pk in {*best, *context} if pk in passages]
     candidates.sort(key=lambda c: c["similarity"], reverse=True)
     # The context's passage is kept among the k whatever its own similarity.
     kept = candidates[:k]
