@@ -17,8 +17,9 @@ from knowledge.models import KnowledgeSource
 from knowledge.sources import answer_title
 from store.api.protocol import Outcome
 
-# The review page lists the questions the bot did not know, most asked first: the business's next answers
-# to write. The latest UNKNOWN_REPLIES_READ such replies of the period are grouped by question.
+# The review page lists the questions the bot did not know, or answered with an entry an agent marked wrong,
+# most asked first: the business's next answers to write. The latest UNKNOWN_REPLIES_READ such replies of
+# the period are grouped by question.
 UNKNOWN_QUESTIONS_SHOWN = 20
 UNKNOWN_REPLIES_READ = 500
 
@@ -78,14 +79,16 @@ def insights(organization: Organization, start: date, end: date) -> dict:
 
 
 def unknown_questions(organization: Organization, low, high) -> list[dict]:
-    """The customer questions the bot answered "I don't know" or "not sure" to between low and high,
-    alike ones (case and spacing aside) together, most asked first: each with how often, when last, its
-    latest conversation, and the knowledge base of the deployment that answered, to write its answer in."""
+    """The customer questions the bot answered "I don't know" or "not sure" to between low and high, or
+    answered with a reply an agent marked wrong (`marked_wrong`), alike ones (case and spacing aside)
+    together, most asked first: each with how often, when last, its latest conversation, and the knowledge
+    base of the deployment that answered, to write its answer in."""
     asked = Message.objects.filter(conversation=OuterRef("conversation"), author=Author.CUSTOMER,
                                    seq__lt=OuterRef("seq")).order_by("-seq").values("text")[:1]
     replies = (Message.objects.filter(conversation__organization=organization, author=Author.BOT,
                                       created_at__range=(low, high))
-               .filter(Q(knowledge__outcome=Outcome.DID_NOT_KNOW) | Q(knowledge__outcome=Outcome.NOT_SURE))
+               .filter(Q(knowledge__outcome=Outcome.DID_NOT_KNOW) | Q(knowledge__outcome=Outcome.NOT_SURE)
+                       | Q(marked_wrong_at__isnull=False))
                .annotate(question=Subquery(asked), reply_outcome=KT("knowledge__outcome"))
                .select_related("conversation__deployment__knowledge__knowledge_base")
                .order_by("-created_at")[:UNKNOWN_REPLIES_READ])
@@ -99,6 +102,7 @@ def unknown_questions(organization: Organization, low, high) -> list[dict]:
             continue
         grouped[key] = {"question": " ".join(reply.question.split()), "key": key, "times": 1,
                         "last_at": reply.created_at, "outcome": reply.reply_outcome,
+                        "marked_wrong": reply.marked_wrong_at is not None,
                         "conversation_id": reply.conversation_id,
                         "knowledge_base": _knowledge_base_of(reply.conversation)}
     ranked = sorted(grouped.values(), key=lambda item: (-item["times"], -item["last_at"].timestamp()))[

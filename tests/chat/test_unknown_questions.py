@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from chat import agents
 from chat.conversations import append_message, current_conversation
 from chat.identity import open_visitor
 from chat.insights import UNKNOWN_QUESTIONS_SHOWN, unknown_questions
@@ -70,7 +71,7 @@ def test_without_a_knowledge_base_the_question_is_listed_without_a_write_link(al
 def test_an_empty_period_says_so(alice, widget):
     _asked(widget, "How much is shipping?", Outcome.QUOTED, "Shipping is free over $50.")
     page = alice.client.get("/console/insights/").content.decode()
-    assert "The bot knew every question it was asked in this period." in page
+    assert "The bot knew every question it was asked in this period, and no reply was marked wrong." in page
 
 
 def test_only_the_period_and_the_most_asked_are_shown(alice, widget):
@@ -104,3 +105,32 @@ def test_a_question_whose_answer_was_written_since_says_so(alice, widget):
     section = page[page.index('id="unknown-questions"'):page.index("Most negative conversations")]
     assert section.count("Answer written") == 1 and section.count('class="write-answer"') == 1
     assert "answer=Do%20you%20do%20repairs%3F" in section
+
+
+def test_a_reply_an_agent_marked_wrong_is_listed_with_a_write_link(alice, bob, widget):
+    """The agent's "mark wrong" brings the question to the review page, so its right answer gets written."""
+    knowledge_base = sources.create_knowledge_base(alice.organization, "Alice help")
+    deployments.configure(widget.deployment, knowledge_base=knowledge_base, policy=AnswerPolicy.QUOTE, threshold=0.6)
+    wrong = _asked(widget, "Do you deliver to PO boxes?", Outcome.QUOTED, "We ship to the United States and Canada.")
+    _asked(widget, "How much is shipping?", Outcome.QUOTED, "Shipping is free over $50.")  # right: not marked
+    _asked(widget, "Do you sell socks?", Outcome.DID_NOT_KNOW)
+    agents.mark_wrong(wrong, bob.user, wrong.messages.get(author=Author.BOT).seq)
+
+    listed = {item["question"]: (item["outcome"], item["marked_wrong"])
+              for item in unknown_questions(alice.organization, *_period())}
+    assert listed == {"Do you deliver to PO boxes?": (Outcome.QUOTED, True),
+                      "Do you sell socks?": (Outcome.DID_NOT_KNOW, False)}
+    page = alice.client.get("/console/insights/").content.decode()
+    section = page[page.index('id="unknown-questions"'):page.index("Most negative conversations")]
+    row = section[section.index("PO boxes"):]
+    row = row[:row.index("</tr>")]
+    assert "Marked wrong by an agent" in row and "answer=Do%20you%20deliver%20to%20PO%20boxes%3F" in row
+    assert "How much is shipping?" not in section
+
+
+def test_a_reply_marked_wrong_in_another_organization_is_never_listed(alice, bob, charlie, widget):
+    wrong = _asked(widget, "Do you deliver to PO boxes?", Outcome.QUOTED, "We ship to the United States and Canada.")
+    agents.mark_wrong(wrong, bob.user, wrong.messages.get(author=Author.BOT).seq)
+    assert [item["question"] for item in unknown_questions(alice.organization, *_period())] == [
+        "Do you deliver to PO boxes?"]
+    assert unknown_questions(charlie.organization, *_period()) == []
