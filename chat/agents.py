@@ -63,20 +63,44 @@ def note(conversation: Conversation, agent, text: str) -> Message:
 
 
 def mark_wrong(conversation: Conversation, agent, seq: int) -> Message:
-    """An agent flags a bot reply as wrong (counted on the review page; the reply stays in the transcript)."""
+    """An agent flags a bot reply as wrong: counted and listed on the review page (the reply stays in the
+    transcript), and the entries it quoted no longer answer that question (knowledge/feedback.py)."""
     message = conversation.messages.filter(seq=seq, author=Author.BOT).first()
     if message is None:
         raise ValidationError("Only a bot reply can be marked wrong.")
     if message.marked_wrong_at is None:
-        Message.objects.filter(pk=message.pk).update(marked_wrong_at=timezone.now(), marked_wrong_by=agent)
+        with transaction.atomic():
+            Message.objects.filter(pk=message.pk).update(marked_wrong_at=timezone.now(), marked_wrong_by=agent)
+            _remember_wrong_answer(conversation, message, agent)
         message.refresh_from_db()
     return message
+
+
+def _remember_wrong_answer(conversation: Conversation, reply_: Message, agent) -> None:
+    from knowledge.feedback import record_wrong_answer
+
+    passages = (reply_.knowledge or {}).get("passages") or []
+    knowledge_base = _knowledge_base_of(conversation)
+    if not passages or knowledge_base is None:
+        return
+    asked = list(conversation.messages.filter(seq__lt=reply_.seq, author=Author.CUSTOMER)
+                 .order_by("-seq").values_list("text", flat=True)[:2])
+    if asked:
+        record_wrong_answer(knowledge_base, asked[::-1], passages, marked_by=agent)
+
+
+def _knowledge_base_of(conversation: Conversation):
+    """The knowledge base the conversation's bot answers from, if any."""
+    from knowledge.models import DeploymentKnowledge
+
+    attached = DeploymentKnowledge.objects.filter(deployment_id=conversation.widget.deployment_id,
+                                                  knowledge_base__isnull=False).select_related("knowledge_base").first()
+    return attached.knowledge_base if attached is not None else None
 
 
 def save_as_answer(conversation: Conversation, agent, seq: int):
     """An agent's reply becomes a knowledge entry: the customer's question before it, and the reply as
     its answer, in the knowledge base the conversation's bot answers from — the next customer gets it."""
-    from knowledge.models import DeploymentKnowledge
     from knowledge.sources import save_answer
 
     reply_ = conversation.messages.filter(seq=seq, author=Author.AGENT, internal=False).first()
@@ -85,9 +109,8 @@ def save_as_answer(conversation: Conversation, agent, seq: int):
     question = conversation.messages.filter(seq__lt=seq, author=Author.CUSTOMER).order_by("-seq").first()
     if question is None:
         raise ValidationError("There is no customer question before that reply.")
-    attached = DeploymentKnowledge.objects.filter(deployment_id=conversation.widget.deployment_id,
-                                                  knowledge_base__isnull=False).select_related("knowledge_base").first()
-    if attached is None or attached.knowledge_base is None:
+    knowledge_base = _knowledge_base_of(conversation)
+    if knowledge_base is None:
         raise ValidationError("The bot of this conversation has no knowledge base to save the answer in.")
-    return save_answer(attached.knowledge_base, question.text, reply_.text, user=agent,
+    return save_answer(knowledge_base, question.text, reply_.text, user=agent,
                        title=f"Saved from conversation #{conversation.pk}: {question.text[:120]}")

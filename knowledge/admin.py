@@ -4,8 +4,8 @@ and validated); here admins review, rename, relink and remove them, and set depl
 from django.contrib import admin
 
 from accounts.admin_scoping import OrganizationScopedAdmin, OrganizationScopedInline
-from knowledge import deployments, sources
-from knowledge.models import DeploymentKnowledge, KnowledgeBase, KnowledgeSource, Passage, SourceVersion
+from knowledge import deployments, feedback, sources
+from knowledge.models import DeploymentKnowledge, KnowledgeBase, KnowledgeSource, Passage, SourceVersion, WrongAnswer
 
 
 class SourceInline(OrganizationScopedInline):
@@ -81,3 +81,25 @@ class DeploymentKnowledgeAdmin(OrganizationScopedAdmin):
         # Through the one action that validates and records a deployment revision.
         deployments.configure(obj.deployment, knowledge_base=obj.knowledge_base, policy=obj.policy,
                               threshold=obj.threshold, when_unsure=obj.when_unsure, user=request.user)
+
+
+@admin.register(WrongAnswer)
+class WrongAnswerAdmin(OrganizationScopedAdmin):
+    """Agents' "mark wrong" (knowledge/feedback.py). Deleting one lets its entries answer the question again."""
+
+    list_display = ["question", "knowledge_base", "marked_by", "created_at"]
+    search_fields = ["question"]
+    readonly_fields = ["knowledge_base", "question", "entries", "marked_by", "created_at"]
+
+    def has_add_permission(self, request):
+        return False  # made by "Mark wrong" in the console
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def delete_model(self, request, obj):
+        feedback.forget_wrong_answer(obj)
+
+    def delete_queryset(self, request, queryset):
+        for mark in queryset:
+            feedback.forget_wrong_answer(mark)

@@ -81,7 +81,8 @@ async def ask(request: HttpRequest, slug: str) -> HttpResponse:
             decision = decide(candidates, DEFAULT_THRESHOLD, lookup.parts_from, message=question)
             text, outcome = quoted_reply(decision, handoff=True)
             result = ReplyResult(text, outcome, confidence=decision.confidence, passages=decision.shown,
-                                 unstated=decision.unstated, searched=found.corrected(lookup))
+                                 unstated=decision.unstated, searched=found.corrected(lookup),
+                                 marked_wrong=found.marked_wrong)
     except (InferenceError, InferenceUnavailable) as error:
         context["error"] = inference_error(error).message
         return render(request, "knowledge/partials/ask_result.html", context, status=503)

@@ -16,6 +16,7 @@ class Retrieved:
     candidates: list[Candidate]  # most similar first
     prompt_tokens: int = 0  # the tokens the worker embedded for the queries
     searched: list[str] = field(default_factory=list)  # the queries as the worker searched them (spelling.py)
+    marked_wrong: list[str] = field(default_factory=list)  # entries set aside: marked wrong for this question
 
     def corrected(self, lookup: Lookup) -> str:
         """The customer's message as it was searched, where the spelling correction changed it."""
@@ -31,4 +32,5 @@ async def retrieve(knowledge_base_id: int, lookup: Lookup, k: int = CANDIDATES, 
     result = await call_worker(RETRIEVE_TASK, {"request_id": new_request_id(), "knowledge_base": knowledge_base_id,
                                                "index": index_key, **lookup.payload(), "k": k})
     return Retrieved([Candidate.from_dict(item) for item in result["candidates"]], int(result.get("prompt_tokens", 0)),
-                     [str(query) for query in result.get("searched") or []])
+                     [str(query) for query in result.get("searched") or []],
+                     [str(title) for title in result.get("marked_wrong") or []])

@@ -230,3 +230,24 @@ class DeploymentKnowledge(models.Model):
     @property
     def active(self) -> bool:
         return self.knowledge_base_id is not None and self.policy != AnswerPolicy.OFF
+
+
+class WrongAnswer(models.Model):
+    """Entries an agent marked wrong as the answer to a customer's question: the bot no longer answers
+    that question, or one worded nearly the same, with them (knowledge/feedback.py, knowledge/worker.py)."""
+
+    organization_path = "knowledge_base__organization"
+
+    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="wrong_answers")
+    question = models.TextField(help_text="As it was looked up (a follow-up with the question before it)")
+    # [[source id, passage title], ...]: an entry keeps its source and title across the source's versions.
+    entries = models.JSONField(default=list)
+    marked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.question[:80]

@@ -119,6 +119,7 @@ class ReplyResult:
     unstated: str = ""  # did not know because the passages found state no such specific ("price")
     searched: str = ""  # the customer's message as retrieval searched it, where the spelling was corrected
     related: list[Candidate] = field(default_factory=list)  # other entries offered under the answer
+    marked_wrong: list[str] = field(default_factory=list)  # entries set aside: an agent marked them wrong for it
 
     @property
     def citations(self) -> list[dict]:
@@ -221,7 +222,8 @@ async def _from_knowledge(served: Served, turns: list[dict], sampling: Sampling,
                                                     handoff=settings.handoff and not decision.answer,
                                                     passages=decision.shown, candidates=candidates,
                                                     retrieval_ms=retrieval_ms, unstated=decision.unstated,
-                                                    searched=searched, related=decision.related))
+                                                    searched=searched, related=decision.related,
+                                                    marked_wrong=found.marked_wrong))
         return
     quote = quote_text(decision.passages)
     async for event in _grounded(served, turns, sampling, decision.passages, quote, query_tokens,
@@ -229,6 +231,7 @@ async def _from_knowledge(served: Served, turns: list[dict], sampling: Sampling,
         if event.result is not None:
             event.result.candidates, event.result.retrieval_ms = candidates, retrieval_ms
             event.result.searched, event.result.related = searched, decision.related
+            event.result.marked_wrong = found.marked_wrong
         yield event
 
 

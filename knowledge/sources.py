@@ -328,7 +328,7 @@ def go_live(version_id: int) -> bool:
                                                        embedded_count=version.passage_count)
     source.live_version_id = version.pk
     source.save(update_fields=["live_version", "updated_at"])
-    _new_revision(source.knowledge_base_id)
+    new_revision(source.knowledge_base_id)
     return True
 
 
@@ -338,17 +338,17 @@ def delete_source(source: KnowledgeSource) -> None:
     live = KnowledgeSource.objects.filter(pk=source.pk, live_version__isnull=False).exists()
     source.delete()
     if live:
-        _new_revision(knowledge_base_id)
+        new_revision(knowledge_base_id)
     else:
         announce(knowledge_base_id)
 
 
 def relinked(source: KnowledgeSource) -> None:
     """A source's link changed (admin): its passages cite it, and workers hold passages with the index."""
-    _new_revision(source.knowledge_base_id)
+    new_revision(source.knowledge_base_id)
 
 
-def _new_revision(knowledge_base_id: int) -> None:
+def new_revision(knowledge_base_id: int) -> None:
     """What retrieval hands out changed (live passages, or a link they cite): workers holding the old
     index and passages see a new KnowledgeBase.index_key and rebuild; the pages refetch."""
     KnowledgeBase.objects.filter(pk=knowledge_base_id).update(revision=F("revision") + 1)

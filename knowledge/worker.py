@@ -7,6 +7,7 @@
   model cache (same byte budget, same LRU as the models), keyed by the knowledge base's revision;
   a customer turn's queries are embedded together and searched exactly, and each candidate's
   similarity becomes a confidence through the embedding model's calibration (calibration.py).
+  Entries an agent marked wrong for a question worded nearly the same are set aside (feedback.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from django.db import close_old_connections
 
-from knowledge import calibration, sources
+from knowledge import calibration, feedback, sources
 from knowledge.calibration import Calibration
 from knowledge.chunking import vector_texts
 from knowledge.models import KnowledgeBase, Passage, PassageVector, SourceVersion, VersionStatus
@@ -207,7 +208,7 @@ def speller(knowledge_base: KnowledgeBase, passages: dict[int, dict]) -> Speller
     return Speller(vocabulary(texts), tokenizer_words(folder) if folder is not None else frozenset())
 
 
-def build_index(knowledge_base: KnowledgeBase):
+def build_index(knowledge_base: KnowledgeBase, engine: Any = None):
     """The knowledge base's live passages' vectors by its current model, as one matrix; a passage has
     several rows (itself and its sentences), each row's id is its passage's. The passages themselves
     (what a candidate carries) are held with it: a customer's turn reads nothing from the database
@@ -221,12 +222,42 @@ def build_index(knowledge_base: KnowledgeBase):
     dim = len(vectors[0]) // 4 if vectors else 1
     passages = _live_passages(knowledge_base)
     spelling = speller(knowledge_base, passages)
+    marks = _held_marks(knowledge_base, spelling, engine or _engine())
     return VectorIndex.from_rows(knowledge_base.index_key, f"kb{knowledge_base.pk}", [pk for pk, _ in rows],
                                  vectors, dim, extra={"calibration": model_calibration(knowledge_base),
                                                       "embedding_key": knowledge_base.embedding_key,
                                                       "revision": knowledge_base.revision, "passages": passages,
-                                                      "speller": spelling},
-                                 extra_bytes=sum(map(_held_bytes, passages.values())) + spelling.held_bytes())
+                                                      "speller": spelling, "wrong_answers": marks},
+                                 extra_bytes=sum(map(_held_bytes, passages.values())) + spelling.held_bytes()
+                                 + (marks[0].numel() * 4 + sum(map(sys.getsizeof, marks[1])) if marks else 0))
+
+
+def _held_marks(knowledge_base: KnowledgeBase, spelling: Speller, engine: Any):
+    """The questions agents marked answered wrong (feedback.py), embedded as customers' questions are
+    (spelt as the knowledge base spells them), with their wrong entries; None when there are none."""
+    import torch
+
+    marks = feedback.marks_to_hold(knowledge_base)
+    if not marks:
+        return None
+    answer = _Answer()
+    engine.submit_embedding(EmbeddingRequest(_request_id("marks"), knowledge_base.embedding_key,
+                                             [spelling.corrected(question) for question, _ in marks]), answer)
+    result = answer.wait()
+    dim = int(result["dim"])
+    vectors = torch.frombuffer(bytearray(result["vectors"]), dtype=torch.float32).reshape(-1, dim)
+    return vectors, [entries for _, entries in marks]
+
+
+def _marked_wrong(query_vectors, follow_up: int | None, marks) -> frozenset[tuple[int, str]]:
+    """The entries (source id, title) agents marked wrong for a question worded nearly as this turn's
+    message, or as its follow-up joined with the question before."""
+    if marks is None or query_vectors is None or not len(query_vectors):
+        return frozenset()
+    vectors, entries = marks
+    looked_up = [0] + ([follow_up] if isinstance(follow_up, int) and 0 < follow_up < len(query_vectors) else [])
+    near = ((query_vectors[looked_up] @ vectors.T) >= feedback.WRONG_ANSWER_SIMILARITY).any(dim=0)
+    return frozenset().union(*(entries[i] for i in near.nonzero().flatten().tolist()))
 
 
 def _live_passages(knowledge_base: KnowledgeBase) -> dict[int, dict]:
@@ -260,6 +291,13 @@ def retrieve(payload: dict, engine: Any = None) -> dict:
     found = answer.wait()
     best, context = _best_per_passage(found["hits"], payload.get("follow_up"), bool(payload.get("continues")))
     passages = index.extra["passages"]
+    # Entries an agent marked wrong for this very question (reworded) are set aside: never its answer.
+    wrong = _marked_wrong(found.get("query_vectors"), payload.get("follow_up"), index.extra.get("wrong_answers"))
+    set_aside = [pk for pk in {*best, *context} if pk in passages
+                 and (passages[pk]["source_id"], passages[pk]["title"]) in wrong]
+    for pk in set_aside:
+        best.pop(pk, None)
+        context.pop(pk, None)
     calibrated = index.extra["calibration"]
 
     def candidate(pk: int) -> dict:
@@ -279,7 +317,8 @@ def retrieve(payload: dict, engine: Any = None) -> dict:
     if pointed_at:
         kept = kept[:-1] + pointed_at[:1]
     return {"candidates": kept, "revision": index.extra["revision"], "prompt_tokens": found["prompt_tokens"],
-            "calibration": calibrated.to_dict(), "searched": queries}
+            "calibration": calibrated.to_dict(), "searched": queries,
+            "marked_wrong": sorted(passages[pk]["title"] for pk in set_aside)}
 
 
 def _index_for(payload: dict, engine: Any):
@@ -293,7 +332,7 @@ def _index_for(payload: dict, engine: Any):
         pk=payload["knowledge_base"]).first()
     if knowledge_base is None:
         raise EngineError("model_not_found", "the knowledge base no longer exists")
-    return engine.held_index(knowledge_base.index_key) or build_index(knowledge_base)
+    return engine.held_index(knowledge_base.index_key) or build_index(knowledge_base, engine)
 
 
 def _best_per_passage(hits: list[list[tuple[int, float]]], follow_up: int | None,

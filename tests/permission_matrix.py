@@ -241,6 +241,7 @@ ADMIN: dict[str, Expect] = {
     **_admin("knowledge_knowledgesource", add=False),
     **_admin("knowledge_passage", add=False),
     **_admin("knowledge_deploymentknowledge"),
+    **_admin("knowledge_wronganswer", add=False),  # made by "Mark wrong" in the console
     **_admin("market_listing", add=False),  # published from a tuned model's version (market:publish)
     **_admin("market_listingversion", add=False),
     **_admin("market_installation", add=False),

@@ -80,6 +80,7 @@ def build_world(with_knowledge_source: bool = True) -> World:
     from finetune.models import JobCheckpoint
     from knowledge import deployments as knowledge_settings
     from knowledge import sources
+    from knowledge.models import WrongAnswer
     from store import deploy
     from store.api_keys import create_api_key
     from store.catalog import sync_catalog
@@ -131,6 +132,8 @@ def build_world(with_knowledge_source: bool = True) -> World:
     knowledge_base = sources.create_knowledge_base(organization, f"{MARKER} help centre")
     source = sources.add_text(knowledge_base, "FAQ", FAQ, user=alice) if with_knowledge_source else None
     knowledge_settings.configure(helper, knowledge_base=knowledge_base, policy="grounded", threshold=0.5, user=alice)
+    WrongAnswer.objects.create(knowledge_base=knowledge_base, question=f"{MARKER}: do you resole boots?",
+                               entries=[[0, "FAQ"]], marked_by=alice)
     widget = create_widget(organization, bot, sentiment, [ALICE_ORIGIN], title=f"{MARKER} help")
     visitor = open_visitor(widget)
     conversation = current_conversation(visitor, create=True)

@@ -89,7 +89,8 @@ class SearchSink:
             hits = nearest(index, queries, self.k)
             self.counters.add("searches")
             answer = {"hits": [[(index.ids[row], score) for row, score in row_hits] for row_hits in hits],
-                      "index_key": index.key, "prompt_tokens": result.get("prompt_tokens", 0)}
+                      "index_key": index.key, "prompt_tokens": result.get("prompt_tokens", 0),
+                      "query_vectors": queries}
         finally:
             self._let_go()
         self.sink.on_done(answer)
