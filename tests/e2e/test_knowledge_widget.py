@@ -111,3 +111,39 @@ def test_a_related_entry_under_an_answer_is_asked_with_one_tap(context, knowledg
     # The typed message went out after the tap over the same socket: had the tap sent, it would be here first.
     expect(customer_messages.last).to_have_text("thanks, I'll wait", timeout=30_000)
     expect(customer_messages).to_have_count(sent_before + 1)
+
+
+def test_an_answer_an_agent_marks_wrong_is_not_given_again(context, knowledge_shop, host_site, live):
+    """The agent's "Mark wrong" in the console keeps the quoted entries from answering that question again:
+    the next customer who asks it is not given them (knowledge/feedback.py)."""
+    # Every entry is confident enough at 0: what keeps a marked entry out is the mark, not the threshold.
+    deployments.configure(knowledge_shop.deployment, knowledge_base=knowledge_shop.deployment.knowledge.knowledge_base,
+                          policy=AnswerPolicy.QUOTE, threshold=0.0)
+
+    def headings_of_the_answer_to(question: str) -> list[str]:
+        page = context.browser.new_context().new_page()  # a new visitor each time
+        page.goto(host_site.origin)
+        panel = open_widget(page, knowledge_shop)
+        ask(panel, question)
+        headings = panel.locator(".gs-item-bot").last.locator(".gs-msg[data-seq] strong.quote-heading")
+        expect(headings.first).to_be_visible(timeout=60_000)
+        return headings.all_text_contents()
+
+    wrong = headings_of_the_answer_to("Do you sell socks?")
+    from accounts.models import Membership, Role
+    agent_user = live_user("kim@cited-shoes.example", "agent-passphrase-123", "Kim Agent")
+    Membership.objects.create(user=agent_user, organization=knowledge_shop.organization, role=Role.AGENT)
+    agent = context.browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    agent.goto(live.url + "/accounts/login/")
+    agent.fill("#id_username", "kim@cited-shoes.example")
+    agent.fill("#id_password", "agent-passphrase-123")
+    agent.click("button[type=submit]")
+    agent.goto(live.url + "/console/")
+    agent.locator("#conversation-table tbody tr").first.locator("a").click()
+    mark = agent.locator("#transcript button[data-action=mark-wrong]")
+    expect(mark).to_have_count(1)
+    mark.click()
+    expect(mark).to_have_count(0)  # marked: the console no longer offers it
+
+    again = headings_of_the_answer_to("do you sell socks?")
+    assert again and not set(again) & set(wrong)
