@@ -222,7 +222,7 @@ def build_index(knowledge_base: KnowledgeBase, engine: Any = None):
     dim = len(vectors[0]) // 4 if vectors else 1
     passages = _live_passages(knowledge_base)
     spelling = speller(knowledge_base, passages)
-    marks = _held_marks(knowledge_base, spelling, engine or _engine())
+    marks = _held_marks(knowledge_base, spelling, engine)
     return VectorIndex.from_rows(knowledge_base.index_key, f"kb{knowledge_base.pk}", [pk for pk, _ in rows],
                                  vectors, dim, extra={"calibration": model_calibration(knowledge_base),
                                                       "embedding_key": knowledge_base.embedding_key,
@@ -241,7 +241,7 @@ def _held_marks(knowledge_base: KnowledgeBase, spelling: Speller, engine: Any):
     if not marks:
         return None
     answer = _Answer()
-    engine.submit_embedding(EmbeddingRequest(_request_id("marks"), knowledge_base.embedding_key,
+    (engine or _engine()).submit_embedding(EmbeddingRequest(_request_id("marks"), knowledge_base.embedding_key,
                                              [spelling.corrected(question) for question, _ in marks]), answer)
     result = answer.wait()
     dim = int(result["dim"])
