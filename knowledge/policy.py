@@ -247,8 +247,14 @@ def choice_options(message: str) -> tuple[str, ...]:
     return found.groups()
 
 
+# A currency asked for by its code ("CAD or USD?") is named by a passage that spells it out ("in US dollars").
+_CURRENCY_NAMES = {"usd": r"u\.?s\.? dollars?", "cad": r"canadian dollars?", "eur": r"euros?",
+                   "gbp": r"pounds? sterling", "aud": r"australian dollars?", "nzd": r"new zealand dollars?"}
+
+
 def names_one_of(options: tuple[str, ...], text: str) -> bool:
-    return any(re.search(rf"\b{re.escape(option)}", text, re.I) for option in options)
+    return any(re.search(rf"\b(?:{re.escape(option)}|{_CURRENCY_NAMES.get(option.lower(), '(?!)')})", text, re.I)
+               for option in options)
 
 
 def heading_of(title: str) -> str:

@@ -150,6 +150,14 @@ def test_a_choice_is_answered_only_by_a_passage_that_names_an_option():
     assert decision.answer and [p.passage_id for p in decision.passages] == [1, 2]
 
 
+def test_a_currency_asked_for_by_its_code_is_named_by_its_name():
+    prices = candidate(1, 0.9, "Visa, Mastercard and PayPal. Prices are in US dollars.")
+    assert decide([prices], 0.5, message="Are prices in CAD or USD?").answer
+    assert decide([prices], 0.5, message="do you charge in usd or euros?").answer
+    decision = decide([prices], 0.5, message="Are prices in CAD or EUR?")  # it names neither
+    assert not decision.answer and decision.unstated == "choice"
+
+
 def test_a_question_in_several_parts_is_not_checked_as_a_whole():
     # "How much is express, and do you ship to Canada?": the Canada passage answers one part.
     found = [candidate(1, 0.9, "We ship to the US and Canada.", query=2)]
