@@ -29,6 +29,21 @@ def knowledge_shop(live, host_site, catalog, tiny_chat_base):
     return widget
 
 
+def open_latest_conversation_as_agent(context, live, organization):
+    """A support agent of `organization` signs in and opens the console's first conversation: their page."""
+    from accounts.models import Membership, Role
+    agent_user = live_user("kim@cited-shoes.example", "agent-passphrase-123", "Kim Agent")
+    Membership.objects.create(user=agent_user, organization=organization, role=Role.AGENT)
+    agent = context.browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    agent.goto(live.url + "/accounts/login/")
+    agent.fill("#id_username", "kim@cited-shoes.example")
+    agent.fill("#id_password", "agent-passphrase-123")
+    agent.click("button[type=submit]")
+    agent.goto(live.url + "/console/")
+    agent.locator("#conversation-table tbody tr").first.locator("a").click()
+    return agent
+
+
 def ask(panel, text: str) -> None:
     panel.locator("#gs-input").click()
     panel.locator("#gs-input").fill(text)
@@ -68,16 +83,7 @@ def test_the_answer_shows_its_source_and_an_unknown_question_gets_a_person(conte
 
     # The agent reading the conversation sees the quoted answer as the customer did: its heading in bold,
     # the reply's text unchanged, its sources listed under it.
-    from accounts.models import Membership, Role
-    agent_user = live_user("kim@cited-shoes.example", "agent-passphrase-123", "Kim Agent")
-    Membership.objects.create(user=agent_user, organization=knowledge_shop.organization, role=Role.AGENT)
-    agent = context.browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-    agent.goto(live.url + "/accounts/login/")
-    agent.fill("#id_username", "kim@cited-shoes.example")
-    agent.fill("#id_password", "agent-passphrase-123")
-    agent.click("button[type=submit]")
-    agent.goto(live.url + "/console/")
-    agent.locator("#conversation-table tbody tr").first.locator("a").click()
+    agent = open_latest_conversation_as_agent(context, live, knowledge_shop.organization)
     quoted = agent.locator("#transcript .tmsg-bot", has=agent.locator(".tpassages li")).first
     expect(quoted.locator(".ttext strong.quote-heading").first).to_have_text("How much does shipping cost?")
     assert quoted.locator(".ttext").text_content().startswith("How much does shipping cost?\nStandard")
@@ -130,16 +136,7 @@ def test_an_answer_an_agent_marks_wrong_is_not_given_again(context, knowledge_sh
         return headings.all_text_contents()
 
     wrong = headings_of_the_answer_to("Do you sell socks?")
-    from accounts.models import Membership, Role
-    agent_user = live_user("kim@cited-shoes.example", "agent-passphrase-123", "Kim Agent")
-    Membership.objects.create(user=agent_user, organization=knowledge_shop.organization, role=Role.AGENT)
-    agent = context.browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-    agent.goto(live.url + "/accounts/login/")
-    agent.fill("#id_username", "kim@cited-shoes.example")
-    agent.fill("#id_password", "agent-passphrase-123")
-    agent.click("button[type=submit]")
-    agent.goto(live.url + "/console/")
-    agent.locator("#conversation-table tbody tr").first.locator("a").click()
+    agent = open_latest_conversation_as_agent(context, live, knowledge_shop.organization)
     mark = agent.locator("#transcript button[data-action=mark-wrong]")
     expect(mark).to_have_count(1)
     mark.click()
