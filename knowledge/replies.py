@@ -137,7 +137,8 @@ class ReplyResult:
 
     def record(self) -> dict:
         """Stored with a bot message: the console shows the passages used and the confidence."""
-        return {**self.grounding(), "passages": [{**p.citation(), "text": p.text[:2000]} for p in self.passages]}
+        return {**self.grounding(), "passages": [{**p.citation(), "text": p.text[:2000]} for p in self.passages],
+                **({"marked_wrong": self.marked_wrong} if self.marked_wrong else {})}
 
 
 @dataclass

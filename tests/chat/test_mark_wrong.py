@@ -96,3 +96,12 @@ def test_an_admin_undoes_a_mark_in_the_admin_and_the_workers_rebuild(alice, bob,
     assert not WrongAnswer.objects.exists()
     knowledge_base.refresh_from_db()
     assert knowledge_base.revision == revision + 1
+
+
+def test_the_console_says_which_entries_a_reply_set_aside(bob, widget, knowledge_base):
+    conversation = _conversation(widget, ("which running shoes are best for flat feet", Outcome.DID_NOT_KNOW, []))
+    conversation.messages.filter(author=Author.BOT).update(
+        knowledge={"outcome": Outcome.DID_NOT_KNOW, "passages": [], "marked_wrong": [SIZING["title"]]})
+    page = bob.client.get(f"/console/{conversation.pk}/").content.decode()
+    note = page.split('class="muted tmarked-wrong">')[1].split("</p>")[0]
+    assert "marked wrong by an agent" in note and "Do your shoes run true to size?" in note

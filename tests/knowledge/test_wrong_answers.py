@@ -34,8 +34,9 @@ def test_an_entry_marked_wrong_no_longer_answers_that_question(acme_bot, alice):
     _, again = reply(acme_bot, "which running shoes are best for flat feet")  # the same question, reworded
     assert SIZING not in titles(again) + [p.title.split(" › ")[-1] for p in again.related]
     assert again.outcome in (Outcome.DID_NOT_KNOW, Outcome.NOT_SURE) and again.handoff
+    assert [title.split(" › ")[-1] for title in again.record()["marked_wrong"]] == [SIZING]  # kept for the console
     _, other = reply(acme_bot, "should i size up for running shoes")  # a question that entry does answer
-    assert other.outcome == Outcome.QUOTED and titles(other)[0] == SIZING
+    assert other.outcome == Outcome.QUOTED and titles(other)[0] == SIZING and "marked_wrong" not in other.record()
 
     feedback.forget_wrong_answer(mark)  # undone (admin): the entry may answer it again
     _, restored = reply(acme_bot, "which running shoes are best for flat feet")
