@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from chat.conversations import append_message, set_status
+from chat.conversations import append_message, knowledge_base_of, set_status
 from chat.models import Author, Conversation, ConversationStatus, Message
 
 MAX_AGENT_MESSAGE = 4000
@@ -80,22 +80,13 @@ def _remember_wrong_answer(conversation: Conversation, reply_: Message, agent) -
     from knowledge.feedback import record_wrong_answer
 
     passages = (reply_.knowledge or {}).get("passages") or []
-    knowledge_base = _knowledge_base_of(conversation)
+    knowledge_base = knowledge_base_of(conversation)
     if not passages or knowledge_base is None:
         return
     asked = list(conversation.messages.filter(seq__lt=reply_.seq, author=Author.CUSTOMER)
                  .order_by("-seq").values_list("text", flat=True)[:2])
     if asked:
         record_wrong_answer(knowledge_base, asked[::-1], passages, marked_by=agent)
-
-
-def _knowledge_base_of(conversation: Conversation):
-    """The knowledge base the conversation's bot answers from, if any."""
-    from knowledge.models import DeploymentKnowledge
-
-    attached = DeploymentKnowledge.objects.filter(deployment_id=conversation.widget.deployment_id,
-                                                  knowledge_base__isnull=False).select_related("knowledge_base").first()
-    return attached.knowledge_base if attached is not None else None
 
 
 def save_as_answer(conversation: Conversation, agent, seq: int):
@@ -109,7 +100,7 @@ def save_as_answer(conversation: Conversation, agent, seq: int):
     question = conversation.messages.filter(seq__lt=seq, author=Author.CUSTOMER).order_by("-seq").first()
     if question is None:
         raise ValidationError("There is no customer question before that reply.")
-    knowledge_base = _knowledge_base_of(conversation)
+    knowledge_base = knowledge_base_of(conversation)
     if knowledge_base is None:
         raise ValidationError("The bot of this conversation has no knowledge base to save the answer in.")
     return save_answer(knowledge_base, question.text, reply_.text, user=agent,

@@ -97,6 +97,14 @@ def current_conversation(visitor: Visitor, create: bool = False) -> Conversation
     return conversation
 
 
+def knowledge_base_of(conversation: Conversation):
+    """The knowledge base the deployment answering the conversation answers from now, if any (one query
+    at most; none when the caller selected `deployment__knowledge__knowledge_base`)."""
+    deployment = conversation.deployment
+    attached = getattr(deployment, "knowledge", None) if deployment is not None else None
+    return attached.knowledge_base if attached is not None else None
+
+
 def _take_seq(conversation_id: int, now, customer_text: str | None, public: bool) -> tuple[int, int | None]:
     """The conversation's next sequence number, and its next public one for a message the customer
     sees; also stamps its last-message fields (and, for a customer message, the unread count and

@@ -10,6 +10,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import TruncDate
 
 from accounts.models import Organization
+from chat.conversations import knowledge_base_of
 from chat.handoff import BOT_DID_NOT_KNOW
 from chat.models import Author, Conversation, Message
 from chat.records import day_bounds
@@ -104,7 +105,7 @@ def unknown_questions(organization: Organization, low, high) -> list[dict]:
                         "last_at": reply.created_at, "outcome": reply.reply_outcome,
                         "marked_wrong": reply.marked_wrong_at is not None,
                         "conversation_id": reply.conversation_id,
-                        "knowledge_base": _knowledge_base_of(reply.conversation)}
+                        "knowledge_base": knowledge_base_of(reply.conversation)}
     ranked = sorted(grouped.values(), key=lambda item: (-item["times"], -item["last_at"].timestamp()))[
         :UNKNOWN_QUESTIONS_SHOWN]
     # A question whose answer was written since (a source titled with it: sources.answer_title) says so
@@ -118,9 +119,3 @@ def unknown_questions(organization: Organization, low, high) -> list[dict]:
         item["answer_written"] = knowledge_base is not None and (knowledge_base.pk, item["key"]) in written
     return ranked
 
-
-def _knowledge_base_of(conversation: Conversation):
-    """The knowledge base the conversation's deployment answers from now, if any."""
-    deployment = conversation.deployment
-    attached = getattr(deployment, "knowledge", None) if deployment is not None else None
-    return attached.knowledge_base if attached is not None else None
